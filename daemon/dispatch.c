@@ -1,0 +1,194 @@
+/*
+ * The action table.  Families register here; dispatch, `describe`, argument
+ * validation and proto/actions.json all read the same entries.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "action.h"
+#include "config.h"
+#include "kiln/error.h"
+#include "log.h"
+#include "schema.h"
+#include "server.h"
+
+/* Every action family, in describe order. */
+static const struct action_family *const families[] = {
+	&family_core,
+};
+
+#define NFAMILIES (sizeof(families) / sizeof(families[0]))
+
+struct entry {
+	const struct action *action;
+	json_t *args_schema; /* parsed once at init */
+	json_t *data_schema;
+};
+
+static struct {
+	struct entry *entries; /* sorted by name */
+	size_t count;
+} dispatch_state;
+
+static int cmp_entry(const void *a, const void *b)
+{
+	return strcmp(((const struct entry *)a)->action->name, ((const struct entry *)b)->action->name);
+}
+
+static json_t *parse_schema(const struct action *a, const char *text, const char *which)
+{
+	json_error_t jerr;
+	json_t *s;
+	char err[256];
+
+	s = json_loads(text ? text : "{\"type\":\"object\"}", 0, &jerr);
+	if (!s)
+		fatal("action %s: %s schema is not JSON: %s", a->name, which, jerr.text);
+	if (schema_check(s, err, sizeof(err)))
+		fatal("action %s: %s schema: %s", a->name, which, err);
+	return s;
+}
+
+static void build_index(void)
+{
+	size_t n = 0, k = 0;
+
+	for (size_t f = 0; f < NFAMILIES; f++)
+		n += families[f]->count;
+	dispatch_state.entries = calloc(n, sizeof(struct entry));
+	if (!dispatch_state.entries)
+		fatal("out of memory");
+	for (size_t f = 0; f < NFAMILIES; f++) {
+		for (size_t i = 0; i < families[f]->count; i++) {
+			const struct action *a = &families[f]->actions[i];
+			struct entry *e = &dispatch_state.entries[k++];
+			e->action = a;
+			e->args_schema = parse_schema(a, a->args_schema, "args");
+			e->data_schema = parse_schema(a, a->data_schema, "data");
+		}
+	}
+	dispatch_state.count = n;
+	qsort(dispatch_state.entries, n, sizeof(struct entry), cmp_entry);
+	for (size_t i = 1; i < n; i++)
+		if (strcmp(dispatch_state.entries[i].action->name, dispatch_state.entries[i - 1].action->name) == 0)
+			fatal("action %s is defined twice", dispatch_state.entries[i].action->name);
+}
+
+static const struct entry *find_entry(const char *name)
+{
+	struct action key = { .name = name };
+	struct entry probe = { .action = &key };
+
+	if (!dispatch_state.entries)
+		return NULL;
+	return bsearch(&probe, dispatch_state.entries, dispatch_state.count, sizeof(struct entry), cmp_entry);
+}
+
+const struct action *dispatch_find(const char *name)
+{
+	const struct entry *e = find_entry(name);
+	return e ? e->action : NULL;
+}
+
+int dispatch_validate(const struct action *a, json_t *args, json_t **detail, char *msg, size_t msglen)
+{
+	const struct entry *e = find_entry(a->name);
+	char *path = NULL;
+
+	if (!e || schema_validate(e->args_schema, args, "args", &path, msg, msglen) == 0)
+		return 0;
+	*detail = json_pack("{s:s}", "path", path ? path : "args");
+	free(path);
+	return -KILN_E_INVALID_ARGS;
+}
+
+int dispatch_prepare(struct job *job, json_t **detail, char *msg, size_t msglen)
+{
+	const struct entry *e = find_entry(job->req.action);
+
+	if (!e) {
+		snprintf(msg, msglen, "unknown action \"%.100s\" (see the describe action)", job->req.action);
+		*detail = json_pack("{s:s}", "action", job->req.action);
+		return -KILN_E_UNKNOWN_ACTION;
+	}
+	job->action = e->action;
+	if (!(e->action->flags & ACTION_HOSTS) && json_array_size(job->req.host_list) > 0) {
+		snprintf(msg, msglen, "host_list: %s is a local action and takes no hosts", e->action->name);
+		*detail = json_pack("{s:s}", "key", "host_list");
+		return -KILN_E_INVALID_REQUEST;
+	}
+	return dispatch_validate(e->action, job->req.args, detail, msg, msglen);
+}
+
+int dispatch_init(const struct kiln_config *cfg, char *err, size_t errlen)
+{
+	build_index();
+	for (size_t f = 0; f < NFAMILIES; f++) {
+		int rc;
+		if (!families[f]->init)
+			continue;
+		rc = families[f]->init(cfg);
+		if (rc) {
+			snprintf(err, errlen, "%s: initialisation failed: %s", families[f]->name, kiln_err_name(rc));
+			return rc;
+		}
+	}
+	return 0;
+}
+
+void dispatch_reconfigure(const struct kiln_config *cfg)
+{
+	for (size_t f = 0; f < NFAMILIES; f++)
+		if (families[f]->reconfigure)
+			families[f]->reconfigure(cfg);
+}
+
+void dispatch_shutdown(void)
+{
+	for (size_t f = NFAMILIES; f-- > 0;)
+		if (families[f]->shutdown)
+			families[f]->shutdown();
+	for (size_t i = 0; i < dispatch_state.count; i++) {
+		json_decref(dispatch_state.entries[i].args_schema);
+		json_decref(dispatch_state.entries[i].data_schema);
+	}
+	free(dispatch_state.entries);
+	dispatch_state.entries = NULL;
+	dispatch_state.count = 0;
+}
+
+void dispatch_stats(json_t *into)
+{
+	for (size_t f = 0; f < NFAMILIES; f++)
+		if (families[f]->stats)
+			families[f]->stats(into);
+}
+
+size_t dispatch_memory_held(void)
+{
+	size_t n = 0;
+	for (size_t f = 0; f < NFAMILIES; f++)
+		if (families[f]->memory_held)
+			n += families[f]->memory_held();
+	return n;
+}
+
+json_t *dispatch_describe(void)
+{
+	json_t *list = json_array();
+
+	/* In family order, so related actions stay together. */
+	for (size_t f = 0; f < NFAMILIES; f++) {
+		for (size_t i = 0; i < families[f]->count; i++) {
+			const struct action *a = &families[f]->actions[i];
+			const struct entry *e = find_entry(a->name);
+			json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:O, s:O, s:b}", "name", a->name,
+							      "family", families[f]->name, "summary",
+							      a->summary, "args", e->args_schema, "data",
+							      e->data_schema, "hosts",
+							      (a->flags & ACTION_HOSTS) != 0));
+		}
+	}
+	return json_pack("{s:s, s:o}", "version", KILN_VERSION, "actions", list);
+}

@@ -1,0 +1,329 @@
+#include "envelope.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "config.h"
+#include "kiln/error.h"
+#include "log.h"
+
+static const char *const request_keys[] = {
+	"job_id", "action", "timeout", "retries", "host_list", "args",
+	"progress", "accept_raw", "raw", "raw_b64", "detach",
+};
+
+static int bad(json_t **detail, const char *key, char *msg, size_t msglen, const char *text)
+{
+	snprintf(msg, msglen, "%s%s%s", key ? key : "", key ? ": " : "", text);
+	if (key)
+		*detail = json_pack("{s:s}", "key", key);
+	return -KILN_E_INVALID_REQUEST;
+}
+
+static int check_known_keys(json_t *root, json_t **detail, char *msg, size_t msglen)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(root, key, v) {
+		size_t i;
+		int known = 0;
+		for (i = 0; i < sizeof(request_keys) / sizeof(request_keys[0]); i++)
+			known |= strcmp(key, request_keys[i]) == 0;
+		if (!known) {
+			snprintf(msg, msglen, "unknown top-level key \"%.100s\"", key);
+			*detail = json_pack("{s:s}", "key", key);
+			return -KILN_E_INVALID_REQUEST;
+		}
+	}
+	return 0;
+}
+
+static int get_bool(json_t *root, const char *key, bool *out, json_t **detail, char *msg, size_t msglen)
+{
+	json_t *v = json_object_get(root, key);
+	if (!v)
+		return 0;
+	if (!json_is_boolean(v))
+		return bad(detail, key, msg, msglen, "expected true or false");
+	*out = json_is_true(v);
+	return 0;
+}
+
+/* jansson refuses integers beyond 64 bits outright.  Re-read such a line with
+ * integers as reals to recover job_id and tell the client which part held
+ * the oversized number, instead of a bare parse error. */
+static int numeric_overflow(const char *line, size_t len, struct request *req, bool *have_id,
+			    json_t **detail, char *msg, size_t msglen)
+{
+	json_t *root = json_loadb(line, len, JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, NULL);
+	json_t *id = root ? json_object_get(root, "job_id") : NULL;
+	int rc;
+
+	if (id && json_is_real(id) && fabs(json_real_value(id)) < 9.2e18 &&
+	    json_real_value(id) == floor(json_real_value(id))) {
+		req->job_id = (json_int_t)json_real_value(id);
+		*have_id = true;
+		snprintf(msg, msglen, "an integer in args is out of the 64-bit range");
+		*detail = json_pack("{s:s}", "reason", "integer out of 64-bit range");
+		rc = -KILN_E_INVALID_ARGS;
+	} else {
+		rc = bad(detail, "job_id", msg, msglen, "integer out of the 64-bit range");
+	}
+	json_decref(root);
+	return rc;
+}
+
+static int parse_fields(json_t *root, const struct kiln_config *cfg, struct request *req,
+			json_t **detail, char *msg, size_t msglen)
+{
+	json_t *v;
+	int rc;
+
+	v = json_object_get(root, "action");
+	if (!v)
+		return bad(detail, "action", msg, msglen, "is required");
+	if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 128)
+		return bad(detail, "action", msg, msglen, "expected a non-empty string");
+	req->action = strdup(json_string_value(v));
+
+	if ((v = json_object_get(root, "timeout"))) {
+		if (!json_is_number(v) || !(json_number_value(v) > 0))
+			return bad(detail, "timeout", msg, msglen, "expected a number of seconds > 0");
+		if (json_number_value(v) > cfg->max_timeout) {
+			char text[96];
+			snprintf(text, sizeof(text), "larger than max_timeout (%g s)", cfg->max_timeout);
+			return bad(detail, "timeout", msg, msglen, text);
+		}
+		req->timeout = json_number_value(v);
+	}
+	if ((v = json_object_get(root, "retries"))) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0)
+			return bad(detail, "retries", msg, msglen, "expected an integer >= 0");
+		if (json_integer_value(v) > (json_int_t)cfg->max_retries)
+			return bad(detail, "retries", msg, msglen, "larger than max_retries");
+		req->retries = (int)json_integer_value(v);
+	}
+	if ((v = json_object_get(root, "host_list"))) {
+		size_t i;
+		json_t *h;
+		if (!json_is_array(v))
+			return bad(detail, "host_list", msg, msglen, "expected an array of strings");
+		json_array_foreach(v, i, h) {
+			if (!json_is_string(h))
+				return bad(detail, "host_list", msg, msglen, "expected an array of strings");
+		}
+		req->host_list = json_incref(v);
+	} else {
+		req->host_list = json_array();
+	}
+	if ((v = json_object_get(root, "args"))) {
+		if (!json_is_object(v))
+			return bad(detail, "args", msg, msglen, "expected an object");
+		req->args = json_incref(v);
+	} else {
+		req->args = json_object();
+	}
+	if ((rc = get_bool(root, "progress", &req->progress, detail, msg, msglen)) ||
+	    (rc = get_bool(root, "accept_raw", &req->accept_raw, detail, msg, msglen)) ||
+	    (rc = get_bool(root, "detach", &req->detach, detail, msg, msglen)))
+		return rc;
+
+	if ((v = json_object_get(root, "raw"))) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0)
+			return bad(detail, "raw", msg, msglen, "expected a byte count >= 0");
+		if ((size_t)json_integer_value(v) > cfg->max_attachment_bytes) {
+			snprintf(msg, msglen, "attachment of %" JSON_INTEGER_FORMAT
+				 " bytes exceeds max_attachment_bytes (%zu)",
+				 json_integer_value(v), cfg->max_attachment_bytes);
+			*detail = json_pack("{s:s, s:I}", "limit", "max_attachment_bytes", "value",
+					    (json_int_t)cfg->max_attachment_bytes);
+			return -KILN_E_TOO_LARGE;
+		}
+		req->raw_len = (size_t)json_integer_value(v);
+	}
+	if ((v = json_object_get(root, "raw_b64"))) {
+		if (req->raw_len)
+			return bad(detail, "raw_b64", msg, msglen, "cannot be combined with raw");
+		if (!json_is_string(v) ||
+		    base64_decode(json_string_value(v), json_string_length(v), &req->attach,
+				  &req->attach_len) != 0)
+			return bad(detail, "raw_b64", msg, msglen, "expected a base64 string");
+		if (req->attach_len > cfg->max_attachment_bytes) {
+			snprintf(msg, msglen, "attachment exceeds max_attachment_bytes (%zu)",
+				 cfg->max_attachment_bytes);
+			*detail = json_pack("{s:s, s:I}", "limit", "max_attachment_bytes", "value",
+					    (json_int_t)cfg->max_attachment_bytes);
+			return -KILN_E_TOO_LARGE;
+		}
+	}
+	return 0;
+}
+
+int envelope_parse(const char *line, size_t len, const struct kiln_config *cfg, struct request *req,
+		   bool *have_id, json_t **detail, char *msg, size_t msglen)
+{
+	json_error_t jerr;
+	json_t *root, *id;
+	int rc;
+
+	memset(req, 0, sizeof(*req));
+	*have_id = false;
+	*detail = NULL;
+	root = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+	if (!root) {
+		if (json_error_code(&jerr) == json_error_numeric_overflow)
+			return numeric_overflow(line, len, req, have_id, detail, msg, msglen);
+		snprintf(msg, msglen, "invalid JSON at byte %d: %s", jerr.position, jerr.text);
+		*detail = json_pack("{s:i, s:s}", "position", jerr.position, "reason", jerr.text);
+		return -KILN_E_PARSE;
+	}
+	if (!json_is_object(root)) {
+		json_decref(root);
+		snprintf(msg, msglen, "a request must be a JSON object");
+		return -KILN_E_PARSE;
+	}
+	/* Learn the attachment size first: whatever else is wrong with the
+	 * request, its bytes must be skipped to keep the stream in step. */
+	id = json_object_get(root, "raw");
+	if (json_is_integer(id) && json_integer_value(id) >= 0 &&
+	    (size_t)json_integer_value(id) <= cfg->max_attachment_bytes)
+		req->raw_len = (size_t)json_integer_value(id);
+	id = json_object_get(root, "job_id");
+	if (json_is_integer(id)) {
+		req->job_id = json_integer_value(id);
+		*have_id = true;
+	}
+	if (!id)
+		rc = bad(detail, "job_id", msg, msglen, "is required");
+	else if (!*have_id)
+		rc = bad(detail, "job_id", msg, msglen, "expected an integer");
+	else if (!(rc = check_known_keys(root, detail, msg, msglen)))
+		rc = parse_fields(root, cfg, req, detail, msg, msglen);
+	json_decref(root);
+	if (rc) {
+		json_int_t keep = req->job_id;
+		size_t raw = req->raw_len;
+		request_clear(req);
+		req->job_id = keep;
+		req->raw_len = raw;
+	}
+	return rc;
+}
+
+void request_clear(struct request *req)
+{
+	free(req->action);
+	json_decref(req->host_list);
+	json_decref(req->args);
+	if (req->attach) {
+		OPENSSL_cleanse(req->attach, req->attach_len);
+		free(req->attach);
+	}
+	memset(req, 0, sizeof(*req));
+}
+
+json_t *envelope_reply(const json_int_t *job_id, const char *result, const char *message,
+		       json_t *failed_hosts, json_t *data, json_t *error)
+{
+	json_t *r = json_object();
+
+	json_object_set_new(r, "job_id", job_id ? json_integer(*job_id) : json_null());
+	json_object_set_new(r, "result", json_string(result));
+	json_object_set_new(r, "message", json_string(message ? message : ""));
+	json_object_set_new(r, "failed_hosts", failed_hosts ? failed_hosts : json_array());
+	json_object_set_new(r, "data", data ? data : json_object());
+	if (error)
+		json_object_set_new(r, "error", error);
+	return r;
+}
+
+json_t *envelope_error(const json_int_t *job_id, int code, json_t *detail, const char *message)
+{
+	json_t *err = json_object();
+	json_object_set_new(err, "code", json_string(kiln_err_name(code)));
+	json_object_set_new(err, "detail", detail ? detail : json_null());
+	return envelope_reply(job_id, "error", message, NULL, NULL, err);
+}
+
+static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *base64_encode(const unsigned char *data, size_t len, size_t *outlen)
+{
+	size_t n = 4 * ((len + 2) / 3), i, o = 0;
+	char *out = malloc(n + 1);
+
+	if (!out)
+		fatal("out of memory");
+	for (i = 0; i + 2 < len; i += 3) {
+		unsigned v = (unsigned)data[i] << 16 | (unsigned)data[i + 1] << 8 | data[i + 2];
+		out[o++] = b64chars[v >> 18];
+		out[o++] = b64chars[(v >> 12) & 63];
+		out[o++] = b64chars[(v >> 6) & 63];
+		out[o++] = b64chars[v & 63];
+	}
+	if (i < len) {
+		unsigned v = (unsigned)data[i] << 16 | (i + 1 < len ? (unsigned)data[i + 1] << 8 : 0);
+		out[o++] = b64chars[v >> 18];
+		out[o++] = b64chars[(v >> 12) & 63];
+		out[o++] = i + 1 < len ? b64chars[(v >> 6) & 63] : '=';
+		out[o++] = '=';
+	}
+	out[o] = '\0';
+	if (outlen)
+		*outlen = o;
+	return out;
+}
+
+static int b64val(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+int base64_decode(const char *s, size_t len, unsigned char **out, size_t *outlen)
+{
+	unsigned char *buf;
+	size_t i, o = 0, pad = 0;
+
+	if (len % 4)
+		return -1;
+	if (len && s[len - 1] == '=')
+		pad++;
+	if (len > 1 && s[len - 2] == '=')
+		pad++;
+	buf = malloc(len / 4 * 3 + 1);
+	if (!buf)
+		fatal("out of memory");
+	for (i = 0; i < len; i += 4) {
+		int a = b64val((unsigned char)s[i]), b = b64val((unsigned char)s[i + 1]);
+		int c = b64val((unsigned char)s[i + 2]), d = b64val((unsigned char)s[i + 3]);
+		int last = i + 4 == len;
+		if (a < 0 || b < 0 || (c < 0 && !(last && pad >= 2)) || (d < 0 && !(last && pad >= 1)))
+			goto fail;
+		buf[o++] = (unsigned char)(a << 2 | b >> 4);
+		if (c >= 0)
+			buf[o++] = (unsigned char)((b & 15) << 4 | c >> 2);
+		if (c >= 0 && d >= 0)
+			buf[o++] = (unsigned char)((c & 3) << 6 | d);
+	}
+	*out = buf;
+	*outlen = o;
+	return 0;
+fail:
+	free(buf);
+	return -1;
+}

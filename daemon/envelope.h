@@ -1,0 +1,42 @@
+/*
+ * The wire envelope: parsing a request line into a struct request
+ * (ProcedureInput) and building replies (ProcedureOutput).  No I/O.
+ */
+#ifndef KILND_ENVELOPE_H
+#define KILND_ENVELOPE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "job.h"
+
+struct kiln_config;
+
+/*
+ * Parses and validates one request line.  Returns 0, or -KILN_E_PARSE,
+ * -KILN_E_INVALID_REQUEST, -KILN_E_INVALID_ARGS (an integer out of 64-bit
+ * range inside args) or -KILN_E_TOO_LARGE (declared attachment over the
+ * limit), with a one-line message and, where useful, *detail (new reference).
+ * *have_id tells whether req->job_id was recovered, for the error reply.
+ * On success the caller owns req's contents (request_clear()).
+ */
+int envelope_parse(const char *line, size_t len, const struct kiln_config *cfg, struct request *req,
+		   bool *have_id, json_t **detail, char *msg, size_t msglen);
+
+/* Frees and wipes what req holds; req itself is the caller's. */
+void request_clear(struct request *req);
+
+/* A reply object.  job_id NULL gives "job_id": null.  failed_hosts, data and
+ * error are stolen (NULL: [], {}, absent). */
+json_t *envelope_reply(const json_int_t *job_id, const char *result, const char *message,
+		       json_t *failed_hosts, json_t *data, json_t *error);
+/* An error reply: result "error", error {code, detail}; detail stolen. */
+json_t *envelope_error(const json_int_t *job_id, int code, json_t *detail, const char *message);
+
+/* Base64 (RFC 4648, with padding).  encode returns a malloc'ed NUL-terminated
+ * string; decode returns 0 and a malloc'ed buffer, or -1 on bad input. */
+char *base64_encode(const unsigned char *data, size_t len, size_t *outlen);
+int base64_decode(const char *s, size_t len, unsigned char **out, size_t *outlen);
+
+#endif

@@ -1,0 +1,480 @@
+/*
+ * Job lifecycle.  A job is answered exactly once: by the handler's finish
+ * call, or earlier by the daemon on timeout, cancel, disconnect or shutdown.
+ * It is freed only when the handler has finished, every work item's done
+ * callback has run, and its libuv handles are closed; until then it stays on
+ * its connection's list (or, with the connection gone, alone).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "action.h"
+#include "config.h"
+#include "envelope.h"
+#include "kiln/error.h"
+#include "log.h"
+#include "server.h"
+
+struct work {
+	uv_work_t req;
+	struct job *job;
+	job_work_fn work;
+	job_done_fn done;
+	void *ctx;
+	struct work *prev, *next;
+};
+
+#define PROGRESS_INTERVAL_NS (100ull * 1000 * 1000)
+
+static void on_progress(uv_async_t *a);
+
+/* --- Accessors ------------------------------------------------------------ */
+
+json_int_t job_id(const struct job *job)
+{
+	return job->req.job_id;
+}
+
+const char *job_action(const struct job *job)
+{
+	return job->req.action;
+}
+
+double job_timeout(const struct job *job)
+{
+	return job->req.timeout > 0 ? job->req.timeout : job->cfg->default_timeout;
+}
+
+int job_retries(const struct job *job)
+{
+	return job->req.retries;
+}
+
+json_t *job_host_list(const struct job *job)
+{
+	return job->req.host_list;
+}
+
+bool job_wants_progress(const struct job *job)
+{
+	return job->req.progress;
+}
+
+const struct kiln_peer *job_peer(const struct job *job)
+{
+	static const struct kiln_peer nobody = { (uid_t)-1, (gid_t)-1, 0 };
+	return job->conn ? &job->conn->peer : &nobody;
+}
+
+uv_loop_t *job_loop(const struct job *job)
+{
+	return job->srv->loop;
+}
+
+const struct kiln_config *job_config(const struct job *job)
+{
+	return job->cfg;
+}
+
+double job_elapsed_ms(const struct job *job)
+{
+	return (double)(uv_hrtime() - job->received_ns) / 1e6;
+}
+
+const unsigned char *job_attachment(const struct job *job, size_t *len)
+{
+	*len = job->req.attach_len;
+	return job->req.attach;
+}
+
+unsigned char *job_take_attachment(struct job *job, size_t *len)
+{
+	unsigned char *p = job->req.attach;
+	*len = job->req.attach_len;
+	job->req.attach = NULL;
+	job->req.attach_len = 0;
+	return p;
+}
+
+bool job_cancelled(const struct job *job)
+{
+	return kiln_cancelled(&job->cancel);
+}
+
+const kiln_cancel *job_cancel_token(const struct job *job)
+{
+	return &job->cancel;
+}
+
+int job_cancel_reason(const struct job *job)
+{
+	return atomic_load(&job->cancel.flag);
+}
+
+void job_on_cancel(struct job *job, void (*fn)(struct job *job, void *ctx), void *ctx)
+{
+	job->on_cancel = fn;
+	job->on_cancel_ctx = ctx;
+}
+
+/* --- Freeing -------------------------------------------------------------- */
+
+static void job_free(struct job *job)
+{
+	request_clear(&job->req);
+	if (job->reply_attach)
+		job->reply_attach_free(job->reply_attach);
+	config_unref(job->cfg);
+	free(job);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	struct job *job = h->data;
+	free(h);
+	if (--job->open_handles == 0)
+		job_free(job);
+}
+
+static void unlink_from_conn(struct job *job)
+{
+	struct conn *c = job->conn;
+
+	if (!c)
+		return;
+	if (job->conn_prev)
+		job->conn_prev->conn_next = job->conn_next;
+	else
+		c->jobs = job->conn_next;
+	if (job->conn_next)
+		job->conn_next->conn_prev = job->conn_prev;
+	job->conn = NULL;
+	c->inflight--;
+	/* A slot is free: requests buffered behind the in-flight limit may go on. */
+	conn_resume(c);
+}
+
+static void maybe_free(struct job *job)
+{
+	struct server *srv = job->srv;
+
+	if (!job->finished || job->pending_work > 0 || job->in_dispatch || job->freeing)
+		return;
+	job->freeing = true;
+	unlink_from_conn(job);
+	srv->jobs_in_flight--;
+	if (job->timer) {
+		job->open_handles++;
+		uv_close((uv_handle_t *)job->timer, on_handle_closed);
+	}
+	if (job->progress_async) {
+		job->open_handles++;
+		uv_close((uv_handle_t *)job->progress_async, on_handle_closed);
+	}
+	if (job->open_handles == 0)
+		job_free(job);
+	server_maybe_finish_shutdown(srv);
+}
+
+/* --- Answering ------------------------------------------------------------ */
+
+static void send_reply(struct job *job, json_t *reply)
+{
+	if (job->conn)
+		conn_send_json(job->conn, reply, &job->req, job->reply_attach, job->reply_attach_len,
+			       job->reply_attach_free);
+	else if (job->reply_attach)
+		job->reply_attach_free(job->reply_attach);
+	job->reply_attach = NULL;
+	json_decref(reply);
+}
+
+static void finish(struct job *job, json_t *reply)
+{
+	if (job->finished)
+		fatal("job %" JSON_INTEGER_FORMAT " (%s) finished twice", job->req.job_id,
+		      job->req.action);
+	job->finished = true;
+	if (!job->answered) {
+		/* The last progress report may still sit in the async handle's
+		 * queue; send it first, so "done == total" precedes the reply. */
+		if (job->progress_async)
+			on_progress(job->progress_async);
+		job->answered = true;
+		log_debug("job %" JSON_INTEGER_FORMAT " %s: %s in %.3f ms", job->req.job_id,
+			  job->req.action, json_string_value(json_object_get(reply, "result")),
+			  job_elapsed_ms(job));
+		send_reply(job, reply);
+	} else {
+		json_decref(reply);
+	}
+	maybe_free(job);
+}
+
+static void vformat(char *buf, size_t len, const char *fmt, va_list ap)
+{
+	if (fmt)
+		vsnprintf(buf, len, fmt, ap);
+	else
+		buf[0] = '\0';
+}
+
+void job_succeed(struct job *job, json_t *data, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vformat(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	finish(job, envelope_reply(&job->req.job_id, "success", msg, NULL, data, NULL));
+}
+
+void job_fail(struct job *job, int code, json_t *detail, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vformat(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (job->reply_attach) {
+		job->reply_attach_free(job->reply_attach);
+		job->reply_attach = NULL;
+	}
+	finish(job, envelope_error(&job->req.job_id, code < 0 ? -code : code, detail, msg));
+}
+
+void job_reply(struct job *job, const char *result, json_t *failed_hosts, json_t *data,
+	       const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vformat(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	finish(job, envelope_reply(&job->req.job_id, result, msg, failed_hosts, data, NULL));
+}
+
+void job_set_reply_attachment(struct job *job, void *data, size_t len, void (*free_fn)(void *))
+{
+	if (job->reply_attach)
+		job->reply_attach_free(job->reply_attach);
+	job->reply_attach = data;
+	job->reply_attach_len = len;
+	job->reply_attach_free = free_fn ? free_fn : free;
+}
+
+/* --- Cancellation --------------------------------------------------------- */
+
+void job_cancel(struct job *job, int reason)
+{
+	struct work *w;
+	json_t *reply;
+
+	if (job->answered || job->freeing)
+		return;
+	atomic_store(&job->cancel.flag, reason);
+	job->answered = true;
+	if (reason == KILN_E_TIMEOUT) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "timed out after %g s", job_timeout(job));
+		reply = envelope_error(&job->req.job_id, reason,
+				       json_pack("{s:f}", "timeout", job_timeout(job)), msg);
+	} else {
+		reply = envelope_error(&job->req.job_id, reason, NULL, "cancelled");
+	}
+	log_debug("job %" JSON_INTEGER_FORMAT " %s: %s", job->req.job_id, job->req.action,
+		  kiln_err_name(reason));
+	send_reply(job, reply);
+	/* Work that has not started yet never will; its done sees UV_ECANCELED. */
+	for (w = job->works; w; w = w->next)
+		uv_cancel((uv_req_t *)&w->req);
+	if (job->on_cancel)
+		job->on_cancel(job, job->on_cancel_ctx);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+	job_cancel(t->data, KILN_E_TIMEOUT);
+}
+
+/* --- Work ----------------------------------------------------------------- */
+
+static void work_cb(uv_work_t *req)
+{
+	struct work *w = req->data;
+	w->work(w->job, w->ctx);
+}
+
+static void after_work_cb(uv_work_t *req, int status)
+{
+	struct work *w = req->data;
+	struct job *job = w->job;
+
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		job->works = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	job->pending_work--;
+	w->done(job, w->ctx, status);
+	free(w);
+	maybe_free(job);
+}
+
+int job_queue_work(struct job *job, job_work_fn work, job_done_fn done, void *ctx)
+{
+	struct work *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return -KILN_E_INTERNAL;
+	w->req.data = w;
+	w->job = job;
+	w->work = work;
+	w->done = done;
+	w->ctx = ctx;
+	if (uv_queue_work(job->srv->loop, &w->req, work_cb, after_work_cb) != 0) {
+		free(w);
+		return -KILN_E_INTERNAL;
+	}
+	w->next = job->works;
+	if (w->next)
+		w->next->prev = w;
+	job->works = w;
+	job->pending_work++;
+	return 0;
+}
+
+/* --- Progress ------------------------------------------------------------- */
+
+static void send_progress(struct job *job, json_t *progress)
+{
+	json_t *line;
+
+	if (job->answered || !job->conn) {
+		json_decref(progress);
+		return;
+	}
+	line = json_pack("{s:I, s:s, s:o}", "job_id", job->req.job_id, "result", "progress",
+			 "progress", progress);
+	conn_send_json(job->conn, line, &job->req, NULL, 0, NULL);
+	json_decref(line);
+}
+
+static void on_progress(uv_async_t *a)
+{
+	struct job *job = a->data;
+	uint64_t done = atomic_load(&job->progress_done);
+	uint64_t total = atomic_load(&job->progress_total);
+
+	if (done == job->progress_sent_done && job->progress_sent_ns)
+		return;
+	job->progress_sent_done = done;
+	job->progress_sent_ns = uv_hrtime();
+	send_progress(job, json_pack("{s:I, s:I}", "done", (json_int_t)done, "total", (json_int_t)total));
+}
+
+void job_progress(struct job *job, uint64_t done, uint64_t total)
+{
+	if (!job->progress_async)
+		return;
+	atomic_store(&job->progress_done, done);
+	atomic_store(&job->progress_total, total);
+	/* uv_async_send coalesces; the interval check keeps a chatty worker from
+	 * flooding the client.  A stale read of progress_sent_ns only costs one
+	 * extra or one fewer line. */
+	if (done == total || uv_hrtime() - job->progress_sent_ns >= PROGRESS_INTERVAL_NS)
+		uv_async_send(job->progress_async);
+}
+
+void job_progress_json(struct job *job, json_t *progress)
+{
+	if (!job->req.progress) {
+		json_decref(progress);
+		return;
+	}
+	send_progress(job, progress);
+}
+
+/* --- Creation and dispatch ------------------------------------------------ */
+
+struct job *job_new(struct server *srv, struct conn *conn, struct request *req)
+{
+	struct job *job = calloc(1, sizeof(*job));
+
+	if (!job)
+		fatal("out of memory");
+	job->req = *req; /* takes over what req owned */
+	memset(req, 0, sizeof(*req));
+	job->srv = srv;
+	job->cfg = config_ref((struct kiln_config *)config_current());
+	job->received_ns = uv_hrtime();
+	atomic_init(&job->cancel.flag, 0);
+	atomic_init(&job->progress_done, 0);
+	atomic_init(&job->progress_total, 0);
+	srv->jobs_in_flight++;
+	srv->requests_served++;
+	if (conn) {
+		job->conn = conn;
+		job->conn_next = conn->jobs;
+		if (conn->jobs)
+			conn->jobs->conn_prev = job;
+		conn->jobs = job;
+		conn->inflight++;
+	}
+	return job;
+}
+
+struct job *job_find(struct conn *conn, json_int_t id)
+{
+	for (struct job *j = conn->jobs; j; j = j->conn_next)
+		if (j->req.job_id == id && !j->answered)
+			return j;
+	return NULL;
+}
+
+static void arm_deadline(struct job *job)
+{
+	double remaining_ms = job_timeout(job) * 1000.0 - job_elapsed_ms(job);
+
+	if (job->answered || (job->action->flags & ACTION_OWN_TIMEOUT))
+		return;
+	job->timer = malloc(sizeof(*job->timer));
+	if (!job->timer)
+		fatal("out of memory");
+	uv_timer_init(job->srv->loop, job->timer);
+	job->timer->data = job;
+	uv_timer_start(job->timer, on_deadline, remaining_ms > 0 ? (uint64_t)remaining_ms + 1 : 0, 0);
+}
+
+void job_run(struct job *job)
+{
+	json_t *detail = NULL;
+	char msg[512];
+	int rc;
+
+	rc = dispatch_prepare(job, &detail, msg, sizeof(msg));
+	if (rc) {
+		job_fail(job, -rc, detail, "%s", msg);
+		return;
+	}
+	if (job->req.progress) {
+		job->progress_async = malloc(sizeof(*job->progress_async));
+		if (!job->progress_async)
+			fatal("out of memory");
+		uv_async_init(job->srv->loop, job->progress_async, on_progress);
+		job->progress_async->data = job;
+	}
+	job->in_dispatch = true;
+	job->action->handler(job, job->req.args);
+	job->in_dispatch = false;
+	if (job->finished)
+		maybe_free(job);
+	else
+		arm_deadline(job);
+}

@@ -1,0 +1,118 @@
+/*
+ * A job is one request in flight: its envelope, attachment, deadline,
+ * cancellation flag and the connection its reply goes to.
+ *
+ * Ownership: the daemon creates the job and owns it.  A handler receives it,
+ * and must finish it exactly once (job_succeed/job_fail/job_reply).  After
+ * the finish call the handler must not touch the job again; the daemon frees
+ * it once the finish has happened and every piece of queued work has
+ * completed.  If the deadline passes, the client disconnects or `cancel`
+ * arrives first, the daemon answers at once (timeout/cancelled), sets the
+ * cancel flag, and silently discards the handler's later finish.
+ *
+ * Threading: everything here is loop-thread only, except job_cancelled(),
+ * job_cancel_token(), job_progress(), job_config() and job_attachment(),
+ * which worker threads may call while their work item runs.
+ */
+#ifndef KILND_JOB_H
+#define KILND_JOB_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "kiln/cancel.h"
+
+struct job;
+struct conn;
+struct kiln_config;
+
+struct kiln_peer {
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+};
+
+/* The parsed envelope (envelope.c fills it). */
+struct request {
+	json_int_t job_id;
+	char *action;       /* owned */
+	double timeout;     /* seconds; 0 = config default */
+	int retries;
+	json_t *host_list;  /* owned reference; empty array when absent */
+	json_t *args;       /* owned reference; empty object when absent */
+	bool progress;      /* stream progress lines */
+	bool accept_raw;    /* reply attachments as raw bytes after the line */
+	bool detach;        /* issue 7: detached job */
+	size_t raw_len;     /* bytes of raw attachment following the line */
+	unsigned char *attach; /* owned: raw or decoded raw_b64 bytes */
+	size_t attach_len;
+};
+
+/* --- Request accessors ---------------------------------------------------- */
+json_int_t job_id(const struct job *job);
+const char *job_action(const struct job *job);
+double job_timeout(const struct job *job);      /* effective seconds */
+int job_retries(const struct job *job);
+json_t *job_host_list(const struct job *job);   /* borrowed array */
+bool job_wants_progress(const struct job *job);
+const struct kiln_peer *job_peer(const struct job *job);
+uv_loop_t *job_loop(const struct job *job);
+/* The configuration the job started under; valid until the job is freed. */
+const struct kiln_config *job_config(const struct job *job);
+/* Milliseconds since the request was received. */
+double job_elapsed_ms(const struct job *job);
+
+/* The request's attachment (raw bytes or decoded raw_b64); NULL if none. */
+const unsigned char *job_attachment(const struct job *job, size_t *len);
+/* Takes ownership of the attachment (free() it); the job no longer has one. */
+unsigned char *job_take_attachment(struct job *job, size_t *len);
+
+/* --- Finishing (loop thread, exactly once) -------------------------------- */
+
+/* result "success"; `data` is stolen (NULL: {}). */
+void job_succeed(struct job *job, json_t *data, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* result "error" with error.code = kiln_err_name(code); `detail` stolen (NULL: null). */
+void job_fail(struct job *job, int code, json_t *detail, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Any result ("success", "partial", "failure"); failed_hosts and data stolen (NULL: []/{}). */
+void job_reply(struct job *job, const char *result, json_t *failed_hosts, json_t *data,
+	       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Attaches binary output to the reply (before finishing).  The job owns
+ * `data` from now on and releases it with free_fn (NULL: free). */
+void job_set_reply_attachment(struct job *job, void *data, size_t len, void (*free_fn)(void *));
+
+/* --- Work, progress, cancellation ----------------------------------------- */
+
+typedef void (*job_work_fn)(struct job *job, void *ctx);           /* worker thread */
+typedef void (*job_done_fn)(struct job *job, void *ctx, int status); /* loop thread */
+
+/* Queues `work` on the thread pool; `done` runs on the loop afterwards with
+ * status 0, or UV_ECANCELED if the job was cancelled before the work started
+ * (then `work` never ran).  A job may have several work items in flight; it
+ * is freed only after every `done` has run.  Returns 0 or -KILN_E_INTERNAL. */
+int job_queue_work(struct job *job, job_work_fn work, job_done_fn done, void *ctx);
+
+/* True once the job is cancelled (any thread). */
+bool job_cancelled(const struct job *job);
+/* The flag as a token for compute functions (any thread). */
+const kiln_cancel *job_cancel_token(const struct job *job);
+/* KILN_E_TIMEOUT or KILN_E_CANCELLED once cancelled, else 0. */
+int job_cancel_reason(const struct job *job);
+
+/* Reports progress (any thread; coalesced, at most ~10 lines/s, and only if
+ * the request asked for progress). */
+void job_progress(struct job *job, uint64_t done, uint64_t total);
+/* Sends one progress line with a custom object (loop thread; stolen). */
+void job_progress_json(struct job *job, json_t *progress);
+
+/* Registers a loop-thread callback run once when the job is cancelled, e.g.
+ * to kill child processes.  The handler must still finish the job. */
+void job_on_cancel(struct job *job, void (*fn)(struct job *job, void *ctx), void *ctx);
+
+#endif

@@ -1,0 +1,118 @@
+/*
+ * kilnd: the kiln daemon.
+ */
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "action.h"
+#include "config.h"
+#include "log.h"
+#include "server.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: kilnd [--socket PATH] [--config FILE] [--foreground] [--log-level LEVEL]\n"
+		   "  --socket PATH     Unix socket to listen on (default: config \"socket\", else\n"
+		   "                    $KILN_SOCKET, $RUNTIME_DIRECTORY/kiln.sock,\n"
+		   "                    $XDG_RUNTIME_DIR/kiln/kiln.sock, /tmp/kiln-$UID/kiln.sock)\n"
+		   "  --config FILE     JSON configuration (see daemon/kiln.example.json)\n"
+		   "  --foreground      stay in the foreground (kilnd never daemonizes itself;\n"
+		   "                    accepted for compatibility with init scripts)\n"
+		   "  --log-level L     error, warn, info or debug (overrides the config)\n"
+		   "  --version         print the version\n");
+}
+
+static void set_threadpool_size(const struct kiln_config *cfg)
+{
+	char buf[24];
+	long n = cfg->threads ? (long)cfg->threads : sysconf(_SC_NPROCESSORS_ONLN);
+
+	/* libuv reads this once, when the pool first starts. */
+	if (n < 1)
+		n = 1;
+	snprintf(buf, sizeof(buf), "%ld", n);
+	setenv("UV_THREADPOOL_SIZE", buf, 1);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },   { "config", required_argument, NULL, 'c' },
+		{ "foreground", no_argument, NULL, 'f' },     { "log-level", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },           { "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *socket_opt = NULL, *config_path = NULL, *level_opt = NULL;
+	struct kiln_config *cfg;
+	struct server srv = { 0 };
+	char err[1024], path[PATH_MAX];
+	int c;
+
+	while ((c = getopt_long(argc, argv, "s:c:fl:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 's': socket_opt = optarg; break;
+		case 'c': config_path = optarg; break;
+		case 'f': break;
+		case 'l': level_opt = optarg; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("kilnd %s\n", KILN_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (!config_path && getenv("KILN_CONFIG") && *getenv("KILN_CONFIG"))
+		config_path = getenv("KILN_CONFIG");
+	cfg = config_load(config_path, err, sizeof(err));
+	if (!cfg) {
+		fprintf(stderr, "kilnd: %s\n", err);
+		return 1;
+	}
+	if (level_opt && log_level_parse(level_opt) < 0) {
+		fprintf(stderr, "kilnd: --log-level: expected error, warn, info or debug\n");
+		config_unref(cfg);
+		return 2;
+	}
+	log_set_level(log_level_parse(level_opt ? level_opt : cfg->log_level));
+	config_install(cfg);
+	srv.config_path = config_path;
+
+	if (socket_opt)
+		snprintf(path, sizeof(path), "%s", socket_opt);
+	else if (cfg->socket[0])
+		snprintf(path, sizeof(path), "%s", cfg->socket);
+	else if (config_default_socket(path, sizeof(path)) != 0)
+		fatal("default socket path is too long");
+
+	signal(SIGPIPE, SIG_IGN);
+	set_threadpool_size(cfg);
+	if (dispatch_init(cfg, err, sizeof(err)) != 0) {
+		log_error("%s", err);
+		return 1;
+	}
+	if (server_start(&srv, uv_default_loop(), path, err, sizeof(err)) != 0) {
+		log_error("%s", err);
+		dispatch_shutdown();
+		config_install(NULL);
+		return 1;
+	}
+	log_info("kilnd %s listening on %s (pid %d, config %s)", KILN_VERSION, path, (int)getpid(),
+		 cfg->source);
+	uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+
+	dispatch_shutdown();
+	uv_loop_close(uv_default_loop());
+	free(srv.socket_path);
+	config_install(NULL);
+	log_info("stopped");
+	return 0;
+}

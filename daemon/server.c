@@ -1,0 +1,341 @@
+/*
+ * The listening socket, accepting connections, signals and shutdown.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "action.h"
+#include "config.h"
+#include "envelope.h"
+#include "kiln/error.h"
+#include "log.h"
+#include "server.h"
+
+#define FORCED_EXIT_AFTER_GRACE_MS 5000
+
+static struct server *current_server;
+
+struct server *server_current(void)
+{
+	return current_server;
+}
+
+size_t server_rss_bytes(void)
+{
+	unsigned long size = 0, resident = 0;
+	FILE *f = fopen("/proc/self/statm", "re");
+
+	if (!f)
+		return 0;
+	if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+		resident = 0;
+	fclose(f);
+	return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Creates the socket's directory if missing.  A directory in /tmp must be
+ * ours and private, or another user could have planted it. */
+static int ensure_parent(const char *path, char *err, size_t errlen)
+{
+	char dir[PATH_MAX];
+	char *slash;
+	struct stat st;
+	bool in_tmp;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = '\0';
+	in_tmp = strncmp(dir, "/tmp/", 5) == 0;
+	if (mkdir(dir, in_tmp ? 0700 : 0755) != 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s is not a directory", dir);
+		return -1;
+	}
+	if (in_tmp && (st.st_uid != getuid() || (st.st_mode & 077))) {
+		snprintf(err, errlen, "%s must be a private directory owned by uid %u", dir,
+			 (unsigned)getuid());
+		return -1;
+	}
+	return 0;
+}
+
+/* Binds the socket, replacing a stale file from a crashed run but refusing
+ * to steal the path from a live daemon. */
+static int bind_socket(const char *path, unsigned mode, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	mode_t old;
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "socket path too long (max %zu bytes): %s", sizeof(sa.sun_path) - 1, path);
+		return -1;
+	}
+	if (ensure_parent(path, err, errlen))
+		return -1;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen, "%s exists and is not a socket; not touching it", path);
+			goto fail;
+		}
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			snprintf(err, errlen, "another kilnd is already listening on %s", path);
+			goto fail;
+		}
+		if (errno != ECONNREFUSED) {
+			snprintf(err, errlen, "cannot probe %s: %s", path, strerror(errno));
+			goto fail;
+		}
+		log_info("removing stale socket %s", path);
+		unlink(path);
+		close(fd);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			snprintf(err, errlen, "socket: %s", strerror(errno));
+			return -1;
+		}
+	}
+	/* Bind under a tight umask so the file is never briefly open to others,
+	 * then set the configured mode explicitly. */
+	old = umask(0177);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		umask(old);
+		snprintf(err, errlen, "bind %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	umask(old);
+	if (chmod(path, mode) != 0 || listen(fd, SOMAXCONN) != 0) {
+		snprintf(err, errlen, "listen %s: %s", path, strerror(errno));
+		unlink(path);
+		goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
+static bool peer_allowed(const struct kiln_config *cfg, const struct kiln_peer *p)
+{
+	size_t i;
+	json_t *v;
+
+	if (json_array_size(cfg->allowed_uids) == 0 && json_array_size(cfg->allowed_gids) == 0)
+		return true;
+	json_array_foreach(cfg->allowed_uids, i, v) {
+		if ((uid_t)json_integer_value(v) == p->uid)
+			return true;
+	}
+	json_array_foreach(cfg->allowed_gids, i, v) {
+		if ((gid_t)json_integer_value(v) == p->gid)
+			return true;
+	}
+	return false;
+}
+
+static void refuse(struct conn *c, int code, const char *msg)
+{
+	json_t *r = envelope_error(NULL, code, NULL, msg);
+	conn_send_json(c, r, NULL, NULL, 0, NULL);
+	json_decref(r);
+	c->close_after_flush = true;
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+	struct server *srv = listener->data;
+	const struct kiln_config *cfg = config_current();
+	struct conn *c;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	uv_os_fd_t fd;
+
+	if (status < 0) {
+		log_warn("accept: %s", uv_strerror(status));
+		return;
+	}
+	c = conn_new(srv);
+	if (uv_accept(listener, (uv_stream_t *)&c->pipe) != 0) {
+		conn_close(c);
+		return;
+	}
+	if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 &&
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+		c->peer.uid = cred.uid;
+		c->peer.gid = cred.gid;
+		c->peer.pid = cred.pid;
+	} else {
+		c->peer.uid = (uid_t)-1;
+		c->peer.gid = (gid_t)-1;
+	}
+	log_debug("conn %llu: accepted (pid %d uid %u gid %u)", (unsigned long long)c->id,
+		  (int)c->peer.pid, (unsigned)c->peer.uid, (unsigned)c->peer.gid);
+	if (!peer_allowed(cfg, &c->peer)) {
+		log_warn("conn %llu: uid %u gid %u is not allowed", (unsigned long long)c->id,
+			 (unsigned)c->peer.uid, (unsigned)c->peer.gid);
+		refuse(c, KILN_E_FORBIDDEN, "this user is not allowed to use kilnd");
+	} else if (srv->nconns > cfg->max_connections) {
+		log_warn("max_connections (%u) reached", cfg->max_connections);
+		refuse(c, KILN_E_BUSY, "too many connections (max_connections)");
+	}
+	conn_start(c);
+}
+
+static void on_prepare(uv_prepare_t *p)
+{
+	conn_flush_all(p->data);
+}
+
+static void close_handle(uv_handle_t *h)
+{
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+void server_maybe_finish_shutdown(struct server *srv)
+{
+	if (!srv->shutting_down || srv->nconns > 0 || srv->jobs_in_flight > 0)
+		return;
+	log_info("all work done, exiting");
+	close_handle((uv_handle_t *)&srv->grace_timer);
+	close_handle((uv_handle_t *)&srv->flusher);
+	close_handle((uv_handle_t *)&srv->sig_term);
+	close_handle((uv_handle_t *)&srv->sig_int);
+	close_handle((uv_handle_t *)&srv->sig_hup);
+}
+
+static void cancel_all(struct server *srv)
+{
+	for (struct conn *c = srv->conns; c; c = c->next) {
+		struct job *j = c->jobs;
+		while (j) {
+			struct job *next = j->conn_next;
+			job_cancel(j, KILN_E_CANCELLED);
+			j = next;
+		}
+	}
+}
+
+static void on_grace(uv_timer_t *t)
+{
+	struct server *srv = t->data;
+
+	if (!srv->grace_expired) {
+		srv->grace_expired = true;
+		log_warn("shutdown grace period over: cancelling %u jobs", srv->jobs_in_flight);
+		cancel_all(srv);
+		uv_timer_start(t, on_grace, FORCED_EXIT_AFTER_GRACE_MS, 0);
+		return;
+	}
+	log_error("%u jobs did not stop after cancellation; exiting anyway", srv->jobs_in_flight);
+	exit(EXIT_FAILURE);
+}
+
+void server_stop(struct server *srv)
+{
+	const struct kiln_config *cfg = config_current();
+
+	if (srv->shutting_down) {
+		/* A second signal: do not wait for the grace period. */
+		if (!srv->grace_expired)
+			on_grace(&srv->grace_timer);
+		return;
+	}
+	srv->shutting_down = true;
+	log_info("shutting down: %u connections, %u jobs in flight", srv->nconns, srv->jobs_in_flight);
+	if (srv->listening) {
+		uv_close((uv_handle_t *)&srv->listener, NULL);
+		srv->listening = false;
+		if (srv->own_socket_file)
+			unlink(srv->socket_path);
+	}
+	for (struct conn *c = srv->conns, *next; c; c = next) {
+		next = c->next;
+		c->close_after_flush = true;
+		conn_resume(c);
+	}
+	uv_timer_start(&srv->grace_timer, on_grace, (uint64_t)(cfg->shutdown_grace * 1000), 0);
+	server_maybe_finish_shutdown(srv);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	struct server *srv = s->data;
+
+	if (signum == SIGHUP) {
+		char err[512];
+		struct kiln_config *cfg;
+
+		log_info("SIGHUP: reloading %s", srv->config_path ? srv->config_path : "(defaults)");
+		cfg = config_load(srv->config_path, err, sizeof(err));
+		if (!cfg) {
+			log_error("reload failed, keeping the old configuration: %s", err);
+			return;
+		}
+		if (strcmp(cfg->socket, config_current()->socket) != 0)
+			log_warn("socket changes take effect at restart");
+		log_set_level(log_level_parse(cfg->log_level));
+		config_install(cfg);
+		dispatch_reconfigure(cfg);
+		return;
+	}
+	log_info("%s received", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	server_stop(srv);
+}
+
+int server_start(struct server *srv, uv_loop_t *loop, const char *socket_path, char *err,
+		 size_t errlen)
+{
+	int fd;
+
+	srv->loop = loop;
+	srv->started_ns = uv_hrtime();
+	srv->socket_path = strdup(socket_path);
+	current_server = srv;
+	fd = bind_socket(socket_path, config_current()->socket_mode, err, errlen);
+	if (fd < 0)
+		return -1;
+	srv->own_socket_file = true;
+	uv_pipe_init(loop, &srv->listener, 0);
+	srv->listener.data = srv;
+	if (uv_pipe_open(&srv->listener, fd) != 0 ||
+	    uv_listen((uv_stream_t *)&srv->listener, SOMAXCONN, on_connection) != 0) {
+		snprintf(err, errlen, "cannot listen on %s", socket_path);
+		unlink(socket_path);
+		return -1;
+	}
+	srv->listening = true;
+	uv_prepare_init(loop, &srv->flusher);
+	srv->flusher.data = srv;
+	uv_prepare_start(&srv->flusher, on_prepare);
+	uv_timer_init(loop, &srv->grace_timer);
+	srv->grace_timer.data = srv;
+	uv_signal_init(loop, &srv->sig_term);
+	uv_signal_init(loop, &srv->sig_int);
+	uv_signal_init(loop, &srv->sig_hup);
+	srv->sig_term.data = srv->sig_int.data = srv->sig_hup.data = srv;
+	uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
+	uv_signal_start(&srv->sig_int, on_signal, SIGINT);
+	uv_signal_start(&srv->sig_hup, on_signal, SIGHUP);
+	return 0;
+}
