@@ -15,7 +15,6 @@
 #define LEAF_MAX 4
 /* Beyond this depth, splits halve the primitive count to bound the depth. */
 #define SAH_MAX_DEPTH 48
-#define STACK_MAX 128
 
 struct build {
 	struct kiln_scene *s;
@@ -262,106 +261,4 @@ out:
 	free(b.items);
 	free(b.nodes);
 	return rc;
-}
-
-bool prim_intersect(const struct kiln_scene *s, uint32_t prim, const struct kiln_ray *ray,
-		    double tmax, struct kiln_hit *hit)
-{
-	double t, u = 0, v = 0;
-
-	if (prim & PRIM_TRI) {
-		const struct scene_tri *tr = &s->tris[prim & ~PRIM_TRI];
-		kiln_vec3 p = v_cross(ray->dir, tr->e2);
-		double det = v_dot(tr->e1, p);
-		if (det == 0)
-			return false;
-		double inv = 1.0 / det;
-		kiln_vec3 tv = v_sub(ray->origin, tr->a);
-		u = v_dot(tv, p) * inv;
-		if (u < 0 || u > 1)
-			return false;
-		kiln_vec3 q = v_cross(tv, tr->e1);
-		v = v_dot(ray->dir, q) * inv;
-		if (v < 0 || u + v > 1)
-			return false;
-		t = v_dot(tr->e2, q) * inv;
-		if (!(t > 0 && t < tmax))
-			return false;
-		*hit = (struct kiln_hit){t, KILN_PRIM_TRIANGLE, prim & ~PRIM_TRI, u, v};
-		return true;
-	}
-	const struct scene_sphere *sp = &s->spheres[prim];
-	kiln_vec3 oc = v_sub(ray->origin, sp->center);
-	double bq = v_dot(oc, ray->dir);
-	double c = v_dot(oc, oc) - sp->radius * sp->radius;
-	double disc = bq * bq - c;
-	if (disc < 0)
-		return false;
-	double sq = sqrt(disc);
-	t = -bq - sq;
-	if (!(t > 0))
-		t = -bq + sq;
-	if (!(t > 0 && t < tmax))
-		return false;
-	*hit = (struct kiln_hit){t, KILN_PRIM_SPHERE, prim, 0, 0};
-	return true;
-}
-
-bool bvh_intersect(const struct kiln_scene *s, const struct kiln_ray *ray, double tmax,
-		   bool any, struct kiln_hit *hit)
-{
-	uint32_t stack[STACK_MAX];
-	unsigned sp = 0;
-	uint32_t idx = 0;
-	bool found = false;
-	double o[3] = {ray->origin.x, ray->origin.y, ray->origin.z};
-	double d[3] = {ray->dir.x, ray->dir.y, ray->dir.z};
-	double inv[3];
-
-	if (!s->nnodes)
-		return false;
-	/* A zero component would give 0 * inf = NaN in the slab test. */
-	for (int k = 0; k < 3; k++)
-		inv[k] = 1.0 / (d[k] != 0 ? d[k] : 1e-300);
-	for (;;) {
-		const struct bvh_node *n = &s->nodes[idx];
-		double t0 = 0, t1 = tmax;
-		for (int k = 0; k < 3; k++) {
-			double a = (n->min[k] - o[k]) * inv[k];
-			double bb = (n->max[k] - o[k]) * inv[k];
-			if (a > bb) {
-				double tmp = a;
-				a = bb;
-				bb = tmp;
-			}
-			t0 = a > t0 ? a : t0;
-			t1 = bb < t1 ? bb : t1;
-		}
-		if (t0 <= t1) {
-			if (n->count) {
-				for (uint32_t i = 0; i < n->count; i++) {
-					if (prim_intersect(s, s->prims[n->offset + i], ray, tmax, hit)) {
-						found = true;
-						tmax = hit->t;
-						if (any)
-							return true;
-					}
-				}
-			} else if (sp + 1 < STACK_MAX) {
-				/* Visit the child nearer along the split axis first. */
-				if (d[n->axis] < 0) {
-					stack[sp++] = idx + 1;
-					idx = n->offset;
-				} else {
-					stack[sp++] = n->offset;
-					idx = idx + 1;
-				}
-				continue;
-			}
-		}
-		if (sp == 0)
-			break;
-		idx = stack[--sp];
-	}
-	return found;
 }

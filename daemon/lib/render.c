@@ -24,22 +24,60 @@ struct surface {
 	bool flip_v;      /* mesh uvs have v pointing up */
 };
 
-bool kiln_ray_sphere(const struct kiln_ray *ray, kiln_vec3 center, double radius, double *t)
-{
-	struct scene_sphere sp = {center, radius, 0};
-	struct kiln_scene s = {.spheres = &sp, .nspheres = 1};
-	struct kiln_hit hit;
+/* Deepest BVH path is SAH_MAX_DEPTH (bvh.c) plus log2 of 2^32 primitives. */
+#define STACK_MAX 128
 
-	if (!prim_intersect(&s, 0, ray, INFINITY, &hit))
+static inline bool sphere_isect(const struct scene_sphere *sp, const struct kiln_ray *ray,
+				double tmax, double *t)
+{
+	kiln_vec3 oc = v_sub(ray->origin, sp->center);
+	double b = v_dot(oc, ray->dir);
+	double c = v_dot(oc, oc) - sp->radius * sp->radius;
+	double disc = b * b - c, sq, tt;
+
+	if (disc < 0)
 		return false;
-	*t = hit.t;
+	sq = sqrt(disc);
+	tt = -b - sq;
+	if (!(tt > 0))
+		tt = -b + sq;
+	if (!(tt > 0 && tt < tmax))
+		return false;
+	*t = tt;
 	return true;
 }
 
-bool kiln_ray_plane(const struct kiln_ray *ray, kiln_vec3 origin, kiln_vec3 normal, double *t)
+/* Moller-Trumbore. */
+static inline bool tri_isect(const struct scene_tri *tr, const struct kiln_ray *ray, double tmax,
+			     double *t, double *u, double *v)
 {
-	double denom = v_dot(normal, ray->dir);
-	double tt;
+	kiln_vec3 p = v_cross(ray->dir, tr->e2), tv, q;
+	double det = v_dot(tr->e1, p), inv, uu, vv, tt;
+
+	if (det == 0)
+		return false;
+	inv = 1.0 / det;
+	tv = v_sub(ray->origin, tr->a);
+	uu = v_dot(tv, p) * inv;
+	if (uu < 0 || uu > 1)
+		return false;
+	q = v_cross(tv, tr->e1);
+	vv = v_dot(ray->dir, q) * inv;
+	if (vv < 0 || uu + vv > 1)
+		return false;
+	tt = v_dot(tr->e2, q) * inv;
+	if (!(tt > 0 && tt < tmax))
+		return false;
+	*t = tt;
+	*u = uu;
+	*v = vv;
+	return true;
+}
+
+static inline bool plane_isect(const kiln_vec3 origin, kiln_vec3 normal, const struct kiln_ray *ray,
+			       double *t)
+{
+	double denom = v_dot(normal, ray->dir), tt;
 
 	if (fabs(denom) < 1e-12)
 		return false;
@@ -50,27 +88,141 @@ bool kiln_ray_plane(const struct kiln_ray *ray, kiln_vec3 origin, kiln_vec3 norm
 	return true;
 }
 
+static inline bool prim_isect(const struct kiln_scene *s, uint32_t prim, const struct kiln_ray *ray,
+			      double tmax, struct kiln_hit *hit)
+{
+	double t, u, v;
+
+	if (prim & PRIM_TRI) {
+		if (!tri_isect(&s->tris[prim & ~PRIM_TRI], ray, tmax, &t, &u, &v))
+			return false;
+		*hit = (struct kiln_hit){t, KILN_PRIM_TRIANGLE, prim & ~PRIM_TRI, u, v};
+		return true;
+	}
+	if (!sphere_isect(&s->spheres[prim], ray, tmax, &t))
+		return false;
+	*hit = (struct kiln_hit){t, KILN_PRIM_SPHERE, prim, 0, 0};
+	return true;
+}
+
+/* Slab test: true if the ray enters the box before tmax, with the entry t. */
+static inline bool box_isect(const struct bvh_node *n, const double o[3], const double inv[3],
+			     double tmax, double *tenter)
+{
+	double t0 = 0, t1 = tmax;
+
+	for (int k = 0; k < 3; k++) {
+		double a = (n->min[k] - o[k]) * inv[k];
+		double b = (n->max[k] - o[k]) * inv[k];
+		if (a > b) {
+			double tmp = a;
+			a = b;
+			b = tmp;
+		}
+		t0 = a > t0 ? a : t0;
+		t1 = b < t1 ? b : t1;
+	}
+	*tenter = t0;
+	return t0 <= t1;
+}
+
+/*
+ * Nearest primitive in the BVH closer than tmax (with `any`, the first one
+ * found).  Both children's boxes are tested and the nearer is visited first;
+ * the farther one is stacked with its entry distance and skipped later if a
+ * hit closer than that has been found meanwhile.
+ */
+static bool bvh_isect(const struct kiln_scene *s, const struct kiln_ray *ray, double tmax,
+		      bool any, struct kiln_hit *hit)
+{
+	uint32_t stack[STACK_MAX];
+	double stack_t[STACK_MAX];
+	unsigned sp = 0;
+	uint32_t idx = 0;
+	bool found = false;
+	double o[3] = {ray->origin.x, ray->origin.y, ray->origin.z};
+	double d[3] = {ray->dir.x, ray->dir.y, ray->dir.z};
+	double inv[3], tl, tr;
+
+	if (!s->nnodes)
+		return false;
+	/* A zero component would give 0 * inf = NaN in the slab test. */
+	for (int k = 0; k < 3; k++)
+		inv[k] = 1.0 / (d[k] != 0 ? d[k] : 1e-300);
+	if (!box_isect(&s->nodes[0], o, inv, tmax, &tl))
+		return false;
+	for (;;) {
+		const struct bvh_node *n = &s->nodes[idx];
+		if (n->count) {
+			for (uint32_t i = 0; i < n->count; i++) {
+				if (prim_isect(s, s->prims[n->offset + i], ray, tmax, hit)) {
+					found = true;
+					tmax = hit->t;
+					if (any)
+						return true;
+				}
+			}
+		} else {
+			uint32_t l = idx + 1, r = n->offset;
+			bool hl = box_isect(&s->nodes[l], o, inv, tmax, &tl);
+			bool hr = box_isect(&s->nodes[r], o, inv, tmax, &tr);
+			if (hl && hr) {
+				if (tr < tl) {
+					uint32_t ti = l;
+					double tt = tl;
+					l = r;
+					r = ti;
+					tl = tr;
+					tr = tt;
+				}
+				stack[sp] = r;
+				stack_t[sp++] = tr;
+				idx = l;
+				continue;
+			}
+			if (hl || hr) {
+				idx = hl ? l : r;
+				continue;
+			}
+		}
+		for (;;) {
+			if (sp == 0)
+				return found;
+			sp--;
+			if (stack_t[sp] < tmax) {
+				idx = stack[sp];
+				break;
+			}
+		}
+	}
+}
+
+bool kiln_ray_sphere(const struct kiln_ray *ray, kiln_vec3 center, double radius, double *t)
+{
+	struct scene_sphere sp = {center, radius, 0};
+
+	return sphere_isect(&sp, ray, INFINITY, t);
+}
+
+bool kiln_ray_plane(const struct kiln_ray *ray, kiln_vec3 origin, kiln_vec3 normal, double *t)
+{
+	return plane_isect(origin, normal, ray, t);
+}
+
 bool kiln_ray_triangle(const struct kiln_ray *ray, kiln_vec3 a, kiln_vec3 b, kiln_vec3 c,
 		       double *t, double *u, double *v)
 {
 	struct scene_tri tr = {a, v_sub(b, a), v_sub(c, a), 0, 0};
-	struct kiln_scene s = {.tris = &tr, .ntris = 1};
-	struct kiln_hit hit;
 
-	if (!prim_intersect(&s, PRIM_TRI, ray, INFINITY, &hit))
-		return false;
-	*t = hit.t;
-	*u = hit.u;
-	*v = hit.v;
-	return true;
+	return tri_isect(&tr, ray, INFINITY, t, u, v);
 }
 
-kiln_vec3 kiln_reflect(kiln_vec3 d, kiln_vec3 n)
+static inline kiln_vec3 reflect(kiln_vec3 d, kiln_vec3 n)
 {
 	return v_sub(d, v_scale(n, 2 * v_dot(d, n)));
 }
 
-bool kiln_refract(kiln_vec3 d, kiln_vec3 n, double index, kiln_vec3 *out)
+static inline bool refract(kiln_vec3 d, kiln_vec3 n, double index, kiln_vec3 *out)
 {
 	double cosi = v_dot(d, n), eta = 1.0 / index, k;
 
@@ -88,7 +240,7 @@ bool kiln_refract(kiln_vec3 d, kiln_vec3 n, double index, kiln_vec3 *out)
 	return true;
 }
 
-double kiln_fresnel(kiln_vec3 d, kiln_vec3 n, double index)
+static inline double fresnel(kiln_vec3 d, kiln_vec3 n, double index)
 {
 	double cosi = v_dot(d, n), etai = 1, etat = index, sint, cost, rs, rp;
 
@@ -106,6 +258,21 @@ double kiln_fresnel(kiln_vec3 d, kiln_vec3 n, double index)
 	return (rs * rs + rp * rp) / 2;
 }
 
+kiln_vec3 kiln_reflect(kiln_vec3 d, kiln_vec3 n)
+{
+	return reflect(d, n);
+}
+
+bool kiln_refract(kiln_vec3 d, kiln_vec3 n, double index, kiln_vec3 *out)
+{
+	return refract(d, n, index, out);
+}
+
+double kiln_fresnel(kiln_vec3 d, kiln_vec3 n, double index)
+{
+	return fresnel(d, n, index);
+}
+
 static bool plane_hit(const struct kiln_scene *s, const struct kiln_ray *ray, double tmax,
 		      bool any, struct kiln_hit *hit)
 {
@@ -113,7 +280,7 @@ static bool plane_hit(const struct kiln_scene *s, const struct kiln_ray *ray, do
 	double t;
 
 	for (size_t i = 0; i < s->nplanes; i++) {
-		if (kiln_ray_plane(ray, s->planes[i].origin, s->planes[i].normal, &t) && t < tmax) {
+		if (plane_isect(s->planes[i].origin, s->planes[i].normal, ray, &t) && t < tmax) {
 			*hit = (struct kiln_hit){t, KILN_PRIM_PLANE, (uint32_t)i, 0, 0};
 			tmax = t;
 			found = true;
@@ -134,7 +301,7 @@ static bool intersect(const struct kiln_scene *s, const struct kiln_ray *ray, do
 		return true;
 	if (found)
 		tmax = hit->t;
-	return bvh_intersect(s, ray, tmax, any, hit) || found;
+	return bvh_isect(s, ray, tmax, any, hit) || found;
 }
 
 bool kiln_scene_intersect(const kiln_scene *s, const struct kiln_ray *ray, struct kiln_hit *hit)
@@ -150,12 +317,12 @@ bool kiln_scene_intersect_brute(const kiln_scene *s, const struct kiln_ray *ray,
 	if (found)
 		tmax = hit->t;
 	for (uint32_t i = 0; i < s->nspheres; i++)
-		if (prim_intersect(s, i, ray, tmax, hit)) {
+		if (prim_isect(s, i, ray, tmax, hit)) {
 			found = true;
 			tmax = hit->t;
 		}
 	for (uint32_t i = 0; i < s->ntris; i++)
-		if (prim_intersect(s, PRIM_TRI | i, ray, tmax, hit)) {
+		if (prim_isect(s, PRIM_TRI | i, ray, tmax, hit)) {
 			found = true;
 			tmax = hit->t;
 		}
@@ -231,16 +398,17 @@ kiln_vec3 kiln_scene_normal(const kiln_scene *s, const struct kiln_ray *ray, con
 	return sf.normal;
 }
 
+/* Texel index of a repeating texture coordinate. */
 static unsigned wrap(double coord, unsigned bound)
 {
 	double f = floor(coord * bound);
-	double m = fmod(f, (double)bound);
+	long long i;
 
-	if (m < 0)
-		m += bound;
-	if (!(m >= 0 && m < bound))
+	/* Far-away or non-finite coordinates: any texel is as good. */
+	if (!(fabs(f) < 1e15))
 		return 0;
-	return (unsigned)m;
+	i = (long long)f % (long long)bound;
+	return (unsigned)(i < 0 ? i + bound : i);
 }
 
 static kiln_vec3 surface_color(const struct kiln_scene *s, const struct surface *sf)
@@ -294,15 +462,33 @@ static kiln_vec3 shade_diffuse(struct tracer *tr, const struct surface *sf, kiln
 	return v_scale(v_mul(color, sum), sf->material->albedo / M_PI);
 }
 
-static kiln_vec3 trace(struct tracer *tr, const struct kiln_ray *ray, unsigned depth);
+/*
+ * Secondary rays whose contribution to the pixel would be below this
+ * fraction (the product of reflectivities, Fresnel factors, transparencies
+ * and colours along the path) are not cast: inside glass the internal
+ * reflections otherwise multiply the ray count for no visible change.
+ */
+#define MIN_WEIGHT 1e-3
 
-static kiln_vec3 trace_from(struct tracer *tr, kiln_vec3 origin, kiln_vec3 dir, unsigned depth)
+static double max3(kiln_vec3 c)
 {
-	struct kiln_ray r = {origin, dir};
-	return trace(tr, &r, depth);
+	double m = c.x > c.y ? c.x : c.y;
+	return m > c.z ? m : c.z;
 }
 
-static kiln_vec3 trace(struct tracer *tr, const struct kiln_ray *ray, unsigned depth)
+static kiln_vec3 trace(struct tracer *tr, const struct kiln_ray *ray, unsigned depth, double weight);
+
+static kiln_vec3 trace_from(struct tracer *tr, kiln_vec3 origin, kiln_vec3 dir, unsigned depth,
+			    double weight)
+{
+	struct kiln_ray r = {origin, dir};
+
+	if (weight < MIN_WEIGHT)
+		return v3(0, 0, 0);
+	return trace(tr, &r, depth, weight);
+}
+
+static kiln_vec3 trace(struct tracer *tr, const struct kiln_ray *ray, unsigned depth, double weight)
 {
 	const struct kiln_scene *s = tr->s;
 	double bias = s->settings.shadow_bias;
@@ -326,19 +512,22 @@ static kiln_vec3 trace(struct tracer *tr, const struct kiln_ray *ray, unsigned d
 	case KILN_SURFACE_REFLECTIVE: {
 		kiln_vec3 diffuse = shade_diffuse(tr, &sf, n, color);
 		kiln_vec3 mirror = trace_from(tr, v_add(sf.point, v_scale(n, bias)),
-					      v_norm(kiln_reflect(ray->dir, n)), depth + 1);
+					      v_norm(reflect(ray->dir, n)), depth + 1,
+					      weight * m->reflectivity);
 		return v_add(v_scale(diffuse, 1 - m->reflectivity), v_scale(mirror, m->reflectivity));
 	}
 	case KILN_SURFACE_REFRACTIVE: {
-		double kr = kiln_fresnel(ray->dir, sf.normal, m->index);
+		double kr = fresnel(ray->dir, sf.normal, m->index);
+		double w = weight * m->transparency * max3(color);
 		kiln_vec3 glass = v3(0, 0, 0), diffuse = v3(0, 0, 0);
-		if (kr < 1 && kiln_refract(ray->dir, sf.normal, m->index, &out))
-			glass = v_scale(trace_from(tr, v_sub(sf.point, v_scale(n, bias)), out, depth + 1),
+		if (kr < 1 && refract(ray->dir, sf.normal, m->index, &out))
+			glass = v_scale(trace_from(tr, v_sub(sf.point, v_scale(n, bias)), out, depth + 1,
+						   w * (1 - kr)),
 					1 - kr);
 		else
 			kr = 1;
 		glass = v_add(glass, v_scale(trace_from(tr, v_add(sf.point, v_scale(n, bias)),
-							v_norm(kiln_reflect(ray->dir, n)), depth + 1),
+							v_norm(reflect(ray->dir, n)), depth + 1, w * kr),
 					     kr));
 		/* The opaque part of a partly transparent surface is diffuse. */
 		if (m->transparency < 1)
@@ -392,7 +581,7 @@ static kiln_vec3 render_pixel(struct tracer *tr, unsigned px, unsigned py)
 		double sx = ((px + jx) / set->width * 2 - 1) * aspect * s->tan_half_fov;
 		double sy = (1 - (py + jy) / set->height * 2) * s->tan_half_fov;
 		kiln_vec3 d = v_add(s->cam_forward, v_add(v_scale(s->cam_right, sx), v_scale(s->cam_up, sy)));
-		sum = v_add(sum, trace_from(tr, set->camera_position, v_norm(d), 0));
+		sum = v_add(sum, trace_from(tr, set->camera_position, v_norm(d), 0, 1));
 	}
 	return v_scale(sum, 1.0 / set->samples);
 }

@@ -85,13 +85,10 @@ struct kiln_scene {
 	double tan_half_fov;
 };
 
-/* bvh.c */
+/* bvh.c (traversal is in render.c, next to its only callers, so the
+ * compiler can inline it). */
 int bvh_build(struct kiln_scene *s, const kiln_cancel *cancel);
 void bvh_free(struct kiln_scene *s);
-bool bvh_intersect(const struct kiln_scene *s, const struct kiln_ray *ray, double tmax,
-		   bool any, struct kiln_hit *hit);
-bool prim_intersect(const struct kiln_scene *s, uint32_t prim, const struct kiln_ray *ray,
-		    double tmax, struct kiln_hit *hit);
 
 /* Small vector helpers. */
 static inline kiln_vec3 v3(double x, double y, double z)
