@@ -1,0 +1,464 @@
+/*
+ * Python-exact word statistics: the per-code-point path, the ignore set,
+ * top-k words and the public entry points.  The 64-byte block path for
+ * ASCII runs is in text_simd.c.
+ */
+#include "kiln/text.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kiln/error.h"
+#include "text_scan.h"
+
+int kiln_text_is_space(uint32_t cp)
+{
+	if (cp < 0x80)
+		return (cp >= 0x09 && cp <= 0x0d) || (cp >= 0x1c && cp <= 0x20);
+	switch (cp) {
+	case 0x85: case 0xa0: case 0x1680:
+	case 0x2028: case 0x2029: case 0x202f: case 0x205f: case 0x3000:
+		return 1;
+	default:
+		return cp >= 0x2000 && cp <= 0x200a;
+	}
+}
+
+/* A line boundary of str.splitlines() (\r\n is handled by the caller). */
+static int is_break(uint32_t cp)
+{
+	switch (cp) {
+	case 0x0a: case 0x0b: case 0x0c: case 0x0d:
+	case 0x1c: case 0x1d: case 0x1e:
+	case 0x85: case 0x2028: case 0x2029:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * Decodes one code point at s[p] (p < len) as Python's strict UTF-8 decoder
+ * does.  Returns its length in bytes and *cp, or 0 if the sequence starting
+ * at p is invalid.
+ */
+static size_t decode(const unsigned char *s, size_t p, size_t len, uint32_t *cp)
+{
+	unsigned char b = s[p], lo = 0x80, hi = 0xbf;
+	size_t n, i;
+	uint32_t c;
+
+	if (b < 0x80) {
+		*cp = b;
+		return 1;
+	}
+	if (b >= 0xc2 && b <= 0xdf) {
+		n = 2;
+		c = b & 0x1f;
+	} else if (b >= 0xe0 && b <= 0xef) {
+		n = 3;
+		c = b & 0x0f;
+		if (b == 0xe0)
+			lo = 0xa0; /* overlong */
+		else if (b == 0xed)
+			hi = 0x9f; /* surrogates */
+	} else if (b >= 0xf0 && b <= 0xf4) {
+		n = 4;
+		c = b & 0x07;
+		if (b == 0xf0)
+			lo = 0x90; /* overlong */
+		else if (b == 0xf4)
+			hi = 0x8f; /* above U+10FFFF */
+	} else {
+		return 0;
+	}
+	if (len - p < n)
+		return 0;
+	for (i = 1; i < n; i++) {
+		unsigned char t = s[p + i];
+
+		if (t < lo || t > hi)
+			return 0;
+		lo = 0x80;
+		hi = 0xbf;
+		c = c << 6 | (t & 0x3f);
+	}
+	*cp = c;
+	return n;
+}
+
+/* FNV-1a: the ignore set is small and only probed with candidate words. */
+static uint64_t hash_bytes(const unsigned char *w, size_t len)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ w[i]) * 1099511628211ull;
+	return h;
+}
+
+int kiln_text_scan_ignored(const struct text_scan *st, const unsigned char *w, size_t len)
+{
+	size_t mask, i;
+
+	if (!st->ign_slots || !(st->ign_lens >> (len < 64 ? len : 0) & 1))
+		return 0;
+	mask = st->ign_slots - 1;
+	for (i = hash_bytes(w, len) & mask; st->ign[i].w; i = (i + 1) & mask)
+		if (st->ign[i].len == len && !memcmp(st->ign[i].w, w, len))
+			return 1;
+	return 0;
+}
+
+void kiln_text_scan_word_end(struct text_scan *st, size_t end)
+{
+	int is_long = st->wcp > st->min_length;
+
+	st->in_word = 0;
+	st->words++;
+	st->long_words += is_long;
+	if (kiln_text_scan_ignored(st, st->s + st->wstart, end - st->wstart)) {
+		st->ignored++;
+		st->ignored_long += is_long;
+	}
+}
+
+size_t kiln_text_scan_scalar(struct text_scan *st, size_t pos, size_t stop)
+{
+	const unsigned char *s = st->s;
+	size_t len = st->len, n;
+	uint32_t cp;
+
+	if (stop > len)
+		stop = len;
+	while (pos < stop) {
+		n = decode(s, pos, len, &cp);
+		if (!n) {
+			st->bad = 1;
+			st->bad_offset = pos;
+			return len;
+		}
+		st->code_points++;
+		if (kiln_text_is_space(cp)) {
+			if (st->in_word)
+				kiln_text_scan_word_end(st, pos);
+		} else if (st->in_word) {
+			st->wcp++;
+		} else {
+			st->in_word = 1;
+			st->wstart = pos;
+			st->wcp = 1;
+		}
+		if (st->want_lines) {
+			int brk = is_break(cp);
+
+			/* \r\n is one boundary: the \n after a \r adds none. */
+			st->breaks += brk && !(cp == 0x0a && st->prev_cr);
+			st->prev_cr = cp == 0x0d;
+			st->last_break = brk;
+		}
+		pos += n;
+	}
+	return pos;
+}
+
+/* Adds a distinct word to the hash table (sized by ignore_setup). */
+static void ignore_add(struct text_scan *st, const unsigned char *w, size_t len)
+{
+	size_t mask = st->ign_slots - 1, i;
+
+	for (i = hash_bytes(w, len) & mask; st->ign[i].w; i = (i + 1) & mask)
+		if (st->ign[i].len == len && !memcmp(st->ign[i].w, w, len))
+			return;
+	st->ign[i].w = w;
+	st->ign[i].len = len;
+	st->ign_count++;
+	st->ign_lens |= 1ull << (len < 64 ? len : 0);
+}
+
+/* Whether the block path can match w with byte masks, and if so adds it. */
+static void mask_add(struct text_scan *st, const unsigned char *w, size_t len)
+{
+	unsigned j, c;
+
+	if (!st->mask_ok || len == 0 || len > 63)
+		return;
+	for (j = 0; j < len; j++)
+		if (w[j] >= 0x80 || kiln_text_is_space(w[j]))
+			return; /* never in an ASCII block, or never a word at all */
+	if (st->nmask == TEXT_MASK_WORDS)
+		goto too_many;
+	st->mask[st->nmask].len = (unsigned)len;
+	for (j = 0; j < len; j++) {
+		for (c = 0; c < st->nchars && st->chars[c] != w[j]; c++)
+			;
+		if (c == st->nchars) {
+			if (st->nchars == TEXT_MASK_CHARS)
+				goto too_many;
+			st->chars[st->nchars++] = w[j];
+		}
+		st->mask[st->nmask].idx[j] = (unsigned char)c;
+	}
+	st->nmask++;
+	return;
+too_many:
+	st->mask_ok = 0;
+}
+
+/*
+ * Builds the ignore set (words borrowed from opts, which must outlive the
+ * scan).  Duplicates are dropped, as `w in ignore` does not care.
+ */
+static int ignore_setup(struct text_scan *st, const struct kiln_text_opts *o)
+{
+	size_t slots = 4, i;
+
+	st->mask_ok = 1;
+	if (!o->ignore_count)
+		return 0;
+	while (slots < o->ignore_count * 2)
+		slots *= 2;
+	st->ign = calloc(slots, sizeof(*st->ign));
+	if (!st->ign)
+		return -KILN_E_INTERNAL;
+	st->ign_slots = slots;
+	for (i = 0; i < o->ignore_count; i++) {
+		const unsigned char *w = (const unsigned char *)o->ignore[i];
+		size_t len = o->ignore_len ? o->ignore_len[i] : strlen(o->ignore[i]);
+		size_t before = st->ign_count;
+
+		if (!w)
+			continue;
+		ignore_add(st, w, len);
+		if (st->ign_count > before)
+			mask_add(st, w, len);
+	}
+	return 0;
+}
+
+void kiln_text_opts_default(struct kiln_text_opts *o)
+{
+	static const char *const ignore[] = { "the", "a" };
+
+	memset(o, 0, sizeof(*o));
+	o->min_length = 8;
+	o->ignore = ignore;
+	o->ignore_count = 2;
+}
+
+static int simd_ok(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") &&
+	       __builtin_cpu_supports("bmi");
+#else
+	return 0;
+#endif
+}
+
+/* The whole scan on the per-code-point path, polling for cancellation. */
+static int scan_scalar_all(struct text_scan *st, const kiln_cancel *cancel)
+{
+	size_t pos = 0;
+
+	while (pos < st->len && !st->bad) {
+		if (kiln_cancelled(cancel))
+			return -KILN_E_CANCELLED;
+		pos = kiln_text_scan_scalar(st, pos, pos + POLL_BYTES);
+	}
+	return 0;
+}
+
+int kiln_text_count(const unsigned char *s, size_t len, const struct kiln_text_opts *opts,
+		    const kiln_cancel *cancel, struct kiln_text_counts *out,
+		    size_t *bad_offset, char *err, size_t errlen)
+{
+	struct text_scan st;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	memset(&st, 0, sizeof(st));
+	st.s = s;
+	st.len = len;
+	st.min_length = opts->min_length;
+	st.want_lines = opts->lines;
+	rc = ignore_setup(&st, opts);
+	if (rc) {
+		snprintf(err, errlen, "text: out of memory");
+		goto out;
+	}
+	if (simd_ok())
+		rc = kiln_text_scan_simd(&st, cancel);
+	else
+		rc = scan_scalar_all(&st, cancel);
+	if (rc) {
+		snprintf(err, errlen, "text: cancelled");
+		goto out;
+	}
+	if (st.bad) {
+		if (bad_offset)
+			*bad_offset = st.bad_offset;
+		snprintf(err, errlen, "text: invalid UTF-8 at byte offset %zu", st.bad_offset);
+		rc = -KILN_E_INVALID_ARGS;
+		goto out;
+	}
+	if (st.in_word)
+		kiln_text_scan_word_end(&st, len);
+	out->bytes = len;
+	out->code_points = st.code_points;
+	out->words = st.words;
+	out->kept_words = st.words - st.ignored;
+	out->long_words = st.long_words - st.ignored_long;
+	/* splitlines() yields a last line without a break after it. */
+	if (opts->lines)
+		out->lines = st.breaks + (len > 0 && !st.last_break);
+out:
+	free(st.ign);
+	return rc;
+}
+
+int kiln_text_short_long(const unsigned char *s, size_t len, uint64_t min_length,
+			 const char *const *ignore, size_t ignore_count, double *fraction)
+{
+	struct kiln_text_opts o = {
+		.min_length = min_length,
+		.ignore = ignore,
+		.ignore_count = ignore_count,
+	};
+	struct kiln_text_counts c;
+	size_t bad = 0;
+	char err[128];
+	int rc;
+
+	*fraction = 0;
+	rc = kiln_text_count(s, len, &o, NULL, &c, &bad, err, sizeof(err));
+	if (rc) {
+		if (rc == -KILN_E_INVALID_ARGS)
+			*fraction = (double)bad;
+		return rc;
+	}
+	if (!c.kept_words)
+		return 1;
+	*fraction = (double)c.long_words / (double)c.kept_words;
+	return 0;
+}
+
+/* --- Top-k words ---------------------------------------------------------- */
+
+struct top_entry {
+	const unsigned char *w; /* NULL: free slot */
+	size_t len;
+	uint64_t count;
+	uint64_t first;         /* index of the first occurrence */
+};
+
+struct top_map {
+	struct top_entry *e;
+	size_t slots, used;
+};
+
+static int top_grow(struct top_map *m)
+{
+	size_t slots = m->slots ? m->slots * 2 : 1024, i, j;
+	struct top_entry *e = calloc(slots, sizeof(*e));
+
+	if (!e)
+		return -KILN_E_INTERNAL;
+	for (i = 0; i < m->slots; i++) {
+		if (!m->e[i].w)
+			continue;
+		for (j = hash_bytes(m->e[i].w, m->e[i].len) & (slots - 1); e[j].w; j = (j + 1) & (slots - 1))
+			;
+		e[j] = m->e[i];
+	}
+	free(m->e);
+	m->e = e;
+	m->slots = slots;
+	return 0;
+}
+
+static int top_add(struct top_map *m, const unsigned char *w, size_t len, uint64_t index)
+{
+	size_t i;
+
+	if ((m->used + 1) * 2 > m->slots && top_grow(m))
+		return -KILN_E_INTERNAL;
+	for (i = hash_bytes(w, len) & (m->slots - 1); m->e[i].w; i = (i + 1) & (m->slots - 1)) {
+		if (m->e[i].len == len && !memcmp(m->e[i].w, w, len)) {
+			m->e[i].count++;
+			return 0;
+		}
+	}
+	m->e[i] = (struct top_entry){ .w = w, .len = len, .count = 1, .first = index };
+	m->used++;
+	return 0;
+}
+
+static int top_cmp(const void *pa, const void *pb)
+{
+	const struct top_entry *a = pa, *b = pb;
+
+	if (a->count != b->count)
+		return a->count > b->count ? -1 : 1;
+	return a->first < b->first ? -1 : a->first > b->first;
+}
+
+int kiln_text_top(const unsigned char *s, size_t len, size_t k, const kiln_cancel *cancel,
+		  struct kiln_text_word **out, size_t *n, char *err, size_t errlen)
+{
+	struct top_map m = { 0 };
+	size_t pos = 0, start = 0, step, i, j;
+	uint64_t index = 0;
+	int in_word = 0, rc = 0;
+	uint32_t cp;
+
+	*out = NULL;
+	*n = 0;
+	while (pos < len) {
+		if ((pos & (POLL_BYTES - 1)) == 0 && kiln_cancelled(cancel)) {
+			rc = -KILN_E_CANCELLED;
+			snprintf(err, errlen, "text: cancelled");
+			goto out;
+		}
+		step = decode(s, pos, len, &cp);
+		if (!step) {
+			/* The caller validated the text; still never loop forever. */
+			step = 1;
+			cp = 0xfffd;
+		}
+		if (kiln_text_is_space(cp)) {
+			if (in_word && (rc = top_add(&m, s + start, pos - start, index++)))
+				goto oom;
+			in_word = 0;
+		} else if (!in_word) {
+			in_word = 1;
+			start = pos;
+		}
+		pos += step;
+	}
+	if (in_word && (rc = top_add(&m, s + start, pos - start, index++)))
+		goto oom;
+	for (i = j = 0; i < m.slots; i++)
+		if (m.e[i].w)
+			m.e[j++] = m.e[i];
+	qsort(m.e, j, sizeof(*m.e), top_cmp);
+	if (k > j)
+		k = j;
+	if (k) {
+		*out = malloc(k * sizeof(**out));
+		if (!*out)
+			goto oom;
+	}
+	for (i = 0; i < k; i++)
+		(*out)[i] = (struct kiln_text_word){ .word = m.e[i].w, .len = m.e[i].len, .count = m.e[i].count };
+	*n = k;
+	goto out;
+oom:
+	rc = -KILN_E_INTERNAL;
+	snprintf(err, errlen, "text: out of memory");
+out:
+	free(m.e);
+	return rc;
+}
