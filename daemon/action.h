@@ -59,6 +59,7 @@ struct action_family {
 
 /* Families, defined in their act_*.c files. */
 extern const struct action_family family_core;
+extern const struct action_family family_pi;
 
 /* Looks up an action by name (NULL if unknown). */
 const struct action *dispatch_find(const char *name);

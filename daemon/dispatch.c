@@ -16,6 +16,7 @@
 /* Every action family, in describe order. */
 static const struct action_family *const families[] = {
 	&family_core,
+	&family_pi,
 };
 
 #define NFAMILIES (sizeof(families) / sizeof(families[0]))

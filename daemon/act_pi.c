@@ -1,0 +1,531 @@
+/*
+ * The `pi` action: the first n decimals of pi, truncated.
+ *
+ * A computation sums the Chudnovsky series in as many ranges as the thread
+ * pool has threads, plus sqrt(10005) alongside, each as a work item of the
+ * job that started it (its owner); one more item merges the ranges and
+ * produces the digits.  Requests for at most as many digits as a running
+ * computation wait for it instead of computing again.  If the owner is
+ * cancelled the computation stops, and the requests still waiting start
+ * over without it.
+ *
+ * The largest result up to pi_cache_max_digits is kept (as a reference-
+ * counted blob) and smaller requests are answered from its prefix.  Results
+ * up to INLINE_MAX bytes go inline in data.pi; larger ones as a reply
+ * attachment (pointing into the blob, not copied) or, if the request names
+ * an `output` file under path_roots, written there on the thread pool.
+ *
+ * All the state here is loop-thread only; work items touch only their
+ * computation's fields, which the loop does not touch while they run.
+ */
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "action.h"
+#include "config.h"
+#include "job.h"
+#include "kiln/error.h"
+#include "kiln/pi.h"
+#include "paths.h"
+
+/* Larger results go as an attachment or to a file. */
+#define INLINE_MAX (64 * 1024)
+/* Below this many digits one work item does everything. */
+#define PARALLEL_MIN 50000
+
+/* "3.1415..." with a reference count; the string follows the header, so a
+ * reply attachment pointing at the string can find the header again. */
+struct pi_blob {
+	atomic_int refs;
+	uint64_t digits;
+	size_t len;
+	char s[];
+};
+
+struct pi_waiter {
+	struct job *job;
+	uint64_t digits;
+	char *output;            /* owned; NULL: inline or attachment */
+	struct pi_waiter *next;
+};
+
+struct pi_comp;
+
+struct pi_item {
+	struct pi_comp *comp;
+	int index;               /* range index, ITEM_ROOT, ITEM_SIMPLE or ITEM_FINISH */
+	int rc;
+};
+
+enum { ITEM_ROOT = -1, ITEM_SIMPLE = -2, ITEM_FINISH = -3 };
+
+struct pi_comp {
+	uint64_t digits;
+	unsigned guard;
+	struct job *owner;
+	struct pi_waiter *waiters;   /* owner included */
+	unsigned nparts;             /* 0: one ITEM_SIMPLE does everything */
+	unsigned pending;            /* work items not yet done */
+	unsigned done_items, total_items;
+	kiln_pi_sum **parts;
+	kiln_pi_root *root;
+	struct pi_item *items;       /* nparts + 1 range/root items, then finish */
+	char *result;                /* from kiln_pi / kiln_pi_finish */
+	size_t result_len;
+	int rc;
+	char err[160];
+	struct pi_comp *next;
+};
+
+static struct {
+	struct pi_blob *cache;
+	struct pi_comp *running;
+} pi;
+
+static void pi_request(struct job *job, uint64_t digits, char *output);
+
+static void blob_unref(struct pi_blob *b)
+{
+	if (b && atomic_fetch_sub(&b->refs, 1) == 1)
+		free(b);
+}
+
+/* free_fn of a reply attachment that points at a blob's string. */
+static void blob_unref_attachment(void *s)
+{
+	blob_unref((struct pi_blob *)((char *)s - offsetof(struct pi_blob, s)));
+}
+
+static struct pi_blob *blob_ref(struct pi_blob *b)
+{
+	atomic_fetch_add(&b->refs, 1);
+	return b;
+}
+
+static size_t pi_len(uint64_t digits)
+{
+	return digits ? (size_t)digits + 2 : 1;
+}
+
+/* --- Answering ------------------------------------------------------------- */
+
+struct pi_write {
+	struct pi_blob *blob;
+	uint64_t digits;
+	char *output;
+	char *resolved;
+	int rc;
+	char err[256];
+};
+
+static void write_work(struct job *job, void *arg)
+{
+	struct pi_write *w = arg;
+	size_t len = pi_len(w->digits), off = 0;
+	int fd;
+
+	fd = kiln_path_open(job_config(job), w->output, O_WRONLY | O_CREAT | O_TRUNC, &w->resolved,
+			    w->err, sizeof(w->err));
+	if (fd < 0) {
+		w->rc = fd;
+		return;
+	}
+	while (off < len && !job_cancelled(job)) {
+		ssize_t n = write(fd, w->blob->s + off, len - off);
+
+		if (n < 0) {
+			snprintf(w->err, sizeof(w->err), "cannot write %s: %m", w->output);
+			w->rc = -KILN_E_INTERNAL;
+			break;
+		}
+		off += (size_t)n;
+	}
+	if (close(fd) && !w->rc) {
+		snprintf(w->err, sizeof(w->err), "cannot write %s: %m", w->output);
+		w->rc = -KILN_E_INTERNAL;
+	}
+}
+
+static void write_done(struct job *job, void *arg, int status)
+{
+	struct pi_write *w = arg;
+
+	if (status || job_cancelled(job))
+		job_fail(job, KILN_E_CANCELLED, NULL, "cancelled");
+	else if (w->rc)
+		job_fail(job, -w->rc, json_pack("{s:s}", "path", "args.output"), "%s", w->err);
+	else
+		job_succeed(job, json_pack("{s:I, s:s, s:I}", "digits", (json_int_t)w->digits,
+					   "output", w->resolved, "bytes", (json_int_t)pi_len(w->digits)),
+			    "%llu digits written to %s", (unsigned long long)w->digits, w->resolved);
+	blob_unref(w->blob);
+	free(w->output);
+	free(w->resolved);
+	free(w);
+}
+
+/* Answers one request from a blob holding at least its digits; takes
+ * ownership of `output`. */
+static void serve(struct job *job, struct pi_blob *blob, uint64_t digits, char *output, int cached)
+{
+	size_t len = pi_len(digits);
+	struct pi_write *w;
+
+	if (output) {
+		w = calloc(1, sizeof(*w));
+		if (!w) {
+			free(output);
+			job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+			return;
+		}
+		w->blob = blob_ref(blob);
+		w->digits = digits;
+		w->output = output;
+		if (job_queue_work(job, write_work, write_done, w)) {
+			w->rc = -KILN_E_INTERNAL;
+			snprintf(w->err, sizeof(w->err), "cannot queue work");
+			write_done(job, w, 0);
+		}
+		return;
+	}
+	if (len <= INLINE_MAX) {
+		job_succeed(job, json_pack("{s:I, s:s%, s:b}", "digits", (json_int_t)digits, "pi", blob->s,
+					   len, "cached", cached),
+			    "%llu digits%s", (unsigned long long)digits, cached ? " (cached)" : "");
+		return;
+	}
+	job_set_reply_attachment(job, blob_ref(blob)->s, len, blob_unref_attachment);
+	job_succeed(job, json_pack("{s:I, s:I, s:b}", "digits", (json_int_t)digits, "attachment",
+				   (json_int_t)len, "cached", cached),
+		    "%llu digits in the attachment%s", (unsigned long long)digits, cached ? " (cached)" : "");
+}
+
+/* --- Computation ----------------------------------------------------------- */
+
+static void comp_free(struct pi_comp *c)
+{
+	struct pi_comp **pp;
+
+	for (pp = &pi.running; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	for (unsigned i = 0; c->parts && i < c->nparts; i++)
+		kiln_pi_sum_free(c->parts[i]);
+	free(c->parts);
+	kiln_pi_root_free(c->root);
+	free(c->items);
+	free(c->result);
+	free(c);
+}
+
+/* Keeps `b` as the cache if it is the largest yet and within the limit. */
+static void cache_offer(const struct kiln_config *cfg, struct pi_blob *b)
+{
+	if (b->digits > cfg->pi_cache_max_digits || (pi.cache && pi.cache->digits >= b->digits))
+		return;
+	blob_unref(pi.cache);
+	pi.cache = blob_ref(b);
+}
+
+/* Answers every waiter; the computation is over (loop thread). */
+static void comp_end(struct pi_comp *c)
+{
+	struct pi_waiter *w, *next;
+	struct pi_blob *blob = NULL;
+	char err[sizeof(c->err)];
+	int rc;
+
+	if (!c->rc && c->result) {
+		blob = malloc(sizeof(*blob) + c->result_len + 1);
+		if (blob) {
+			atomic_init(&blob->refs, 1);
+			blob->digits = c->digits;
+			blob->len = c->result_len;
+			memcpy(blob->s, c->result, c->result_len + 1);
+			cache_offer(job_config(c->owner), blob);
+		} else {
+			c->rc = -KILN_E_INTERNAL;
+			snprintf(c->err, sizeof(c->err), "out of memory");
+		}
+	}
+	w = c->waiters;
+	rc = c->rc;
+	memcpy(err, c->err, sizeof(err));
+	comp_free(c);
+	for (; w; w = next) {
+		next = w->next;
+		if (blob)
+			serve(w->job, blob, w->digits, w->output, 0);
+		else if (job_cancelled(w->job))
+			job_fail(w->job, job_cancel_reason(w->job), NULL, "cancelled");
+		else if (rc == -KILN_E_CANCELLED)
+			/* The owner went away; this request starts over. */
+			pi_request(w->job, w->digits, w->output);
+		else
+			job_fail(w->job, -rc, NULL, "pi: %s", err);
+		free(w);
+	}
+	blob_unref(blob);
+}
+
+static unsigned pool_threads(const struct kiln_config *cfg)
+{
+	long n = cfg->threads ? (long)cfg->threads : sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
+}
+
+static void item_work(struct job *job, void *arg)
+{
+	struct pi_item *it = arg;
+	struct pi_comp *c = it->comp;
+	const kiln_cancel *cancel = job_cancel_token(job);
+	uint64_t n = kiln_pi_terms(c->digits, c->guard);
+
+	switch (it->index) {
+	case ITEM_SIMPLE:
+		it->rc = kiln_pi(c->digits, cancel, &c->result, &c->result_len, c->err, sizeof(c->err));
+		break;
+	case ITEM_ROOT:
+		it->rc = kiln_pi_root_new(c->digits, c->guard, cancel, &c->root);
+		break;
+	case ITEM_FINISH:
+		for (unsigned i = 1; i < c->nparts && !it->rc; i++) {
+			it->rc = kiln_pi_sum_merge(c->parts[0], c->parts[i]);
+			c->parts[i] = NULL;
+			if (!it->rc && kiln_cancelled(cancel))
+				it->rc = -KILN_E_CANCELLED;
+		}
+		if (!it->rc)
+			it->rc = kiln_pi_finish(c->parts[0], c->root, c->digits, c->guard, cancel,
+						&c->result, &c->result_len, &c->guard, c->err,
+						sizeof(c->err));
+		break;
+	default: {
+		/* Range i of nparts equal ranges of [1, n). */
+		uint64_t a = 1 + (n - 1) * (uint64_t)it->index / c->nparts;
+		uint64_t b = 1 + (n - 1) * (uint64_t)(it->index + 1) / c->nparts;
+
+		it->rc = kiln_pi_sum_new(a, b, (unsigned)it->index == c->nparts - 1, cancel,
+					 &c->parts[it->index]);
+		break;
+	}
+	}
+}
+
+static int comp_start_phase1(struct pi_comp *c);
+
+static void item_done(struct job *job, void *arg, int status)
+{
+	struct pi_item *it = arg;
+	struct pi_comp *c = it->comp;
+
+	c->pending--;
+	c->done_items++;
+	job_progress(job, c->done_items, c->total_items);
+	if (status)
+		it->rc = -KILN_E_CANCELLED;
+	if (it->rc < 0 && !c->rc) {
+		c->rc = it->rc;
+		if (it->rc == -KILN_E_CANCELLED)
+			snprintf(c->err, sizeof(c->err), "cancelled");
+		else if (!c->err[0])
+			snprintf(c->err, sizeof(c->err), "%s", kiln_err_name(it->rc));
+	}
+	if (c->pending)
+		return;
+	if (c->rc || it->index == ITEM_SIMPLE) {
+		comp_end(c);
+		return;
+	}
+	if (it->index == ITEM_FINISH) {
+		if (it->rc == KILN_PI_MORE) {
+			/* The guard digits were inconclusive: sum again with more. */
+			kiln_pi_sum_free(c->parts[0]);
+			c->parts[0] = NULL;
+			kiln_pi_root_free(c->root);
+			c->root = NULL;
+			if (comp_start_phase1(c))
+				comp_end(c);
+			return;
+		}
+		comp_end(c);
+		return;
+	}
+	it = &c->items[c->nparts + 1];
+	it->comp = c;
+	it->index = ITEM_FINISH;
+	it->rc = 0;
+	c->pending = 1;
+	if (job_queue_work(job, item_work, item_done, it)) {
+		c->pending = 0;
+		c->rc = -KILN_E_INTERNAL;
+		snprintf(c->err, sizeof(c->err), "cannot queue work");
+		comp_end(c);
+	}
+}
+
+/* Queues the range and root items (or the one simple item). */
+static int comp_start_phase1(struct pi_comp *c)
+{
+	unsigned count = c->nparts ? c->nparts + 1 : 1;
+
+	c->total_items = c->nparts ? c->nparts + 2 : 1;
+	c->done_items = 0;
+	for (unsigned i = 0; i < count; i++) {
+		struct pi_item *it = &c->items[i];
+
+		it->comp = c;
+		it->rc = 0;
+		it->index = !c->nparts ? ITEM_SIMPLE : i == c->nparts ? ITEM_ROOT : (int)i;
+		if (job_queue_work(c->owner, item_work, item_done, it)) {
+			/* Items already queued finish normally and end the computation. */
+			c->rc = -KILN_E_INTERNAL;
+			snprintf(c->err, sizeof(c->err), "cannot queue work");
+			return c->pending ? 0 : -1;
+		}
+		c->pending++;
+	}
+	return 0;
+}
+
+/* Starts a computation owned by `job`; the waiter is its first. */
+static void comp_start(struct job *job, struct pi_waiter *w)
+{
+	struct pi_comp *c = calloc(1, sizeof(*c));
+	unsigned threads = pool_threads(job_config(job));
+
+	if (!c)
+		goto oom;
+	c->digits = w->digits;
+	c->guard = KILN_PI_GUARD;
+	c->owner = job;
+	c->waiters = w;
+	c->nparts = w->digits >= PARALLEL_MIN && threads > 1 ? threads : 0;
+	c->items = calloc(c->nparts + 2, sizeof(*c->items));
+	c->parts = calloc(c->nparts + 1, sizeof(*c->parts));
+	if (!c->items || !c->parts)
+		goto oom;
+	c->next = pi.running;
+	pi.running = c;
+	if (comp_start_phase1(c))
+		comp_end(c);
+	return;
+oom:
+	if (c) {
+		free(c->items);
+		free(c->parts);
+		free(c);
+	}
+	free(w->output);
+	free(w);
+	job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+}
+
+/* Answers from the cache, joins a running computation or starts one.
+ * Takes ownership of `output`. */
+static void pi_request(struct job *job, uint64_t digits, char *output)
+{
+	struct pi_waiter *w;
+	struct pi_comp *c;
+
+	if (pi.cache && pi.cache->digits >= digits) {
+		serve(job, pi.cache, digits, output, 1);
+		return;
+	}
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		free(output);
+		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		return;
+	}
+	w->job = job;
+	w->digits = digits;
+	w->output = output;
+	for (c = pi.running; c; c = c->next) {
+		if (c->digits >= digits && !job_cancelled(c->owner)) {
+			w->next = c->waiters;
+			c->waiters = w;
+			return;
+		}
+	}
+	comp_start(job, w);
+}
+
+static void act_pi(struct job *job, json_t *args)
+{
+	const struct kiln_config *cfg = job_config(job);
+	json_int_t digits = json_integer_value(json_object_get(args, "digits"));
+	json_t *out = json_object_get(args, "output");
+	char *output = NULL;
+
+	if ((uint64_t)digits > cfg->pi_max_digits) {
+		job_fail(job, KILN_E_TOO_LARGE,
+			 json_pack("{s:s, s:I, s:I}", "path", "args.digits", "limit",
+				   (json_int_t)cfg->pi_max_digits, "digits", digits),
+			 "args.digits: %" JSON_INTEGER_FORMAT " is above pi_max_digits (%llu)", digits,
+			 (unsigned long long)cfg->pi_max_digits);
+		return;
+	}
+	if (out && !(output = strdup(json_string_value(out)))) {
+		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		return;
+	}
+	pi_request(job, (uint64_t)digits, output);
+}
+
+static void pi_reconfigure(const struct kiln_config *cfg)
+{
+	if (pi.cache && pi.cache->digits > cfg->pi_cache_max_digits) {
+		blob_unref(pi.cache);
+		pi.cache = NULL;
+	}
+}
+
+static void pi_shutdown(void)
+{
+	blob_unref(pi.cache);
+	pi.cache = NULL;
+}
+
+static void pi_stats(json_t *into)
+{
+	json_object_set_new(into, "pi_cache_digits", json_integer(pi.cache ? (json_int_t)pi.cache->digits : 0));
+}
+
+static size_t pi_memory_held(void)
+{
+	return pi.cache ? sizeof(*pi.cache) + pi.cache->len + 1 : 0;
+}
+
+static const struct action pi_actions[] = {
+	{ "pi", "The first `digits` decimals of pi, truncated (Chudnovsky on GMP, cached).",
+	  "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"digits\"],"
+	  "\"properties\":{\"digits\":{\"type\":\"integer\",\"minimum\":0,"
+	  "\"description\":\"decimals after the point, at most pi_max_digits\"},"
+	  "\"output\":{\"type\":\"string\",\"minLength\":1,"
+	  "\"description\":\"absolute file under path_roots to write the digits to\"}}}",
+	  "{\"type\":\"object\",\"properties\":{\"digits\":{\"type\":\"integer\"},"
+	  "\"pi\":{\"type\":\"string\",\"description\":\"inline when at most 65536 bytes\"},"
+	  "\"attachment\":{\"type\":\"integer\",\"description\":\"bytes of the reply attachment holding the digits\"},"
+	  "\"output\":{\"type\":\"string\"},\"bytes\":{\"type\":\"integer\"},"
+	  "\"cached\":{\"type\":\"boolean\"}}}",
+	  act_pi, 0 },
+};
+
+const struct action_family family_pi = {
+	.name = "pi",
+	.actions = pi_actions,
+	.count = sizeof(pi_actions) / sizeof(pi_actions[0]),
+	.reconfigure = pi_reconfigure,
+	.shutdown = pi_shutdown,
+	.stats = pi_stats,
+	.memory_held = pi_memory_held,
+};
