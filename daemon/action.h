@@ -59,7 +59,9 @@ struct action_family {
 
 /* Families, defined in their act_*.c files. */
 extern const struct action_family family_core;
+extern const struct action_family family_corpus;
 extern const struct action_family family_pi;
+extern const struct action_family family_text;
 
 /* Looks up an action by name (NULL if unknown). */
 const struct action *dispatch_find(const char *name);

@@ -16,7 +16,9 @@
 /* Every action family, in describe order. */
 static const struct action_family *const families[] = {
 	&family_core,
+	&family_corpus,
 	&family_pi,
+	&family_text,
 };
 
 #define NFAMILIES (sizeof(families) / sizeof(families[0]))

@@ -1,7 +1,101 @@
-"""Client methods for encrypted corpora (issue 5)."""
+"""Client methods for encrypted corpora (issue 5).
+
+Passphrases are sent to the daemon over the local socket only; the daemon
+keeps them in locked memory and wipes them after key derivation.  Prefer
+key_file= (read by the daemon under path_roots) to keep the passphrase out
+of the client process entirely.
+"""
 
 from __future__ import annotations
+
+from typing import Any, Dict, Iterable, List, Optional, Union
+
+
+def _files_args(paths: Optional[Iterable[str]], dir: Optional[str], glob: Optional[str],
+                passphrase: Optional[str], key_file: Optional[str]) -> Dict[str, Any]:
+    args: Dict[str, Any] = {}
+    if paths is not None:
+        args["paths"] = list(paths)
+    if dir is not None:
+        args["dir"] = dir
+    if glob is not None:
+        args["glob"] = glob
+    if passphrase is not None:
+        args["passphrase"] = passphrase
+    if key_file is not None:
+        args["key_file"] = key_file
+    return args
 
 
 class CorpusMixin:
     """Mixed into kiln.Client; uses self.call()."""
+
+    def corpus_load(self, name: str, paths: Optional[Iterable[str]] = None, *,
+                    dir: Optional[str] = None, glob: Optional[str] = None,
+                    format: str = "auto", passphrase: Optional[str] = None,
+                    key_file: Optional[str] = None, kdf: Optional[str] = None,
+                    iterations: Optional[int] = None, timeout: Optional[float] = None,
+                    progress: Any = None) -> Dict[str, Any]:
+        """Loads files as corpus `name` (atomic).  format: auto, openssl-enc,
+        sealed, plain; kdf (openssl-enc): pbkdf2 (default) or legacy.
+        Raises kiln.KilnError whose .detail["failed"] lists failing files."""
+        args = _files_args(paths, dir, glob, passphrase, key_file)
+        args.update(name=name, format=format)
+        if kdf is not None:
+            args["kdf"] = kdf
+        if iterations is not None:
+            args["iterations"] = iterations
+        return self.call("corpus.load", args, timeout=timeout,  # type: ignore[attr-defined]
+                         progress=progress).data
+
+    def corpus_count(self, name: str, word: Union[str, List[str]], *,
+                     case: str = "sensitive") -> Dict[str, Any]:
+        """Whole-word counts: {word, case, total, documents: {doc: n}} for one
+        word, {case, total, words: [...]} for a list."""
+        args: Dict[str, Any] = {"name": name, "case": case}
+        if isinstance(word, str):
+            args["word"] = word
+        else:
+            args["words"] = list(word)
+        return self.call("corpus.count", args).data  # type: ignore[attr-defined]
+
+    def corpus_search(self, name: str, query: str, *, case: str = "sensitive",
+                      whole_word: bool = False, max_results: int = 100) -> Dict[str, Any]:
+        """Literal search: {query, count, truncated, results: [{document,
+        line, column, text}]}."""
+        return self.call("corpus.search", {  # type: ignore[attr-defined]
+            "name": name, "query": query, "case": case, "whole_word": whole_word,
+            "max_results": max_results}).data
+
+    def corpus_stats(self, name: str, *, min_length: Optional[int] = None,
+                     ignore: Optional[List[str]] = None) -> Dict[str, Any]:
+        args: Dict[str, Any] = {"name": name}
+        if min_length is not None:
+            args["min_length"] = min_length
+        if ignore is not None:
+            args["ignore"] = list(ignore)
+        return self.call("corpus.stats", args).data  # type: ignore[attr-defined]
+
+    def corpus_list(self) -> List[Dict[str, Any]]:
+        return self.call("corpus.list").data["corpora"]  # type: ignore[attr-defined]
+
+    def corpus_info(self, name: str) -> Dict[str, Any]:
+        return self.call("corpus.info", {"name": name}).data  # type: ignore[attr-defined]
+
+    def corpus_unload(self, name: str) -> Dict[str, Any]:
+        return self.call("corpus.unload", {"name": name}).data  # type: ignore[attr-defined]
+
+    def corpus_seal(self, out_dir: str, paths: Optional[Iterable[str]] = None, *,
+                    dir: Optional[str] = None, glob: Optional[str] = None,
+                    passphrase: Optional[str] = None, key_file: Optional[str] = None,
+                    kdf: str = "scrypt", iterations: Optional[int] = None,
+                    log2_n: Optional[int] = None, r: Optional[int] = None, p: Optional[int] = None,
+                    overwrite: bool = False, timeout: Optional[float] = None) -> Dict[str, Any]:
+        """Seals UTF-8 files into out_dir/<name>.kseal (kiln sealed format,
+        one shared KDF salt): {files, kdf, kdf_ms}."""
+        args = _files_args(paths, dir, glob, passphrase, key_file)
+        args.update(out_dir=out_dir, kdf=kdf, overwrite=overwrite)
+        for k, v in (("iterations", iterations), ("log2_n", log2_n), ("r", r), ("p", p)):
+            if v is not None:
+                args[k] = v
+        return self.call("corpus.seal", args, timeout=timeout).data  # type: ignore[attr-defined]

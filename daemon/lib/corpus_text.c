@@ -335,33 +335,3 @@ size_t kiln_cdoc_memory(const struct kiln_cdoc *d)
 {
 	return d->text_cap + d->fold_cap + d->nonword_count * sizeof(size_t);
 }
-
-/* Python's str.isspace() for the characters str.split() splits on. */
-static bool is_space(uint32_t c)
-{
-	if (c < 0x80)
-		return c == ' ' || (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x1f);
-	return c == 0x85 || c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200a) ||
-	       c == 0x2028 || c == 0x2029 || c == 0x202f || c == 0x205f || c == 0x3000;
-}
-
-void kiln_cdoc_stats(const struct kiln_cdoc *d, struct kiln_cdoc_stats *st)
-{
-	const uint8_t *s = d->text;
-	size_t i = 0, n = d->text_len;
-	bool in_word = false, in_token = false;
-	uint32_t c;
-
-	memset(st, 0, sizeof *st);
-	st->bytes = n;
-	st->chars = d->chars;
-	st->lines = d->lines;
-	while (i < n) {
-		i += utf8_decode(s + i, n - i, &c);
-		bool sp = is_space(c), w = kiln_uword_isword(c);
-		st->words += !sp && !in_word;
-		st->tokens += w && !in_token;
-		in_word = !sp;
-		in_token = w;
-	}
-}

@@ -115,11 +115,4 @@ struct kiln_chit {
 int64_t kiln_cdoc_search(const struct kiln_cdoc *d, const struct kiln_cquery *q, struct kiln_chit *hits,
 			 size_t max, const kiln_cancel *cancel);
 
-/* Sizes, whitespace-separated words (str.split()) and \w-runs ("tokens"),
- * in one pass. */
-struct kiln_cdoc_stats {
-	uint64_t bytes, chars, lines, words, tokens;
-};
-void kiln_cdoc_stats(const struct kiln_cdoc *d, struct kiln_cdoc_stats *st);
-
 #endif

@@ -233,22 +233,6 @@ START_TEST(test_search_lines_columns)
 }
 END_TEST
 
-START_TEST(test_stats)
-{
-	static const char text[] = "one two_2  three\nfour-five\n";
-	struct kiln_cdoc d;
-	struct kiln_cdoc_stats st;
-
-	doc_from(&d, text, strlen(text));
-	kiln_cdoc_stats(&d, &st);
-	ck_assert_uint_eq(st.words, 4);
-	ck_assert_uint_eq(st.tokens, 5);
-	ck_assert_uint_eq(st.lines, 2);
-	ck_assert_uint_eq(st.chars, strlen(text));
-	kiln_cdoc_clear(&d);
-}
-END_TEST
-
 /* --- openssl enc ------------------------------------------------------------ */
 
 static uint8_t *slurp(const char *path, size_t *len)
@@ -435,7 +419,6 @@ static Suite *corpus_suite(void)
 	tcase_add_test(tc, test_utf8_strict);
 	tcase_add_test(tc, test_doc_rejects_bad_utf8);
 	tcase_add_test(tc, test_search_lines_columns);
-	tcase_add_test(tc, test_stats);
 	tcase_add_test(tc, test_osslenc_pbkdf2_default);
 	tcase_add_test(tc, test_osslenc_pbkdf2_iter);
 	tcase_add_test(tc, test_osslenc_legacy);

@@ -1,0 +1,74 @@
+/*
+ * The loaded corpora (issue 5), shared by act_corpus.c and, for
+ * `{corpus, document}` inputs, by act_text.c.
+ *
+ * Thread-safe: every function may be called from the loop or a worker.
+ * Corpora and documents are reference counted, so a job that borrowed a
+ * document keeps reading it safely while corpus.unload or a replacing
+ * corpus.load runs; the text is wiped and freed when the last reference
+ * goes.
+ */
+#ifndef KILND_CORPUS_STORE_H
+#define KILND_CORPUS_STORE_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "kiln/corpus.h"
+
+struct corpus_doc {
+	atomic_int refs;
+	char *name;            /* owned */
+	struct kiln_cdoc cdoc; /* owned text in locked memory */
+};
+
+struct corpus {
+	atomic_int refs;
+	char *name;                /* owned */
+	struct corpus_doc **docs;  /* owned array; one reference each */
+	size_t ndocs;
+	size_t bytes;              /* plaintext bytes */
+	size_t memory;             /* bytes held (text, folds, bookkeeping) */
+	bool locked;               /* all text mlock()ed */
+	double load_ms;
+	double loaded_at;          /* Unix time */
+	json_t *source;            /* {"format": ..., "kdf": ...}; owned */
+};
+
+/* --- For other families ---------------------------------------------------- */
+
+/* Borrows one document of a loaded corpus.  Returns a new reference (release
+ * with corpus_doc_release) or NULL with *code = -KILN_E_NOT_FOUND and a
+ * message naming what is missing. */
+struct corpus_doc *corpus_store_borrow(const char *corpus, const char *document, int *code,
+				       char *err, size_t errlen);
+/* The document's UTF-8 text (valid, NUL-terminated, not secret-safe to log). */
+const unsigned char *corpus_doc_text(const struct corpus_doc *d, size_t *len);
+void corpus_doc_release(struct corpus_doc *d);
+
+/* --- For act_corpus.c ------------------------------------------------------- */
+
+struct corpus_doc *corpus_doc_new(const char *name);
+struct corpus *corpus_new(const char *name);
+void corpus_ref(struct corpus *c);
+void corpus_unref(struct corpus *c);
+
+/* The named corpus with a new reference, or NULL. */
+struct corpus *corpus_store_get(const char *name);
+/* Installs c under its name (replacing any corpus of that name) if the
+ * memory of all corpora stays within budget; takes over the caller's
+ * reference on success.  -KILN_E_TOO_LARGE otherwise. */
+int corpus_store_put(struct corpus *c, size_t budget, char *err, size_t errlen);
+/* Removes the named corpus; 0 or -KILN_E_NOT_FOUND. *bytes gets its size. */
+int corpus_store_remove(const char *name, size_t *bytes);
+/* New reference to a JSON array of summaries, sorted by name. */
+json_t *corpus_store_list(void);
+json_t *corpus_summary(const struct corpus *c);
+size_t corpus_store_memory(void);
+size_t corpus_store_count(void);
+/* Drops every corpus (shutdown). */
+void corpus_store_clear(void);
+
+#endif
