@@ -45,7 +45,7 @@ UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRC   := $(wildcard tests/tools/*.c)
 TOOL_BIN   := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all deps run test test-unit test-python test-sh test-asan test-valgrind \
+.PHONY: all deps run test unit test-unit test-python test-sh test-asan test-valgrind \
 	bench clean install uninstall tools
 all: $(BUILD)/kilnd $(BUILD)/libkiln.a $(BUILD)/libkiln.so
 
@@ -63,7 +63,9 @@ $(BUILD)/libkiln.so: $(LIB_OBJ)
 $(BUILD)/kilnd: $(BUILD)/obj/daemon/main.o $(DAEMON_OBJ) $(BUILD)/libkiln.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(DAEMON_OBJ) $(BUILD)/libkiln.a
+HARNESS_OBJ := $(BUILD)/obj/tests/unit/harness.o
+
+$(BUILD)/tests/%: tests/unit/%.c $(HARNESS_OBJ) $(DAEMON_OBJ) $(BUILD)/libkiln.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PC_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -71,7 +73,11 @@ $(BUILD)/tools/%: tests/tools/%.c $(DAEMON_OBJ) $(BUILD)/libkiln.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PC_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# Keep intermediate objects (the test harness) between runs.
+.SECONDARY:
+
 tools: $(TOOL_BIN)
+unit: $(UNIT_BIN)
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \

@@ -48,6 +48,7 @@ struct writereq {
 };
 
 static void conn_process(struct conn *c);
+static void conn_finish(struct conn *c);
 
 /* --- Output --------------------------------------------------------------- */
 
@@ -175,7 +176,7 @@ static void after_write(uv_write_t *req, int status)
 		return;
 	}
 	if (c->close_after_flush && conn_idle(c) && !c->in_attach) {
-		conn_close(c);
+		conn_finish(c);
 		return;
 	}
 	conn_resume(c);
@@ -285,8 +286,77 @@ void conn_close(struct conn *c)
 		c->next->prev = c->prev;
 	srv->nconns--;
 	log_debug("conn %llu: closed", (unsigned long long)c->id);
+	if (c->linger_timer)
+		uv_close((uv_handle_t *)c->linger_timer, (uv_close_cb)free);
 	uv_close((uv_handle_t *)&c->pipe, on_closed);
 	server_maybe_finish_shutdown(srv);
+}
+
+/* --- Lingering close ------------------------------------------------------ */
+
+/*
+ * When the daemon ends a connection the client may still be sending (a line
+ * over the limit, a refused peer), closing at once would reset it and could
+ * destroy the error reply before the client reads it.  So: shut down our
+ * write side, discard whatever still arrives until the client closes, and
+ * give up after LINGER_MS.
+ */
+#define LINGER_MS 2000
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+static void on_linger_timeout(uv_timer_t *t)
+{
+	conn_close(t->data);
+}
+
+static void on_discard_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct conn *c = s->data;
+
+	(void)buf;
+	if (nread > 0) {
+		frame_commit(&c->in, (size_t)nread);
+		frame_take(&c->in, NULL, frame_pending(&c->in));
+	} else if (nread < 0) {
+		conn_close(c);
+	}
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+	(void)status;
+	free(req);
+}
+
+static void conn_finish(struct conn *c)
+{
+	uv_shutdown_t *req;
+
+	if (!c->linger) {
+		conn_close(c);
+		return;
+	}
+	if (c->linger_timer)
+		return;
+	req = malloc(sizeof(*req));
+	c->linger_timer = malloc(sizeof(*c->linger_timer));
+	if (!req || !c->linger_timer)
+		fatal("out of memory");
+	if (uv_shutdown(req, (uv_stream_t *)&c->pipe, on_shutdown) != 0) {
+		free(req);
+		free(c->linger_timer);
+		c->linger_timer = NULL;
+		conn_close(c);
+		return;
+	}
+	frame_take(&c->in, NULL, frame_pending(&c->in));
+	if (c->reading)
+		uv_read_stop((uv_stream_t *)&c->pipe);
+	c->reading = uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, on_discard_read) == 0;
+	uv_timer_init(c->srv->loop, c->linger_timer);
+	c->linger_timer->data = c;
+	uv_timer_start(c->linger_timer, on_linger_timeout, LINGER_MS, 0);
 }
 
 /* --- Input ---------------------------------------------------------------- */
@@ -400,6 +470,7 @@ static void handle_line(struct conn *c, const char *line, size_t len)
 		/* The declared attachment cannot be skipped safely: answer and close. */
 		send_error(c, have_id ? &req.job_id : NULL, KILN_E_TOO_LARGE, detail, msg);
 		c->close_after_flush = true;
+		c->linger = true;
 		return;
 	}
 	if (rc) {
@@ -447,6 +518,7 @@ static void too_long(struct conn *c)
 		   msg);
 	frame_take(&c->in, NULL, frame_pending(&c->in));
 	c->close_after_flush = true;
+	c->linger = true;
 }
 
 static void update_reading(struct conn *c, bool paused)
@@ -470,7 +542,7 @@ static void conn_process(struct conn *c)
 
 	/* A job finishing synchronously inside start_job() calls conn_resume();
 	 * the loop below re-checks the limits, so a nested call has nothing to do. */
-	if (c->processing || c->closing)
+	if (c->processing || c->closing || c->linger_timer)
 		return;
 	c->processing = true;
 	while (!c->closing) {
@@ -501,8 +573,8 @@ static void conn_process(struct conn *c)
 	c->processing = false;
 	update_reading(c, paused);
 	if (c->close_after_flush && !c->closing && c->jobs == NULL && c->out_bytes == 0 &&
-	    !c->in_attach)
-		conn_close(c);
+	    !c->in_attach && !c->linger_timer)
+		conn_finish(c);
 }
 
 void conn_resume(struct conn *c)

@@ -159,6 +159,7 @@ static void refuse(struct conn *c, int code, const char *msg)
 	conn_send_json(c, r, NULL, NULL, 0, NULL);
 	json_decref(r);
 	c->close_after_flush = true;
+	c->linger = true;
 }
 
 static void on_connection(uv_stream_t *listener, int status)

@@ -78,6 +78,8 @@ struct conn {
 	bool dirty;
 	bool closing;
 	bool close_after_flush;
+	bool linger;                /* the client may still be sending: drain before closing */
+	uv_timer_t *linger_timer;   /* set while lingering */
 };
 
 struct server {

@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Runs every kiln test stage and prints one summary line.
+
+Stages: check unit tests, Python unittest suite against a real daemon, shell
+(socat) tests; then the unit tests and the Python suite again against an
+ASan+UBSan build; then the Python suite with kilnd under valgrind (tests
+marked heavy are skipped there).  `--quick` runs the first three only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import re
+import subprocess
+import sys
+import time
+from typing import List, Tuple
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+
+totals = {"passed": 0, "failed": 0, "skipped": 0}
+failures: List[str] = []
+
+
+def record(stage: str, passed: int, failed: int, skipped: int = 0) -> None:
+    totals["passed"] += passed
+    totals["failed"] += failed
+    totals["skipped"] += skipped
+    if failed:
+        failures.append(stage)
+    print(f"== {stage}: {passed} passed, {failed} failed, {skipped} skipped", flush=True)
+
+
+def run(cmd: List[str], env: dict, timeout: float) -> Tuple[int, str]:
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=timeout)
+        out = p.stdout.decode(errors="replace")
+        rc = p.returncode
+    except subprocess.TimeoutExpired as e:
+        out = (e.stdout or b"").decode(errors="replace") + f"\n*** timed out after {timeout} s\n"
+        rc = -1
+    sys.stdout.write(out)
+    print(f"   ({' '.join(cmd[:3])}: exit {rc}, {time.monotonic() - t0:.1f} s)", flush=True)
+    return rc, out
+
+
+def unit_stage(build: str, label: str, env: dict) -> None:
+    bins = sorted(glob.glob(os.path.join(build, "tests", "test_*")))
+    for b in bins:
+        rc, out = run([b], env, 600)
+        m = re.search(r"Checks: (\d+), Failures: (\d+), Errors: (\d+)", out)
+        if m:
+            checks, fails, errs = map(int, m.groups())
+            record(f"{label} {os.path.basename(b)}", checks - fails - errs, fails + errs)
+        else:
+            record(f"{label} {os.path.basename(b)}", 0, 1)
+        if rc != 0 and not (m and int(m.group(2)) + int(m.group(3))):
+            record(f"{label} {os.path.basename(b)} exit status", 0, 1)
+
+
+def python_stage(label: str, env: dict, timeout: float) -> None:
+    rc, out = run([PY, "-m", "unittest", "discover", "-s", "tests/python", "-p", "test_*.py", "-v"],
+                  env, timeout)
+    ran = re.search(r"Ran (\d+) tests?", out)
+    n = int(ran.group(1)) if ran else 0
+    skipped = sum(int(x) for x in re.findall(r"skipped=(\d+)", out.splitlines()[-1] if out else ""))
+    fails = sum(int(x) for x in re.findall(r"(?:failures|errors)=(\d+)", out.splitlines()[-1] if out else ""))
+    if rc != 0 and fails == 0:
+        fails = 1
+    record(label, n - fails - skipped, fails, skipped)
+
+
+def sh_stage(build: str, label: str, env: dict) -> None:
+    for script in sorted(glob.glob(os.path.join(ROOT, "tests", "sh", "test_*.sh"))):
+        rc, _ = run(["bash", script], env, 600)
+        name = f"{label} {os.path.basename(script)}"
+        if rc == 77:
+            record(name, 0, 0, 1)
+        else:
+            record(name, 1 if rc == 0 else 0, 0 if rc == 0 else 1)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--quick", action="store_true", help="skip the sanitizer and valgrind passes")
+    ns = ap.parse_args()
+    build = os.path.join(ROOT, ns.build)
+    env = dict(os.environ, KILND=os.path.join(build, "kilnd"), BUILD=build,
+               KILN_TEST_DATA=os.path.join(ROOT, "tests", "data"), PYTHONDONTWRITEBYTECODE="1")
+    env.pop("KILN_SOCKET", None)
+    t0 = time.monotonic()
+
+    unit_stage(build, "unit", env)
+    python_stage("python", env, 900)
+    sh_stage(build, "sh", env)
+
+    if not ns.quick:
+        asan = os.path.join(build, "asan")
+        rc, _ = run(["make", "--no-print-directory", "-j2", f"BUILD={os.path.relpath(asan, ROOT)}", "SAN=1",
+                     "all", "unit"], env, 1800)
+        if rc != 0:
+            record("asan build", 0, 1)
+        else:
+            aenv = dict(env, KILND=os.path.join(asan, "kilnd"),
+                        ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=97",
+                        UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+            unit_stage(asan, "asan unit", aenv)
+            python_stage("asan python", aenv, 900)
+        venv = dict(env, KILN_TEST_WRAPPER="valgrind -q --leak-check=full --show-leak-kinds=definite,indirect "
+                    "--errors-for-leak-kinds=definite,indirect --error-exitcode=99")
+        python_stage("valgrind python", venv, 1200)
+
+    print(f"\nkiln tests finished in {time.monotonic() - t0:.0f} s")
+    if failures:
+        print("failed stages: " + ", ".join(failures))
+    print(f"{totals['passed']} passed, {totals['failed']} failed, {totals['skipped']} skipped")
+    return 1 if totals["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
