@@ -1,0 +1,63 @@
+/*
+ * Scene documents (JSON) to and from libkiln scenes.
+ *
+ * Two formats are read, item by item, so they may even be mixed:
+ *  - kiln's own: {"type": "sphere", "center": [x, y, z], "radius": 1,
+ *    "material": {"color": [r, g, b] | "texture": "/abs/path.png",
+ *    "albedo": 0.18, "surface": "diffuse" | "reflective" | "refractive",
+ *    "reflectivity", "index", "transparency"}}, planes, meshes (inline
+ *    vertices/faces/uvs/normals or an OBJ "path", with "translate" and
+ *    "scale"), lights {"type": "directional" | "point", ...};
+ *  - the Rust ray tracer's externally tagged serde format: {"Sphere": {...}},
+ *    {"Plane": {...}} (normal pointing away from the visible side),
+ *    "coloration": {"Color": {"red", "green", "blue"}} | {"Texture": {"path"}},
+ *    "surface": "Diffuse" | {"Reflective": {...}} | {"Refractive": {...}},
+ *    lights {"Directional": {...}} | {"Spherical": {...}}.
+ * Vectors may be [x, y, z] or {"x", "y", "z"}; colours [r, g, b],
+ * {"r", "g", "b"} or {"red", "green", "blue"}.
+ *
+ * Every item added is also written back in kiln's format (canonical form,
+ * with absolute texture and OBJ paths), which scene.get returns: loading that
+ * document again renders the same image.
+ *
+ * Runs on worker threads (file reads); touches no daemon state.
+ */
+#ifndef KILND_SCENE_DOC_H
+#define KILND_SCENE_DOC_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kiln/scene.h"
+
+struct kiln_config;
+
+struct scene_doc_ctx {
+	const struct kiln_config *cfg; /* path_roots, limits */
+	kiln_scene *scene;
+	const char *base_dir;          /* for relative paths; NULL: refused */
+	json_t *detail;                /* out: {"path": "..."} of the bad item (new ref) */
+};
+
+/* Settings keys present in `obj` (width, height, fov, shadow_bias,
+ * max_recursion_depth, camera, background, samples, gamma) over *s; other
+ * keys are ignored.  Checks scene_max_pixels (too_large). */
+int scene_doc_settings(const struct kiln_config *cfg, json_t *obj, struct kiln_settings *s,
+		       char *err, size_t errlen);
+/* The settings as document keys (new object). */
+json_t *scene_doc_settings_json(const struct kiln_settings *s);
+
+/* Adds one element or light; `where` names it in errors ("elements[3]").
+ * On success *canon is its canonical form and *is_light says which list it
+ * belongs in.  On failure the scene may hold part of the item: callers
+ * use kiln_scene_mark/rollback around a batch. */
+int scene_doc_add_item(struct scene_doc_ctx *ctx, json_t *item, const char *where,
+		       json_t **canon, int *is_light, char *err, size_t errlen);
+
+/* Adds "elements" and "lights" of a whole document (either format), appending
+ * canonical items to `elements` and `lights`.  All or nothing. */
+int scene_doc_add_all(struct scene_doc_ctx *ctx, json_t *doc, json_t *elements, json_t *lights,
+		      char *err, size_t errlen);
+
+#endif
