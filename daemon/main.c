@@ -26,6 +26,8 @@ static void usage(FILE *f)
 		   "  --foreground      stay in the foreground (kilnd never daemonizes itself;\n"
 		   "                    accepted for compatibility with init scripts)\n"
 		   "  --log-level L     error, warn, info or debug (overrides the config)\n"
+		   "  --describe        print every action's schema and every config key as JSON\n"
+		   "                    (the source of proto/actions.json) and exit\n"
 		   "  --version         print the version\n");
 }
 
@@ -41,21 +43,35 @@ static void set_threadpool_size(const struct kiln_config *cfg)
 	setenv("UV_THREADPOOL_SIZE", buf, 1);
 }
 
+static int print_describe(void)
+{
+	json_t *d = dispatch_describe();
+
+	json_object_set_new(d, "config", config_describe());
+	json_dumpf(d, stdout, JSON_INDENT(1) | JSON_SORT_KEYS);
+	putchar('\n');
+	json_decref(d);
+	dispatch_shutdown();
+	config_install(NULL);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 's' },   { "config", required_argument, NULL, 'c' },
 		{ "foreground", no_argument, NULL, 'f' },     { "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },           { "version", no_argument, NULL, 'V' },
+		{ "describe", no_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *socket_opt = NULL, *config_path = NULL, *level_opt = NULL;
 	struct kiln_config *cfg;
 	struct server srv = { 0 };
 	char err[1024], path[PATH_MAX];
-	int c;
+	int c, describe = 0;
 
-	while ((c = getopt_long(argc, argv, "s:c:fl:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:c:fl:hVD", opts, NULL)) != -1) {
 		switch (c) {
 		case 's': socket_opt = optarg; break;
 		case 'c': config_path = optarg; break;
@@ -63,6 +79,7 @@ int main(int argc, char **argv)
 		case 'l': level_opt = optarg; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("kilnd %s\n", KILN_VERSION); return 0;
+		case 'D': describe = 1; break;
 		default: usage(stderr); return 2;
 		}
 	}
@@ -99,6 +116,8 @@ int main(int argc, char **argv)
 		log_error("%s", err);
 		return 1;
 	}
+	if (describe)
+		return print_describe();
 	if (server_start(&srv, uv_default_loop(), path, err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		dispatch_shutdown();
