@@ -62,6 +62,7 @@ extern const struct action_family family_core;
 extern const struct action_family family_corpus;
 extern const struct action_family family_pi;
 extern const struct action_family family_text;
+extern const struct action_family family_text;
 extern const struct action_family family_scene;
 
 /* Looks up an action by name (NULL if unknown). */

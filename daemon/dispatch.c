@@ -19,6 +19,7 @@ static const struct action_family *const families[] = {
 	&family_corpus,
 	&family_pi,
 	&family_text,
+	&family_text,
 	&family_scene,
 };
 
