@@ -1,0 +1,352 @@
+"""Scenes and rendering (issue 6) against a real daemon.
+
+Golden images are 64x48 PNGs in tests/data/golden/, compared with a small
+per-channel tolerance (libm differences between machines).  To regenerate
+them after a deliberate change: KILN_UPDATE_GOLDEN=1 (then look at them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import unittest
+import zlib
+from typing import Any, Dict, List, Tuple
+
+import kilntest
+import kiln
+from kiln._scene import material as _material
+
+SCENES = os.path.join(kilntest.DATA, "scenes")
+GOLDEN = os.path.join(kilntest.DATA, "golden")
+TOLERANCE = 6          # per channel, out of 255
+MAX_OFF_PIXELS = 0.01  # fraction of pixels allowed beyond the tolerance
+
+
+def png_rgba(data: bytes) -> Tuple[int, int, bytes]:
+    """Decodes an 8-bit RGBA, non-interlaced PNG (what kilnd writes) with the
+    standard library only, so the test needs no Pillow."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat, width = 8, b"", 0
+    height = 0
+    while pos < len(data):
+        n = int.from_bytes(data[pos:pos + 4], "big")
+        kind = data[pos + 4:pos + 8]
+        body = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            width, height = int.from_bytes(body[0:4], "big"), int.from_bytes(body[4:8], "big")
+            assert body[8] == 8 and body[9] == 6 and body[12] == 0, "expected 8-bit RGBA"
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    raw = zlib.decompress(idat)
+    stride = width * 4
+    out = bytearray()
+    prev = bytearray(stride)
+    for y in range(height):
+        f = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - 4] if i >= 4 else 0
+            b = prev[i]
+            c = prev[i - 4] if i >= 4 else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        out += line
+        prev = line
+    return width, height, bytes(out)
+
+
+def basic_doc() -> Dict[str, Any]:
+    """Diffuse and mirror spheres on a reflective floor, two kinds of light."""
+    return {
+        "width": 64, "height": 48, "fov": 70, "background": [0.05, 0.05, 0.1],
+        "elements": [
+            {"type": "sphere", "center": [-1.2, 0, -5], "radius": 1, "material": _material(color=(1, 0.3, 0.2))},
+            {"type": "sphere", "center": [1.3, -0.3, -4.5], "radius": 0.8,
+             "material": _material(color=(0.9, 0.9, 0.9), surface="reflective", reflectivity=0.8)},
+            {"type": "plane", "origin": [0, -1.2, 0], "normal": [0, 1, 0],
+             "material": _material(color=(0.8, 0.8, 0.6), surface="reflective", reflectivity=0.2)},
+        ],
+        "lights": [
+            {"type": "point", "position": [-3, 4, -2], "color": [1, 1, 1], "intensity": 3000},
+            {"type": "directional", "direction": [0.3, -1, -0.4], "color": [0.6, 0.7, 1], "intensity": 3},
+        ],
+    }
+
+
+def mesh_doc() -> Dict[str, Any]:
+    """A textured OBJ cube, an inline triangle, 4 samples per pixel."""
+    return {
+        "width": 64, "height": 48, "samples": 4,
+        "camera": {"position": [2, 1.5, 2], "look_at": [0, 0, -1], "up": [0, 1, 0]},
+        "elements": [
+            {"type": "mesh", "path": os.path.join(SCENES, "cube.obj"), "translate": [0, 0, -1], "scale": 1.5,
+             "material": _material(texture=os.path.join(SCENES, "stripes.png"), albedo=0.5)},
+            {"type": "mesh", "vertices": [[-3, -1, -4], [3, -1, -4], [0, 3, -6]], "faces": [[0, 1, 2]],
+             "material": _material(color=(0.3, 0.5, 1.0), surface="reflective", reflectivity=0.3)},
+        ],
+        "lights": [{"type": "point", "position": [3, 5, 3], "color": [1, 1, 1], "intensity": 4000}],
+    }
+
+
+def post_small_path() -> str:
+    return os.path.join(SCENES, "post_rust.json")
+
+
+def compare(testcase: unittest.TestCase, name: str, width: int, height: int, rgba: bytes) -> None:
+    path = os.path.join(GOLDEN, name + ".png")
+    if os.environ.get("KILN_UPDATE_GOLDEN"):
+        from PIL import Image
+        Image.frombytes("RGBA", (width, height), rgba).save(path)
+    with open(path, "rb") as f:
+        gw, gh, golden = png_rgba(f.read())
+    testcase.assertEqual((gw, gh), (width, height))
+    off = 0
+    worst = 0
+    for i in range(0, len(rgba), 4):
+        d = max(abs(rgba[i + k] - golden[i + k]) for k in range(4))
+        worst = max(worst, d)
+        if d > TOLERANCE:
+            off += 1
+    testcase.assertLessEqual(off, MAX_OFF_PIXELS * width * height,
+                             f"{name}: {off} pixels differ by more than {TOLERANCE} (worst {worst})")
+
+
+class SceneTest(kilntest.KilnTestCase):
+    CONFIG = {"threads": 2}
+
+    def load(self, doc: Dict[str, Any]) -> kiln.Scene:
+        return self.client.load_scene(doc)
+
+    def test_build_get_list_delete(self) -> None:
+        with self.client.scene(width=32, height=24, background=[0.1, 0.2, 0.3]) as s:
+            s.add_sphere((0, 0, -5), 1, color=(0.2, 1, 0.2))
+            s.add_plane((0, -2, 0), (0, 1, 0), texture=os.path.join(SCENES, "checker.png"))
+            info = s.add_light("point", position=(0, 5, 0), intensity=500)
+            self.assertEqual((info["elements"], info["lights"]), (2, 1))
+            doc = s.get()
+            self.assertEqual(doc["background"], [0.1, 0.2, 0.3])
+            self.assertEqual([e["type"] for e in doc["elements"]], ["sphere", "plane"])
+            self.assertEqual(doc["elements"][1]["material"]["texture"], os.path.join(SCENES, "checker.png"))
+            ids = [x["scene_id"] for x in self.client.scenes()]
+            self.assertIn(s.scene_id, ids)
+            # A saved document loads to the same render.
+            first = s.render()
+            self.assertEqual(len(first), 32 * 24 * 4)
+            with self.client.load_scene(doc) as again:
+                self.assertEqual(again.render(), first)
+            sid = s.scene_id
+        self.assertNotIn(sid, [x["scene_id"] for x in self.client.scenes()])
+        with self.assertRaises(kiln.NotFound):
+            self.client.call("scene.render", {"scene_id": sid})
+
+    def test_golden_basic(self) -> None:
+        with self.load(basic_doc()) as s:
+            out = s.render_output()
+            self.assertEqual((out.data["width"], out.data["height"], out.data["format"]), (64, 48, "rgba"))
+            self.assertGreaterEqual(out.data["rays"], 64 * 48)
+            compare(self, "basic", 64, 48, out.attachment)
+
+    def test_golden_post_textured_plane_glass(self) -> None:
+        # The Rust tracer's own scene file, relative texture paths and all.
+        with self.client.load_scene(path=post_small_path()) as s:
+            s.update(width=64, height=48)
+            compare(self, "post", 64, 48, s.render())
+
+    def test_golden_mesh(self) -> None:
+        with self.load(mesh_doc()) as s:
+            compare(self, "mesh", 64, 48, s.render())
+
+    def test_png_and_region(self) -> None:
+        with self.load(basic_doc()) as s:
+            full = s.render()
+            w, h, rgba = png_rgba(s.render_png())
+            self.assertEqual((w, h), (64, 48))
+            self.assertEqual(rgba, full)
+            part = s.render(region={"x": 10, "y": 5, "width": 20, "height": 30})
+            self.assertEqual(len(part), 20 * 30 * 4)
+            for y in range(30):
+                row = full[((y + 5) * 64 + 10) * 4:((y + 5) * 64 + 30) * 4]
+                self.assertEqual(part[y * 80:(y + 1) * 80], row)
+
+    def test_output_file(self) -> None:
+        path = os.path.join(self.daemon.dir, "out.png")
+        with self.load(basic_doc()) as s:
+            data = s.render_output(format="png", output=path).data
+            self.assertEqual(data["output"], os.path.realpath(path))
+            with open(path, "rb") as f:
+                png = f.read()
+            self.assertEqual(data["bytes"], len(png))
+            self.assertEqual(png_rgba(png)[2], s.render())
+            with self.assertRaises(kiln.Forbidden):
+                s.render_output(output="/etc/kiln-test-should-not-exist.png")
+
+    def test_progress(self) -> None:
+        seen: List[Dict[str, Any]] = []
+        with self.load(dict(basic_doc(), width=160, height=120)) as s:
+            s.render(progress=seen.append)
+        self.assertTrue(seen)
+        self.assertEqual(seen[-1]["total"], 10 * 8)
+        self.assertTrue(all(0 < p["done"] <= p["total"] for p in seen))
+
+    def test_errors(self) -> None:
+        cases = [
+            ({"type": "cube", "center": [0, 0, 0]}, "invalid_args", "unknown element kind"),
+            ({"type": "sphere", "center": [0, 0, -5], "material": {}}, "invalid_args", "radius"),
+            ({"type": "sphere", "center": [0, 0, -5], "radius": -1, "material": {}}, "invalid_args", "> 0"),
+            ({"type": "plane", "origin": [0, 0, 0], "normal": [0, 0, 0], "material": {}}, "invalid_args",
+             "zero"),
+            ({"type": "sphere", "center": [0, 0, -5], "radius": 1,
+              "material": {"texture": os.path.join(SCENES, "missing.png")}}, "not_found", "missing.png"),
+            ({"type": "sphere", "center": [0, 0, -5], "radius": 1,
+              "material": {"texture": os.path.join(SCENES, "not_a_png.png")}}, "invalid_args", "not a PNG"),
+            ({"type": "sphere", "center": [0, 0, -5], "radius": 1,
+              "material": {"texture": "relative.png"}}, "invalid_args", "relative"),
+            ({"type": "mesh", "path": os.path.join(SCENES, "checker.png"), "material": {}}, "invalid_args",
+             "OBJ"),
+            ({"type": "point", "color": [1, 1, 1], "intensity": 1}, "invalid_args", "position"),
+            ({"Sphere": {"center": {"x": 0, "y": 0}, "radius": 1, "material": {}}}, "invalid_args", "center"),
+        ]
+        with self.client.scene(width=8, height=8) as s:
+            s.add_sphere((0, 0, -3), 1)
+            for element, code, text in cases:
+                with self.subTest(element=element):
+                    with self.assertRaises(kiln.KilnError) as cm:
+                        s.add([element, {"type": "sphere", "center": [0, 0, -9], "radius": 1, "material": {}}])
+                    self.assertEqual(cm.exception.code, code)
+                    self.assertIn(text, cm.exception.message)
+            # Failed batches left nothing behind.
+            self.assertEqual(len(s.get()["elements"]), 1)
+            with self.assertRaises(kiln.InvalidArgs) as cm:
+                s.render(region={"x": 4, "y": 0, "width": 5, "height": 1})
+            self.assertEqual(cm.exception.detail, {"path": "args.region"})
+            with self.assertRaises(kiln.InvalidArgs):
+                s.update(fov=0)
+        with self.assertRaises(kiln.NotFound):
+            self.client.call("scene.get", {"scene_id": 987654})
+        with self.assertRaises(kiln.NotFound):
+            self.client.call("scene.add", {"scene_id": 987654, "element": {}})
+        with self.assertRaises(kiln.NotFound):
+            self.client.load_scene(path=os.path.join(SCENES, "nope.json"))
+        with self.assertRaises(kiln.InvalidArgs):
+            self.client.load_scene(path=os.path.join(SCENES, "cube.obj"))
+        with self.assertRaises(kiln.Forbidden):
+            self.client.load_scene(path="/etc/hostname")
+
+    def test_png_texture_conversions(self) -> None:
+        # A palette PNG is converted by libpng like any other.
+        with self.client.scene(width=8, height=8) as s:
+            s.add_sphere((0, 0, -3), 1, texture=os.path.join(SCENES, "palette.png"))
+            s.add_sphere((0, 0, -6), 1, texture=os.path.join(SCENES, "palette.png"))
+            self.assertEqual(len(s.render()), 8 * 8 * 4)
+
+    @kilntest.heavy
+    def test_cancel_and_busy(self) -> None:
+        doc = dict(basic_doc(), width=1600, height=1200, samples=64)
+        with self.load(doc) as s:
+            # A render that would take far longer than its timeout.
+            t0 = time.monotonic()
+            with self.assertRaises(kiln.Timeout):
+                self.client.call("scene.render", {"scene_id": s.scene_id}, timeout=0.3)
+            self.assertLess(time.monotonic() - t0, 5)
+            # While a render runs, the scene refuses changes; other
+            # requests are served.
+            line = json.dumps({"job_id": 7, "action": "scene.render", "timeout": 30,
+                               "args": {"scene_id": s.scene_id}}).encode() + b"\n"
+            with socket.socket(socket.AF_UNIX) as raw:
+                raw.connect(self.socket_path)
+                raw.sendall(line)
+                deadline = time.monotonic() + 5
+                while True:
+                    busy = [x for x in self.client.scenes() if x["scene_id"] == s.scene_id][0]["renders"]
+                    if busy or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.01)
+                with self.assertRaises(kiln.Busy):
+                    s.add_sphere((0, 0, -3), 1)
+                with self.assertRaises(kiln.Busy):
+                    s.update(fov=60)
+                self.assertEqual(self.client.echo("still here"), "still here")
+                raw.sendall(json.dumps({"job_id": 8, "action": "cancel", "args": {"target": 7}}).encode() + b"\n")
+                raw.settimeout(10)
+                buf = b""
+                while buf.count(b"\n") < 2:
+                    chunk = raw.recv(65536)
+                    if not chunk:
+                        break
+                    buf += chunk
+                replies = [json.loads(l) for l in buf.split(b"\n") if l.strip()]
+                codes = {r["job_id"]: (r.get("error") or {}).get("code", r["result"]) for r in replies}
+                self.assertEqual(codes.get(7), "cancelled")
+            # The scene is usable again once the render has stopped.
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    s.update(width=16, height=12, samples=1)
+                    break
+                except kiln.Busy:
+                    time.sleep(0.02)
+            self.assertEqual(len(s.render()), 16 * 12 * 4)
+
+
+class DeterminismTest(unittest.TestCase):
+    """The same scene renders to the same bytes with 1 and with 2 threads."""
+
+    def test_threads(self) -> None:
+        images = []
+        for threads in (1, 2):
+            d = kilntest.Daemon({"threads": threads})
+            try:
+                with d.client() as c:
+                    with c.load_scene(dict(basic_doc(), width=100, height=70, samples=3)) as s:
+                        images.append(s.render())
+            finally:
+                self.assertEqual(d.stop(), 0)
+        self.assertEqual(len(images[0]), 100 * 70 * 4)
+        self.assertEqual(images[0], images[1])
+
+
+class LimitsTest(kilntest.KilnTestCase):
+    CONFIG = {"scene_max_pixels": 10000, "scene_max_elements": 4, "scene_max_scenes": 2,
+              "scene_max_texture_pixels": 100, "scene_memory_budget": 200000}
+
+    def code(self, fn: Any) -> str:
+        with self.assertRaises(kiln.KilnError) as cm:
+            fn()
+        return cm.exception.code
+
+    def test_limits(self) -> None:
+        self.assertEqual(self.code(lambda: self.client.scene(width=101, height=100)), "too_large")
+        with self.client.scene(width=100, height=100) as s:
+            self.assertEqual(self.code(lambda: s.update(width=200)), "too_large")
+            sphere = {"type": "sphere", "center": [0, 0, -5], "radius": 1, "material": {}}
+            self.assertEqual(self.code(lambda: s.add([sphere] * 5)), "too_large")
+            s.add([sphere] * 4)
+            self.assertEqual(self.code(lambda: s.add_sphere((0, 0, -5), 1)), "too_large")
+            # cube.obj has 12 triangles.
+            with self.client.scene(width=10, height=10) as t:
+                self.assertEqual(self.code(lambda: t.add_mesh(os.path.join(SCENES, "cube.obj"))), "too_large")
+                # stripes.png is 32x16 = 512 pixels.
+                self.assertEqual(self.code(lambda: t.add_sphere((0, 0, -5), 1,
+                                                                texture=os.path.join(SCENES, "stripes.png"))),
+                                 "too_large")
+                self.assertEqual(self.code(lambda: self.client.scene(width=10, height=10)), "too_large")
+                self.assertEqual(self.code(lambda: t.add([{"type": "mesh", "vertices": [[0, 0, 0]] * 20000,
+                                                           "faces": [[0, 0, 0]] * 3,
+                                                           "material": {}}])), "too_large")
+
+
+if __name__ == "__main__":
+    unittest.main()
