@@ -62,8 +62,9 @@ extern const struct action_family family_core;
 extern const struct action_family family_corpus;
 extern const struct action_family family_pi;
 extern const struct action_family family_text;
-extern const struct action_family family_text;
 extern const struct action_family family_scene;
+extern const struct action_family family_proc;
+extern const struct action_family family_job;
 
 /* Looks up an action by name (NULL if unknown). */
 const struct action *dispatch_find(const char *name);

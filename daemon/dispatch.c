@@ -10,6 +10,7 @@
 #include "config.h"
 #include "kiln/error.h"
 #include "log.h"
+#include "proc.h"
 #include "schema.h"
 #include "server.h"
 
@@ -19,8 +20,9 @@ static const struct action_family *const families[] = {
 	&family_corpus,
 	&family_pi,
 	&family_text,
-	&family_text,
 	&family_scene,
+	&family_proc,
+	&family_job,
 };
 
 #define NFAMILIES (sizeof(families) / sizeof(families[0]))
@@ -112,6 +114,8 @@ int dispatch_prepare(struct job *job, json_t **detail, char *msg, size_t msglen)
 {
 	const struct entry *e = find_entry(job->req.action);
 
+	if (!e && (job->action = proc_lookup(job->cfg, job->req.action)))
+		return proc_prepare(job, detail, msg, msglen);
 	if (!e) {
 		snprintf(msg, msglen, "unknown action \"%.100s\" (see the describe action)", job->req.action);
 		*detail = json_pack("{s:s}", "action", job->req.action);
@@ -195,5 +199,6 @@ json_t *dispatch_describe(void)
 							      (a->flags & ACTION_HOSTS) != 0));
 		}
 	}
+	proc_describe(config_current(), list);
 	return json_pack("{s:s, s:o}", "version", KILN_VERSION, "actions", list);
 }

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "envelope.h"
 #include "kiln/error.h"
+#include "jobs.h"
 #include "log.h"
 #include "server.h"
 
@@ -64,8 +65,7 @@ bool job_wants_progress(const struct job *job)
 
 const struct kiln_peer *job_peer(const struct job *job)
 {
-	static const struct kiln_peer nobody = { (uid_t)-1, (gid_t)-1, 0 };
-	return job->conn ? &job->conn->peer : &nobody;
+	return &job->peer;
 }
 
 uv_loop_t *job_loop(const struct job *job)
@@ -182,7 +182,9 @@ static void maybe_free(struct job *job)
 
 static void send_reply(struct job *job, json_t *reply)
 {
-	if (job->conn)
+	if (job->detached)
+		jobs_on_reply(job, reply, job->reply_attach, job->reply_attach_len, job->reply_attach_free);
+	else if (job->conn)
 		conn_send_json(job->conn, reply, &job->req, job->reply_attach, job->reply_attach_len,
 			       job->reply_attach_free);
 	else if (job->reply_attach)
@@ -199,8 +201,9 @@ static void finish(struct job *job, json_t *reply)
 	job->finished = true;
 	if (!job->answered) {
 		/* The last progress report may still sit in the async handle's
-		 * queue; send it first, so "done == total" precedes the reply. */
-		if (job->progress_async)
+		 * queue; send it first, so "done == total" precedes the reply.
+		 * A job that only sent custom lines (job_progress_json) has none. */
+		if (job->progress_async && atomic_load(&job->progress_total) > 0)
 			on_progress(job->progress_async);
 		job->answered = true;
 		log_debug("job %" JSON_INTEGER_FORMAT " %s: %s in %.3f ms", job->req.job_id,
@@ -356,6 +359,8 @@ static void send_progress(struct job *job, json_t *progress)
 {
 	json_t *line;
 
+	if (job->detached && !job->answered)
+		jobs_on_progress(job, progress);
 	if (job->answered || !job->conn) {
 		json_decref(progress);
 		return;
@@ -419,6 +424,7 @@ struct job *job_new(struct server *srv, struct conn *conn, struct request *req)
 	atomic_init(&job->progress_total, 0);
 	srv->jobs_in_flight++;
 	srv->requests_served++;
+	job->peer = conn ? conn->peer : (struct kiln_peer){ (uid_t)-1, (gid_t)-1, 0 };
 	if (conn) {
 		job->conn = conn;
 		job->conn_next = conn->jobs;
@@ -452,6 +458,25 @@ static void arm_deadline(struct job *job)
 	uv_timer_start(job->timer, on_deadline, remaining_ms > 0 ? (uint64_t)remaining_ms + 1 : 0, 0);
 }
 
+/* Answers "accepted" with a registry handle and lets the job go on without
+ * its connection.  If the registry cannot take it, it stays attached and
+ * its reply comes as usual. */
+static void detach(struct job *job)
+{
+	json_int_t handle = jobs_detach(job);
+	json_t *reply;
+
+	if (!handle)
+		return;
+	reply = envelope_reply(&job->req.job_id, "accepted", "detached", NULL,
+			       json_pack("{s:I}", "job", handle), NULL);
+	if (job->conn)
+		conn_send_json(job->conn, reply, &job->req, NULL, 0, NULL);
+	json_decref(reply);
+	job->detached = true;
+	unlink_from_conn(job);
+}
+
 void job_run(struct job *job)
 {
 	json_t *detail = NULL;
@@ -470,6 +495,8 @@ void job_run(struct job *job)
 		uv_async_init(job->srv->loop, job->progress_async, on_progress);
 		job->progress_async->data = job;
 	}
+	if (job->req.detach)
+		detach(job);
 	job->in_dispatch = true;
 	job->action->handler(job, job->req.args);
 	job->in_dispatch = false;

@@ -15,8 +15,10 @@
 #include "action.h"
 #include "config.h"
 #include "envelope.h"
+#include "jobs.h"
 #include "kiln/error.h"
 #include "log.h"
+#include "proc.h"
 #include "server.h"
 
 #define FORCED_EXIT_AFTER_GRACE_MS 5000
@@ -227,6 +229,7 @@ void server_maybe_finish_shutdown(struct server *srv)
 
 static void cancel_all(struct server *srv)
 {
+	jobs_cancel_running();
 	for (struct conn *c = srv->conns; c; c = c->next) {
 		struct job *j = c->jobs;
 		while (j) {
@@ -264,6 +267,8 @@ void server_stop(struct server *srv)
 	}
 	srv->shutting_down = true;
 	log_info("shutting down: %u connections, %u jobs in flight", srv->nconns, srv->jobs_in_flight);
+	/* Children are signalled now so they are gone within the grace period. */
+	proc_stop_all();
 	if (srv->listening) {
 		uv_close((uv_handle_t *)&srv->listener, NULL);
 		srv->listening = false;

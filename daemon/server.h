@@ -18,11 +18,15 @@
 struct action;
 struct outchunk;
 struct work;
+struct jobrec;
 
 struct job {
 	struct request req;
 	struct server *srv;
 	struct conn *conn;          /* NULL once the client is gone */
+	struct kiln_peer peer;      /* the requester, kept after the connection goes */
+	bool detached;              /* the final reply goes to the registry (jobs.h) */
+	struct jobrec *rec;         /* its registry record while running */
 	struct job *conn_prev, *conn_next;
 	const struct action *action;
 	struct kiln_config *cfg;    /* reference held for the job's life */

@@ -1,0 +1,1085 @@
+/*
+ * Host procedures (issue 7): a request whose action names a configured
+ * procedure runs its argv once per host in host_list, at most max_parallel
+ * at once, each attempt a child process in its own process group
+ * (UV_PROCESS_DETACHED makes it a session leader, so kill(-pid) reaches
+ * every descendant that did not deliberately escape).
+ *
+ * An attempt ends when the child has exited and both of its output pipes are
+ * closed.  When the child exits, whatever is left of its process group is
+ * killed at once (no orphans); pipes still held open by an escaped
+ * descendant are closed after DRAIN_MS.  When `timeout` passes, the group
+ * gets SIGTERM, then SIGKILL after kill_grace.  A failed attempt is retried
+ * up to `retries` times after retry_backoff * 2^(n-1) seconds (capped).
+ *
+ * Ownership: a run is created by the handler and owned by this file (the
+ * `runs` list).  It holds the job until it finishes it; it is freed when it
+ * has finished and every libuv handle it opened (host timers and attempts,
+ * counted in run->handles) has closed.  An attempt (process + two pipes) is
+ * freed when its three handles have closed.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "action.h"
+#include "config.h"
+#include "kiln/error.h"
+#include "log.h"
+#include "proc.h"
+#include "server.h"
+
+#define DEFAULT_MAX_PARALLEL 16
+#define DEFAULT_KILL_GRACE 5.0
+#define DEFAULT_BACKOFF 0.2
+#define MAX_BACKOFF 5.0
+#define DEFAULT_TAIL_BYTES 4096
+#define MAX_TAIL_BYTES (1024 * 1024)
+#define MAX_ARG_BYTES 4096
+#define DRAIN_MS 1000
+#define READ_BUF 65536
+
+struct spec {
+	json_t *argv;     /* borrowed from the job's config */
+	json_t *env;
+	json_t *ok_codes;
+	unsigned max_parallel;
+	double kill_grace;
+	double backoff;
+	size_t tail_bytes;
+};
+
+struct tail {
+	char *buf;
+	size_t len;
+};
+
+enum host_state { HS_PENDING, HS_RUNNING, HS_BACKOFF, HS_DONE };
+
+struct run;
+struct host;
+
+/* One child process and its stdout/stderr pipes. */
+struct attempt {
+	uv_process_t proc;
+	uv_pipe_t out, err;
+	struct host *h;   /* NULL once the attempt is over */
+	struct run *run;
+	int open;         /* handles not yet closed */
+	int streams;      /* pipes still open */
+	bool exited;
+	pid_t pid;
+};
+
+struct host {
+	struct run *run;
+	char *name;
+	enum host_state state;
+	int attempts;
+	uint64_t first_ns;
+	uv_timer_t timer;       /* timeout, kill grace, drain and backoff */
+	struct attempt *cur;
+	bool timed_out;
+	bool kill_sent;
+	int64_t exit_status;
+	int term_signal;
+	char error[160];        /* spawn failure or cancellation, else "" */
+	struct tail out, err;
+};
+
+struct run {
+	struct job *job;        /* NULL once finished */
+	struct spec spec;
+	struct host *hosts;
+	size_t n, next, active, ndone, nfailed;
+	double timeout;
+	int retries;
+	int handles;            /* open host timers and attempts */
+	bool starting;          /* inside start_more(): no re-entry */
+	bool cancelled;
+	bool finished;
+	json_t *results;        /* data.hosts */
+	struct run *prev, *next_run;
+};
+
+static struct run *runs;
+static size_t children_running;
+
+static void attempt_spawn(struct host *h);
+static void attempt_end(struct host *h);
+static void start_more(struct run *r);
+
+/* --- Configuration -------------------------------------------------------- */
+
+static const char *const proc_keys[] = {
+	"argv", "description", "max_parallel", "env", "success_exit_codes", "allowed_uids",
+	"allowed_gids", "kill_grace", "retry_backoff", "tail_bytes",
+};
+
+static int verr(char *err, size_t errlen, const char *name, const char *key, const char *what)
+{
+	snprintf(err, errlen, "config key \"procedures.%s%s%s\": %s", name, key ? "." : "", key ? key : "",
+		 what);
+	return -1;
+}
+
+static bool valid_proc_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 128)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+		      *s == '_' || *s == '-' || *s == '.'))
+			return false;
+	return true;
+}
+
+static bool valid_env_name(const char *s)
+{
+	if (!*s || (*s >= '0' && *s <= '9'))
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+		      *s == '_'))
+			return false;
+	return true;
+}
+
+static int check_int_array(const json_t *v, json_int_t lo, json_int_t hi)
+{
+	size_t i;
+	json_t *x;
+
+	if (!json_is_array(v))
+		return -1;
+	json_array_foreach(v, i, x) {
+		if (!json_is_integer(x) || json_integer_value(x) < lo || json_integer_value(x) > hi)
+			return -1;
+	}
+	return 0;
+}
+
+static int check_number(const json_t *v, double lo, double hi)
+{
+	return json_is_number(v) && json_number_value(v) >= lo && json_number_value(v) <= hi ? 0 : -1;
+}
+
+static int validate_one(const char *name, const json_t *p, char *err, size_t errlen)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	if (!valid_proc_name(name))
+		return verr(err, errlen, name, NULL, "a procedure name is 1-128 letters, digits, '_', '-' or '.'");
+	if (!json_is_object(p))
+		return verr(err, errlen, name, NULL, "expected an object");
+	json_object_foreach((json_t *)p, key, v) {
+		bool known = key[0] == '#';
+		for (i = 0; i < sizeof(proc_keys) / sizeof(proc_keys[0]) && !known; i++)
+			known = strcmp(key, proc_keys[i]) == 0;
+		if (!known)
+			return verr(err, errlen, name, key, "unknown key");
+	}
+	v = json_object_get(p, "argv");
+	if (!json_is_array(v) || json_array_size(v) == 0)
+		return verr(err, errlen, name, "argv", "expected a non-empty array of strings");
+	for (i = 0; i < json_array_size(v); i++) {
+		json_t *a = json_array_get(v, i);
+		if (!json_is_string(a) || json_string_length(a) > MAX_ARG_BYTES ||
+		    strlen(json_string_value(a)) != json_string_length(a) || (i == 0 && !json_string_length(a)))
+			return verr(err, errlen, name, "argv", "expected a non-empty array of strings");
+	}
+	if ((v = json_object_get(p, "description")) && !json_is_string(v))
+		return verr(err, errlen, name, "description", "expected a string");
+	if ((v = json_object_get(p, "max_parallel")) &&
+	    (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 10000))
+		return verr(err, errlen, name, "max_parallel", "expected an integer in [1, 10000]");
+	if ((v = json_object_get(p, "env"))) {
+		json_t *x;
+		if (!json_is_object(v))
+			return verr(err, errlen, name, "env", "expected an object of strings");
+		json_object_foreach(v, key, x) {
+			if (!valid_env_name(key) || !json_is_string(x) ||
+			    strlen(json_string_value(x)) != json_string_length(x))
+				return verr(err, errlen, name, "env", "expected NAME: \"string\" pairs");
+		}
+	}
+	if ((v = json_object_get(p, "success_exit_codes")) &&
+	    (check_int_array(v, 0, 255) || json_array_size(v) == 0))
+		return verr(err, errlen, name, "success_exit_codes", "expected a non-empty array of integers 0-255");
+	if ((v = json_object_get(p, "allowed_uids")) && check_int_array(v, 0, 4294967294LL))
+		return verr(err, errlen, name, "allowed_uids", "expected an array of uids");
+	if ((v = json_object_get(p, "allowed_gids")) && check_int_array(v, 0, 4294967294LL))
+		return verr(err, errlen, name, "allowed_gids", "expected an array of gids");
+	if ((v = json_object_get(p, "kill_grace")) && check_number(v, 0, 3600))
+		return verr(err, errlen, name, "kill_grace", "expected seconds in [0, 3600]");
+	if ((v = json_object_get(p, "retry_backoff")) && check_number(v, 0, 60))
+		return verr(err, errlen, name, "retry_backoff", "expected seconds in [0, 60]");
+	if ((v = json_object_get(p, "tail_bytes")) &&
+	    (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > MAX_TAIL_BYTES))
+		return verr(err, errlen, name, "tail_bytes", "expected an integer in [0, 1048576]");
+	/* Names of built-in actions are taken (known once the table is built,
+	 * i.e. on reload; proc_init checks again at startup). */
+	if (dispatch_find(name))
+		return verr(err, errlen, name, NULL, "is the name of a built-in action");
+	return 0;
+}
+
+int proc_config_validate(const json_t *procedures, char *err, size_t errlen)
+{
+	const char *name;
+	json_t *p;
+
+	if (!procedures)
+		return 0;
+	json_object_foreach((json_t *)procedures, name, p) {
+		if (name[0] == '#')
+			continue;
+		if (validate_one(name, p, err, errlen))
+			return -1;
+	}
+	return 0;
+}
+
+static double num_or(const json_t *o, const char *key, double def)
+{
+	json_t *v = json_object_get(o, key);
+	return v ? json_number_value(v) : def;
+}
+
+static void spec_load(struct spec *s, const json_t *p)
+{
+	static json_t *zero;
+
+	if (!zero)
+		zero = json_pack("[i]", 0);
+	s->argv = json_object_get(p, "argv");
+	s->env = json_object_get(p, "env");
+	s->ok_codes = json_object_get(p, "success_exit_codes");
+	if (!s->ok_codes)
+		s->ok_codes = zero;
+	s->max_parallel = (unsigned)num_or(p, "max_parallel", DEFAULT_MAX_PARALLEL);
+	s->kill_grace = num_or(p, "kill_grace", DEFAULT_KILL_GRACE);
+	s->backoff = num_or(p, "retry_backoff", DEFAULT_BACKOFF);
+	s->tail_bytes = (size_t)num_or(p, "tail_bytes", DEFAULT_TAIL_BYTES);
+}
+
+static const json_t *proc_get(const struct kiln_config *cfg, const char *name)
+{
+	if (!cfg || !name || name[0] == '#')
+		return NULL;
+	return json_object_get(cfg->procedures, name);
+}
+
+/* --- Request checks ------------------------------------------------------- */
+
+/* A hostname (RFC 1123 labels: letters, digits, '-', not at either end of a
+ * label) or an IPv4/IPv6 literal.  A leading '-' can never pass, so a host
+ * cannot smuggle an option into the child's argv. */
+static bool valid_host(const char *s, size_t len)
+{
+	unsigned char addr[sizeof(struct in6_addr)];
+	const char *p = s;
+
+	if (len == 0 || len > 253 || strlen(s) != len)
+		return false;
+	if (inet_pton(AF_INET, s, addr) == 1 || inet_pton(AF_INET6, s, addr) == 1)
+		return true;
+	while (*p) {
+		const char *start = p;
+		while (*p && *p != '.') {
+			char c = *p;
+			if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			      c == '-'))
+				return false;
+			p++;
+		}
+		if (p == start || p - start > 63 || start[0] == '-' || p[-1] == '-')
+			return false;
+		if (*p == '.' && !*++p)
+			return false;
+	}
+	return true;
+}
+
+static bool id_listed(const json_t *list, json_int_t id)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(list, i, v) {
+		if (json_integer_value(v) == id)
+			return true;
+	}
+	return false;
+}
+
+static bool peer_may_run(const json_t *p, const struct kiln_peer *peer)
+{
+	const json_t *uids = json_object_get(p, "allowed_uids");
+	const json_t *gids = json_object_get(p, "allowed_gids");
+
+	if (json_array_size(uids) == 0 && json_array_size(gids) == 0)
+		return true;
+	return id_listed(uids, (json_int_t)peer->uid) || id_listed(gids, (json_int_t)peer->gid);
+}
+
+int proc_prepare(struct job *job, json_t **detail, char *msg, size_t msglen)
+{
+	const json_t *p = proc_get(job_config(job), job_action(job));
+	json_t *hosts = job_host_list(job), *h, *seen;
+	size_t i;
+	int rc = 0;
+
+	if (!peer_may_run(p, job_peer(job))) {
+		snprintf(msg, msglen, "uid %u may not run procedure %s", (unsigned)job_peer(job)->uid,
+			 job_action(job));
+		*detail = json_pack("{s:s, s:I}", "procedure", job_action(job), "uid",
+				    (json_int_t)job_peer(job)->uid);
+		return -KILN_E_FORBIDDEN;
+	}
+	if (json_object_size(job->req.args) > 0) {
+		snprintf(msg, msglen, "args: procedure %s takes no args", job_action(job));
+		*detail = json_pack("{s:s}", "path", "args");
+		return -KILN_E_INVALID_ARGS;
+	}
+	if (json_array_size(hosts) == 0) {
+		snprintf(msg, msglen, "host_list: procedure %s needs at least one host", job_action(job));
+		*detail = json_pack("{s:s}", "path", "host_list");
+		return -KILN_E_INVALID_ARGS;
+	}
+	seen = json_object();
+	json_array_foreach(hosts, i, h) {
+		const char *name = json_string_value(h);
+		char path[48];
+		snprintf(path, sizeof(path), "host_list[%zu]", i);
+		if (!valid_host(name, json_string_length(h))) {
+			snprintf(msg, msglen, "%s: \"%.200s\" is not a hostname or IP address", path, name);
+			*detail = json_pack("{s:s, s:s%}", "path", path, "host", name, json_string_length(h));
+			rc = -KILN_E_INVALID_ARGS;
+			break;
+		}
+		if (json_object_get(seen, name)) {
+			snprintf(msg, msglen, "%s: duplicate host \"%s\"", path, name);
+			*detail = json_pack("{s:s, s:s}", "path", path, "host", name);
+			rc = -KILN_E_INVALID_ARGS;
+			break;
+		}
+		json_object_set_new(seen, name, json_true());
+	}
+	json_decref(seen);
+	return rc;
+}
+
+/* --- Output tails --------------------------------------------------------- */
+
+static void tail_append(struct tail *t, size_t cap, const char *data, size_t n)
+{
+	if (cap == 0)
+		return;
+	if (!t->buf && !(t->buf = malloc(cap)))
+		return;
+	if (n >= cap) {
+		memcpy(t->buf, data + n - cap, cap);
+		t->len = cap;
+		return;
+	}
+	if (t->len + n > cap) {
+		size_t drop = t->len + n - cap;
+		memmove(t->buf, t->buf + drop, t->len - drop);
+		t->len -= drop;
+	}
+	memcpy(t->buf + t->len, data, n);
+	t->len += n;
+}
+
+/* Length of the valid UTF-8 sequence at p, or 0 if there is none. */
+static size_t utf8_len(const unsigned char *p, const unsigned char *end)
+{
+	size_t n, i;
+	unsigned char lo = 0x80, hi = 0xBF;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xC2 && p[0] <= 0xDF)
+		n = 2;
+	else if (p[0] >= 0xE0 && p[0] <= 0xEF)
+		n = 3;
+	else if (p[0] >= 0xF0 && p[0] <= 0xF4)
+		n = 4;
+	else
+		return 0;
+	if (p[0] == 0xE0)
+		lo = 0xA0;
+	else if (p[0] == 0xED)
+		hi = 0x9F;
+	else if (p[0] == 0xF0)
+		lo = 0x90;
+	else if (p[0] == 0xF4)
+		hi = 0x8F;
+	if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
+		return 0;
+	for (i = 2; i < n; i++)
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+	return n;
+}
+
+/* The tail as a JSON string: a character cut at the front is dropped and
+ * invalid bytes become U+FFFD, since children may print anything. */
+static json_t *tail_json(const struct tail *t)
+{
+	const unsigned char *p = (const unsigned char *)t->buf, *end = p + t->len;
+	char *out = malloc(t->len * 3 + 1);
+	size_t n = 0;
+	json_t *s;
+
+	if (!out)
+		return json_string("");
+	while (p < end && (*p & 0xC0) == 0x80 && p - (const unsigned char *)t->buf < 3)
+		p++;
+	while (p < end) {
+		size_t len = utf8_len(p, end);
+		if (len) {
+			memcpy(out + n, p, len);
+			n += len;
+			p += len;
+		} else {
+			memcpy(out + n, "\xEF\xBF\xBD", 3);
+			n += 3;
+			p++;
+		}
+	}
+	s = json_stringn(out, n);
+	free(out);
+	return s ? s : json_string("");
+}
+
+/* --- Handles -------------------------------------------------------------- */
+
+static void run_maybe_free(struct run *r)
+{
+	if (!r->finished || r->handles > 0)
+		return;
+	for (size_t i = 0; i < r->n; i++) {
+		free(r->hosts[i].name);
+		free(r->hosts[i].out.buf);
+		free(r->hosts[i].err.buf);
+	}
+	free(r->hosts);
+	json_decref(r->results);
+	free(r);
+}
+
+static void on_attempt_handle_closed(uv_handle_t *hd)
+{
+	struct attempt *a = hd->data;
+	struct run *r = a->run;
+
+	if (--a->open > 0)
+		return;
+	free(a);
+	r->handles--;
+	run_maybe_free(r);
+}
+
+static void on_timer_closed(uv_handle_t *hd)
+{
+	struct host *h = hd->data;
+	struct run *r = h->run;
+
+	r->handles--;
+	run_maybe_free(r);
+}
+
+static void close_stream(struct attempt *a, uv_pipe_t *p)
+{
+	if (uv_is_closing((uv_handle_t *)p))
+		return;
+	uv_close((uv_handle_t *)p, on_attempt_handle_closed);
+	a->streams--;
+}
+
+static void signal_group(struct attempt *a, int sig)
+{
+	/* Only while the leader is unreaped: its pid, and so the group id,
+	 * cannot have been reused. */
+	if (a && !a->exited && a->pid > 0)
+		kill(-a->pid, sig);
+}
+
+/* --- Finishing ------------------------------------------------------------ */
+
+static void run_finish(struct run *r)
+{
+	struct job *job = r->job;
+	json_t *failed = json_array(), *data;
+	const char *result;
+	size_t ok = r->ndone - r->nfailed;
+
+	r->finished = true;
+	r->job = NULL;
+	if (r->prev)
+		r->prev->next_run = r->next_run;
+	else
+		runs = r->next_run;
+	if (r->next_run)
+		r->next_run->prev = r->prev;
+	if (r->cancelled) {
+		json_decref(failed);
+		job_fail(job, job_cancel_reason(job) ? job_cancel_reason(job) : KILN_E_CANCELLED, NULL,
+			 "cancelled");
+		run_maybe_free(r);
+		return;
+	}
+	for (size_t i = 0; i < r->n; i++) {
+		json_t *res = json_object_get(r->results, r->hosts[i].name);
+		if (!json_is_true(json_object_get(res, "ok")))
+			json_array_append_new(failed, json_string(r->hosts[i].name));
+	}
+	result = r->nfailed == 0 ? "success" : ok == 0 ? "failure" : "partial";
+	data = json_pack("{s:s, s:O}", "procedure", job_action(job), "hosts", r->results);
+	if (r->nfailed == 0)
+		job_reply(job, result, failed, data, r->n == 1 ? "1 host succeeded" : "all %zu hosts succeeded",
+			  r->n);
+	else
+		job_reply(job, result, failed, data, "%zu of %zu hosts failed", r->nfailed, r->n);
+	run_maybe_free(r);
+}
+
+static void maybe_finish(struct run *r)
+{
+	if (!r->finished && !r->starting && r->active == 0 && (r->next == r->n || r->cancelled))
+		run_finish(r);
+}
+
+static json_t *host_result(struct host *h, bool ok)
+{
+	json_t *o = json_pack("{s:b, s:i, s:f}", "ok", ok, "attempts", h->attempts, "duration_ms",
+			      (double)(uv_hrtime() - h->first_ns) / 1e6);
+
+	if (h->error[0])
+		json_object_set_new(o, "error", json_string(h->error));
+	else if (h->term_signal) {
+		const char *abbrev = sigabbrev_np(h->term_signal);
+		char name[32];
+		snprintf(name, sizeof(name), "SIG%s", abbrev ? abbrev : "UNKNOWN");
+		json_object_set_new(o, "signal", json_string(name));
+	} else {
+		json_object_set_new(o, "exit_code", json_integer(h->exit_status));
+	}
+	if (h->timed_out)
+		json_object_set_new(o, "timed_out", json_true());
+	json_object_set_new(o, "stdout_tail", tail_json(&h->out));
+	json_object_set_new(o, "stderr_tail", tail_json(&h->err));
+	return o;
+}
+
+static void host_done(struct host *h, bool ok)
+{
+	struct run *r = h->run;
+	json_t *res = host_result(h, ok);
+
+	h->state = HS_DONE;
+	uv_close((uv_handle_t *)&h->timer, on_timer_closed);
+	r->active--;
+	r->ndone++;
+	if (!ok)
+		r->nfailed++;
+	if (job_wants_progress(r->job))
+		job_progress_json(r->job, json_pack("{s:I, s:I, s:s, s:b, s:i}", "done", (json_int_t)r->ndone,
+						    "total", (json_int_t)r->n, "host", h->name, "ok", ok,
+						    "attempts", h->attempts));
+	json_object_set_new(r->results, h->name, res);
+	log_debug("job %" JSON_INTEGER_FORMAT " %s: host %s %s after %d attempt(s)", job_id(r->job),
+		  job_action(r->job), h->name, ok ? "ok" : "failed", h->attempts);
+	start_more(r);
+	maybe_finish(r);
+}
+
+/* --- Timers --------------------------------------------------------------- */
+
+static void on_kill_grace(uv_timer_t *t)
+{
+	struct host *h = t->data;
+
+	h->kill_sent = true;
+	signal_group(h->cur, SIGKILL);
+}
+
+static void terminate(struct host *h, double grace)
+{
+	signal_group(h->cur, SIGTERM);
+	uv_timer_start(&h->timer, on_kill_grace, (uint64_t)(grace * 1000), 0);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+	struct host *h = t->data;
+
+	h->timed_out = true;
+	terminate(h, h->run->spec.kill_grace);
+}
+
+static void on_drain(uv_timer_t *t)
+{
+	struct host *h = t->data;
+
+	/* A descendant that left the process group still holds a pipe. */
+	if (h->cur) {
+		close_stream(h->cur, &h->cur->out);
+		close_stream(h->cur, &h->cur->err);
+		attempt_end(h);
+	}
+}
+
+static void on_backoff(uv_timer_t *t)
+{
+	struct host *h = t->data;
+
+	h->state = HS_RUNNING;
+	attempt_spawn(h);
+}
+
+/* --- Attempts ------------------------------------------------------------- */
+
+static void alloc_cb(uv_handle_t *hd, size_t suggested, uv_buf_t *buf)
+{
+	/* The loop thread runs read callbacks one at a time, right after this. */
+	static char readbuf[READ_BUF];
+
+	(void)hd;
+	(void)suggested;
+	*buf = uv_buf_init(readbuf, sizeof(readbuf));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct attempt *a = s->data;
+	struct host *h = a->h;
+
+	if (nread > 0 && h) {
+		struct tail *t = s == (uv_stream_t *)&a->out ? &h->out : &h->err;
+		tail_append(t, h->run->spec.tail_bytes, buf->base, (size_t)nread);
+		return;
+	}
+	if (nread == 0)
+		return;
+	close_stream(a, (uv_pipe_t *)s);
+	if (a->exited && a->streams == 0 && h)
+		attempt_end(h);
+}
+
+static void on_child_exit(uv_process_t *p, int64_t status, int sig)
+{
+	struct attempt *a = p->data;
+	struct host *h = a->h;
+
+	/* Stragglers of the group would be orphans; the leader is gone, but
+	 * the group id stays reserved while any member lives. */
+	if (a->pid > 0)
+		kill(-a->pid, SIGKILL);
+	a->exited = true;
+	children_running--;
+	uv_close((uv_handle_t *)p, on_attempt_handle_closed);
+	if (!h)
+		return;
+	h->exit_status = status;
+	h->term_signal = sig;
+	if (a->streams == 0)
+		attempt_end(h);
+	else
+		uv_timer_start(&h->timer, on_drain, DRAIN_MS, 0);
+}
+
+static bool exit_ok(const struct host *h)
+{
+	size_t i;
+	json_t *v;
+
+	if (h->error[0] || h->timed_out || h->term_signal)
+		return false;
+	json_array_foreach(h->run->spec.ok_codes, i, v) {
+		if (json_integer_value(v) == h->exit_status)
+			return true;
+	}
+	return false;
+}
+
+static void attempt_end(struct host *h)
+{
+	struct run *r = h->run;
+	bool ok = exit_ok(h);
+
+	uv_timer_stop(&h->timer);
+	if (h->cur)
+		h->cur->h = NULL;
+	h->cur = NULL;
+	if (!ok && !r->cancelled && h->attempts <= r->retries) {
+		double delay = r->spec.backoff * (double)(1u << (h->attempts - 1 < 10 ? h->attempts - 1 : 10));
+		if (delay > MAX_BACKOFF)
+			delay = MAX_BACKOFF;
+		h->state = HS_BACKOFF;
+		uv_timer_start(&h->timer, on_backoff, (uint64_t)(delay * 1000), 0);
+		return;
+	}
+	if (r->cancelled && !h->error[0])
+		snprintf(h->error, sizeof(h->error), "cancelled");
+	host_done(h, ok);
+}
+
+/* Replaces {host}, {timeout}, {attempt} and {job_id} in one argument. */
+static char *substitute(const char *tmpl, const struct host *h)
+{
+	char timeout[32], attempt[16], jobid[32];
+	const char *names[] = { "{host}", "{timeout}", "{attempt}", "{job_id}" };
+	const char *vals[] = { h->name, timeout, attempt, jobid };
+	char *out;
+	size_t cap = strlen(tmpl) + 1, n = 0;
+
+	snprintf(timeout, sizeof(timeout), "%g", h->run->timeout);
+	snprintf(attempt, sizeof(attempt), "%d", h->attempts);
+	snprintf(jobid, sizeof(jobid), "%" JSON_INTEGER_FORMAT, job_id(h->run->job));
+	for (const char *p = tmpl; *p; p++)
+		if (*p == '{')
+			cap += 256 + strlen(h->name);
+	out = malloc(cap);
+	if (!out)
+		return NULL;
+	while (*tmpl) {
+		size_t k;
+		for (k = 0; k < 4; k++)
+			if (strncmp(tmpl, names[k], strlen(names[k])) == 0)
+				break;
+		if (k < 4) {
+			n += (size_t)sprintf(out + n, "%s", vals[k]);
+			tmpl += strlen(names[k]);
+		} else {
+			out[n++] = *tmpl++;
+		}
+	}
+	out[n] = '\0';
+	return out;
+}
+
+static void free_strv(char **v)
+{
+	if (!v)
+		return;
+	for (char **p = v; *p; p++)
+		free(*p);
+	free(v);
+}
+
+/* The child's environment: PATH and HOME of the daemon (ssh needs HOME for
+ * its keys) plus the procedure's env, nothing else of ours. */
+static char **build_env(const struct host *h)
+{
+	const json_t *env = h->run->spec.env;
+	size_t n = 0, cap = json_object_size(env) + 3;
+	char **v = calloc(cap, sizeof(char *));
+	const char *key;
+	json_t *val;
+
+	if (!v)
+		return NULL;
+	if (asprintf(&v[n++], "PATH=%s", getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin") < 0)
+		goto fail;
+	if (getenv("HOME") && asprintf(&v[n++], "HOME=%s", getenv("HOME")) < 0)
+		goto fail;
+	json_object_foreach((json_t *)env, key, val) {
+		char *s = substitute(json_string_value(val), h);
+		if (!s || asprintf(&v[n++], "%s=%s", key, s) < 0) {
+			free(s);
+			goto fail;
+		}
+		free(s);
+	}
+	return v;
+fail:
+	v[n > 0 ? n - 1 : 0] = NULL;
+	free_strv(v);
+	return NULL;
+}
+
+static char **build_argv(const struct host *h)
+{
+	const json_t *argv = h->run->spec.argv;
+	size_t n = json_array_size(argv);
+	char **v = calloc(n + 1, sizeof(char *));
+
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		v[i] = substitute(json_string_value(json_array_get(argv, i)), h);
+		if (!v[i]) {
+			free_strv(v);
+			return NULL;
+		}
+	}
+	return v;
+}
+
+/* The attempt could not start: its handles close, the host moves on.
+ * `proc_init` tells whether uv_spawn initialised the process handle. */
+static void spawn_failed(struct host *h, struct attempt *a, bool proc_init, const char *what)
+{
+	snprintf(h->error, sizeof(h->error), "%s", what);
+	a->exited = true;
+	a->h = NULL;
+	if (proc_init)
+		uv_close((uv_handle_t *)&a->proc, on_attempt_handle_closed);
+	else
+		a->open--;
+	close_stream(a, &a->out);
+	close_stream(a, &a->err);
+	attempt_end(h);
+}
+
+static void attempt_spawn(struct host *h)
+{
+	struct run *r = h->run;
+	uv_loop_t *loop = job_loop(r->job);
+	struct attempt *a = calloc(1, sizeof(*a));
+	uv_process_options_t opt = { 0 };
+	uv_stdio_container_t stdio[3];
+	char **argv, **env;
+	int rc;
+
+	h->attempts++;
+	h->timed_out = h->kill_sent = false;
+	h->exit_status = 0;
+	h->term_signal = 0;
+	h->error[0] = '\0';
+	h->out.len = h->err.len = 0;
+	if (!a) {
+		snprintf(h->error, sizeof(h->error), "out of memory");
+		attempt_end(h);
+		return;
+	}
+	a->h = h;
+	a->run = r;
+	uv_pipe_init(loop, &a->out, 0);
+	uv_pipe_init(loop, &a->err, 0);
+	a->out.data = a->err.data = a->proc.data = a;
+	a->open = 3;
+	a->streams = 2;
+	r->handles++;
+	h->cur = a;
+	argv = build_argv(h);
+	env = build_env(h);
+	stdio[0].flags = UV_IGNORE;
+	stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+	stdio[1].data.stream = (uv_stream_t *)&a->out;
+	stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+	stdio[2].data.stream = (uv_stream_t *)&a->err;
+	opt.exit_cb = on_child_exit;
+	opt.file = argv ? argv[0] : "";
+	opt.args = argv;
+	opt.env = env;
+	opt.stdio = stdio;
+	opt.stdio_count = 3;
+	opt.flags = UV_PROCESS_DETACHED;
+	if (!argv || !env) {
+		free_strv(argv);
+		free_strv(env);
+		spawn_failed(h, a, false, "out of memory");
+		return;
+	}
+	rc = uv_spawn(loop, &a->proc, &opt);
+	free_strv(argv);
+	free_strv(env);
+	if (rc != 0) {
+		char what[sizeof(h->error)];
+		snprintf(what, sizeof(what), "cannot run %.100s: %s", opt.file, uv_strerror(rc));
+		spawn_failed(h, a, true, what);
+		return;
+	}
+	a->pid = a->proc.pid;
+	children_running++;
+	uv_read_start((uv_stream_t *)&a->out, alloc_cb, on_read);
+	uv_read_start((uv_stream_t *)&a->err, alloc_cb, on_read);
+	uv_timer_start(&h->timer, on_timeout, (uint64_t)(r->timeout * 1000), 0);
+}
+
+static void host_start(struct host *h)
+{
+	struct run *r = h->run;
+
+	h->state = HS_RUNNING;
+	h->first_ns = uv_hrtime();
+	uv_timer_init(job_loop(r->job), &h->timer);
+	h->timer.data = h;
+	r->handles++;
+	r->active++;
+	attempt_spawn(h);
+}
+
+static void start_more(struct run *r)
+{
+	if (r->starting)
+		return;
+	r->starting = true;
+	while (!r->cancelled && r->next < r->n && r->active < r->spec.max_parallel)
+		host_start(&r->hosts[r->next++]);
+	r->starting = false;
+}
+
+/* --- Cancellation --------------------------------------------------------- */
+
+static void run_cancel(struct run *r, double grace)
+{
+	r->cancelled = true;
+	for (size_t i = 0; i < r->next; i++) {
+		struct host *h = &r->hosts[i];
+		if (h->state == HS_BACKOFF) {
+			snprintf(h->error, sizeof(h->error), "cancelled");
+			host_done(h, false);
+		} else if (h->state == HS_RUNNING && h->cur && !h->cur->exited && !h->kill_sent) {
+			terminate(h, grace);
+		}
+	}
+	maybe_finish(r);
+}
+
+static void on_job_cancel(struct job *job, void *ctx)
+{
+	struct run *r = ctx;
+
+	(void)job;
+	if (!r->finished)
+		run_cancel(r, r->spec.kill_grace);
+}
+
+void proc_stop_all(void)
+{
+	const struct kiln_config *cfg = config_current();
+	struct run *r, *next;
+
+	for (r = runs; r; r = next) {
+		bool was_answered = r->job->answered;
+		next = r->next_run;
+		/* The daemon must be gone within the shutdown grace period. */
+		if (cfg && cfg->shutdown_grace < r->spec.kill_grace)
+			r->spec.kill_grace = cfg->shutdown_grace;
+		/* job_cancel answers the client and calls on_job_cancel, unless
+		 * the job was already answered (cancelled earlier, with the
+		 * longer grace): then shorten the grace here. */
+		job_cancel(r->job, KILN_E_CANCELLED);
+		if (was_answered)
+			run_cancel(r, r->spec.kill_grace);
+	}
+}
+
+/* --- The handler ---------------------------------------------------------- */
+
+static void act_procedure(struct job *job, json_t *args)
+{
+	const json_t *p = proc_get(job_config(job), job_action(job));
+	json_t *hosts = job_host_list(job);
+	struct run *r = calloc(1, sizeof(*r));
+	size_t i;
+
+	(void)args;
+	if (!r || !(r->hosts = calloc(json_array_size(hosts), sizeof(struct host)))) {
+		free(r);
+		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		return;
+	}
+	r->job = job;
+	spec_load(&r->spec, p);
+	r->n = json_array_size(hosts);
+	r->timeout = job_timeout(job);
+	r->retries = job_retries(job);
+	r->results = json_object();
+	for (i = 0; i < r->n; i++) {
+		r->hosts[i].run = r;
+		r->hosts[i].name = strdup(json_string_value(json_array_get(hosts, i)));
+		if (!r->hosts[i].name)
+			fatal("out of memory");
+	}
+	r->next_run = runs;
+	if (runs)
+		runs->prev = r;
+	runs = r;
+	job_on_cancel(job, on_job_cancel, r);
+	start_more(r);
+	maybe_finish(r);
+}
+
+static const struct action proc_action = {
+	"procedure", "Runs a configured procedure on every host of host_list.", NULL, NULL, act_procedure,
+	ACTION_HOSTS | ACTION_OWN_TIMEOUT,
+};
+
+const struct action *proc_lookup(const struct kiln_config *cfg, const char *name)
+{
+	return proc_get(cfg, name) ? &proc_action : NULL;
+}
+
+void proc_describe(const struct kiln_config *cfg, json_t *list)
+{
+	const char *name;
+	json_t *p;
+
+	if (!cfg)
+		return;
+	json_object_foreach(cfg->procedures, name, p) {
+		struct spec s;
+		const json_t *desc = json_object_get(p, "description");
+		if (name[0] == '#')
+			continue;
+		spec_load(&s, p);
+		json_array_append_new(
+			list,
+			json_pack("{s:s, s:s, s:s, s:{s:s, s:b}, s:{s:s}, s:b, s:{s:O, s:i, s:O, s:f, s:f, s:I, s:b}}",
+				  "name", name, "family", "proc", "summary",
+				  desc ? json_string_value(desc) : "configured host procedure", "args", "type",
+				  "object", "additionalProperties", 0, "data", "type", "object", "hosts", 1,
+				  "procedure", "argv", s.argv, "max_parallel", (int)s.max_parallel,
+				  "success_exit_codes", s.ok_codes, "kill_grace", s.kill_grace, "retry_backoff",
+				  s.backoff, "tail_bytes", (json_int_t)s.tail_bytes, "restricted",
+				  json_array_size(json_object_get(p, "allowed_uids")) +
+						  json_array_size(json_object_get(p, "allowed_gids")) >
+					  0));
+	}
+}
+
+/* --- Family --------------------------------------------------------------- */
+
+static int proc_init(const struct kiln_config *cfg)
+{
+	char err[512];
+
+	/* The action table exists now: a procedure may not shadow an action. */
+	if (proc_config_validate(cfg->procedures, err, sizeof(err))) {
+		log_error("%s", err);
+		return -KILN_E_INVALID_ARGS;
+	}
+	return 0;
+}
+
+static void proc_stats(json_t *into)
+{
+	size_t n = 0;
+
+	for (struct run *r = runs; r; r = r->next_run)
+		n++;
+	json_object_set_new(into, "procedure_runs", json_integer((json_int_t)n));
+	json_object_set_new(into, "procedure_children", json_integer((json_int_t)children_running));
+}
+
+const struct action_family family_proc = {
+	.name = "proc",
+	.actions = NULL,
+	.count = 0,
+	.init = proc_init,
+	.stats = proc_stats,
+};

@@ -1,0 +1,626 @@
+/*
+ * The registry of detached jobs and its state directory (see jobs.h).
+ *
+ * Records are kept in creation order on one list.  Expired records are
+ * swept whenever the registry is used (a new detached job, job.status,
+ * job.list, ...) and at startup, so no timer keeps the loop alive.
+ *
+ * Persistence.  A record is written by one work item at a time: a change
+ * while a write is in flight marks the record dirty and it is written again
+ * when that write completes, with the newest content.  A removed record is
+ * freed once its file is unlinked (or at once without a state directory).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "envelope.h"
+#include "jobs.h"
+#include "kiln/error.h"
+#include "log.h"
+#include "server.h"
+
+enum rec_state { REC_RUNNING, REC_FINISHED, REC_INTERRUPTED };
+
+static const char *const state_names[] = { "running", "finished", "interrupted" };
+
+struct jobs_waiter {
+	struct jobrec *rec;
+	void (*fn)(void *ctx, struct jobrec *r);
+	void *ctx;
+	struct jobs_waiter *prev, *next;
+};
+
+struct jobrec {
+	json_int_t handle;
+	uid_t uid;
+	gid_t gid;
+	char *action;
+	json_int_t job_id;          /* the client's job_id of the request */
+	enum rec_state state;
+	double created, finished;   /* wall-clock seconds */
+	struct job *job;            /* while running */
+	json_t *reply;              /* final ProcedureOutput, once finished */
+	json_t *progress;           /* the last progress object, if any */
+	struct jobs_waiter *waiters;
+	bool writing, dirty, removed;
+	struct jobrec *prev, *next;
+};
+
+struct write_req {
+	uv_work_t req;
+	struct jobrec *rec;
+	char *path;
+	char *text;                 /* NULL: unlink the file */
+	char err[160];
+};
+
+static struct {
+	struct jobrec *head, *tail;
+	size_t count;
+	json_int_t next_handle;
+	char *dir;                  /* NULL: memory only */
+} reg;
+
+static double wall_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uv_loop_t *reg_loop(void)
+{
+	struct server *srv = server_current();
+	return srv && srv->loop ? srv->loop : uv_default_loop();
+}
+
+static bool visible(const struct jobrec *r, const struct kiln_peer *peer)
+{
+	return peer->uid == 0 || peer->uid == r->uid;
+}
+
+/* --- Files ---------------------------------------------------------------- */
+
+static char *rec_path(json_int_t handle)
+{
+	char *p;
+	if (asprintf(&p, "%s/job-%" JSON_INTEGER_FORMAT ".json", reg.dir, handle) < 0)
+		fatal("out of memory");
+	return p;
+}
+
+static json_t *rec_file_json(const struct jobrec *r)
+{
+	json_t *o = json_pack("{s:I, s:I, s:I, s:s, s:I, s:s, s:f}", "job", r->handle, "uid",
+			      (json_int_t)r->uid, "gid", (json_int_t)r->gid, "action", r->action, "job_id",
+			      r->job_id, "state", state_names[r->state], "created", r->created);
+
+	if (r->state != REC_RUNNING) {
+		json_object_set_new(o, "finished", json_real(r->finished));
+		json_object_set(o, "reply", r->reply);
+	}
+	return o;
+}
+
+/* Writes `text` to `path` so that a crash leaves either the old or the new
+ * file: temp file, fsync, rename, fsync of the directory.  Any thread. */
+static int write_atomic(const char *path, const char *text, char *err, size_t errlen)
+{
+	char tmp[PATH_MAX];
+	size_t len = strlen(text), off = 0;
+	int fd, dfd;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		goto fail;
+	while (off < len) {
+		ssize_t n = write(fd, text + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			close(fd);
+			goto fail_unlink;
+		}
+		off += (size_t)n;
+	}
+	if (fsync(fd) != 0) {
+		close(fd);
+		goto fail_unlink;
+	}
+	if (close(fd) != 0 || rename(tmp, path) != 0)
+		goto fail_unlink;
+	dfd = open(reg.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+fail_unlink:
+	snprintf(err, errlen, "%.100s: %s", tmp, strerror(errno));
+	unlink(tmp);
+	return -1;
+fail:
+	snprintf(err, errlen, "%.100s: %s", tmp, strerror(errno));
+	return -1;
+}
+
+static void write_work(uv_work_t *req)
+{
+	struct write_req *w = req->data;
+
+	w->err[0] = '\0';
+	if (w->text)
+		write_atomic(w->path, w->text, w->err, sizeof(w->err));
+	else if (unlink(w->path) != 0 && errno != ENOENT)
+		snprintf(w->err, sizeof(w->err), "%.100s: %s", w->path, strerror(errno));
+}
+
+static void rec_free(struct jobrec *r)
+{
+	free(r->action);
+	json_decref(r->reply);
+	json_decref(r->progress);
+	free(r);
+}
+
+static void persist(struct jobrec *r);
+
+static void write_done(uv_work_t *req, int status)
+{
+	struct write_req *w = req->data;
+	struct jobrec *r = w->rec;
+
+	(void)status;
+	if (w->err[0])
+		log_warn("job record %" JSON_INTEGER_FORMAT ": %s", r->handle, w->err);
+	free(w->path);
+	free(w->text);
+	free(w);
+	r->writing = false;
+	if (r->dirty) {
+		r->dirty = false;
+		persist(r);
+	} else if (r->removed) {
+		rec_free(r);
+	}
+}
+
+/* Queues a write of the record's current content (or the unlink of a
+ * removed record).  Without a state directory, only frees removed ones. */
+static void persist(struct jobrec *r)
+{
+	struct write_req *w;
+	json_t *o;
+
+	if (!reg.dir) {
+		if (r->removed)
+			rec_free(r);
+		return;
+	}
+	if (r->writing) {
+		r->dirty = true;
+		return;
+	}
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		fatal("out of memory");
+	w->req.data = w;
+	w->rec = r;
+	w->path = rec_path(r->handle);
+	if (!r->removed) {
+		o = rec_file_json(r);
+		w->text = json_dumps(o, JSON_COMPACT);
+		json_decref(o);
+		if (!w->text)
+			fatal("out of memory");
+	}
+	r->writing = true;
+	if (uv_queue_work(reg_loop(), &w->req, write_work, write_done) != 0)
+		fatal("cannot queue a job record write");
+}
+
+/* --- Registry ------------------------------------------------------------- */
+
+static void rec_append(struct jobrec *r)
+{
+	r->prev = reg.tail;
+	if (reg.tail)
+		reg.tail->next = r;
+	else
+		reg.head = r;
+	reg.tail = r;
+	reg.count++;
+}
+
+static void rec_remove(struct jobrec *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		reg.head = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	else
+		reg.tail = r->prev;
+	reg.count--;
+	r->removed = true;
+	persist(r);
+}
+
+static void sweep(void)
+{
+	const struct kiln_config *cfg = config_current();
+	double cutoff = wall_now() - (cfg ? cfg->job_retention : 86400);
+	struct jobrec *r, *next;
+
+	for (r = reg.head; r; r = next) {
+		next = r->next;
+		if (r->state != REC_RUNNING && !r->waiters && r->finished <= cutoff)
+			rec_remove(r);
+	}
+}
+
+json_int_t jobs_detach(struct job *job)
+{
+	struct jobrec *r = calloc(1, sizeof(*r));
+	const struct kiln_peer *peer = job_peer(job);
+
+	if (!r || !(r->action = strdup(job_action(job)))) {
+		free(r);
+		return 0;
+	}
+	sweep();
+	r->handle = reg.next_handle++;
+	r->uid = peer->uid;
+	r->gid = peer->gid;
+	r->job_id = job_id(job);
+	r->state = REC_RUNNING;
+	r->created = wall_now();
+	r->job = job;
+	job->rec = r;
+	rec_append(r);
+	persist(r);
+	log_debug("job %" JSON_INTEGER_FORMAT " %s detached as %" JSON_INTEGER_FORMAT, r->job_id, r->action,
+		  r->handle);
+	return r->handle;
+}
+
+void jobs_on_reply(struct job *job, json_t *reply, void *attach, size_t attach_len,
+		   void (*attach_free)(void *))
+{
+	struct jobrec *r = job->rec;
+	struct jobs_waiter *w, *next;
+
+	if (!r) {
+		if (attach)
+			attach_free(attach);
+		return;
+	}
+	if (attach) {
+		/* Nobody is there to take raw bytes: keep them in the record. */
+		size_t n;
+		char *b64 = base64_encode(attach, attach_len, &n);
+		json_object_set_new(reply, "raw_b64", json_stringn(b64, n));
+		free(b64);
+		attach_free(attach);
+	}
+	job->rec = NULL;
+	r->job = NULL;
+	r->reply = json_incref(reply);
+	r->state = REC_FINISHED;
+	r->finished = wall_now();
+	persist(r);
+	w = r->waiters;
+	r->waiters = NULL;
+	for (; w; w = next) {
+		next = w->next;
+		w->rec = NULL;
+		w->fn(w->ctx, r);
+		free(w);
+	}
+}
+
+void jobs_on_progress(struct job *job, json_t *progress)
+{
+	struct jobrec *r = job->rec;
+
+	if (!r)
+		return;
+	json_decref(r->progress);
+	r->progress = json_incref(progress);
+}
+
+void jobs_cancel_running(void)
+{
+	for (struct jobrec *r = reg.head; r; r = r->next)
+		if (r->job)
+			job_cancel(r->job, KILN_E_CANCELLED);
+}
+
+struct jobrec *jobs_find(json_int_t handle, const struct kiln_peer *peer)
+{
+	sweep();
+	for (struct jobrec *r = reg.head; r; r = r->next)
+		if (r->handle == handle)
+			return visible(r, peer) ? r : NULL;
+	return NULL;
+}
+
+json_t *jobs_record_json(const struct jobrec *r, bool with_reply)
+{
+	json_t *o = json_pack("{s:I, s:s, s:I, s:s, s:f, s:I}", "job", r->handle, "action", r->action,
+			      "job_id", r->job_id, "state", state_names[r->state], "created", r->created,
+			      "uid", (json_int_t)r->uid);
+
+	if (r->state == REC_RUNNING) {
+		if (r->progress)
+			json_object_set(o, "progress", r->progress);
+		return o;
+	}
+	json_object_set_new(o, "finished", json_real(r->finished));
+	json_object_set(o, "result", json_object_get(r->reply, "result"));
+	if (with_reply)
+		json_object_set(o, "reply", r->reply);
+	return o;
+}
+
+bool jobs_running(const struct jobrec *r)
+{
+	return r->state == REC_RUNNING;
+}
+
+bool jobs_cancel(struct jobrec *r)
+{
+	if (!r->job)
+		return false;
+	job_cancel(r->job, KILN_E_CANCELLED);
+	return true;
+}
+
+json_t *jobs_list(const struct kiln_peer *peer)
+{
+	json_t *list = json_array();
+
+	sweep();
+	for (struct jobrec *r = reg.head; r; r = r->next)
+		if (visible(r, peer))
+			json_array_append_new(list, jobs_record_json(r, false));
+	return list;
+}
+
+size_t jobs_count(void)
+{
+	return reg.count;
+}
+
+struct jobs_waiter *jobs_wait(struct jobrec *r, void (*fn)(void *ctx, struct jobrec *r), void *ctx)
+{
+	struct jobs_waiter *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return NULL;
+	w->rec = r;
+	w->fn = fn;
+	w->ctx = ctx;
+	w->next = r->waiters;
+	if (w->next)
+		w->next->prev = w;
+	r->waiters = w;
+	return w;
+}
+
+void jobs_unwait(struct jobs_waiter *w)
+{
+	struct jobrec *r = w->rec;
+
+	if (r) {
+		if (w->prev)
+			w->prev->next = w->next;
+		else
+			r->waiters = w->next;
+		if (w->next)
+			w->next->prev = w->prev;
+	}
+	free(w);
+}
+
+/* --- Startup and shutdown ------------------------------------------------- */
+
+static char *state_dir(const struct kiln_config *cfg)
+{
+	const char *env = getenv("STATE_DIRECTORY");
+	char *d = NULL;
+
+	if (cfg->state_dir && cfg->state_dir[0])
+		d = strdup(cfg->state_dir);
+	else if (env && *env) /* systemd may list several, separated by ':' */
+		d = strndup(env, strcspn(env, ":"));
+	if (!d && ((cfg->state_dir && cfg->state_dir[0]) || (env && *env)))
+		fatal("out of memory");
+	return d;
+}
+
+static json_int_t int_of(const json_t *o, const char *key, json_int_t def)
+{
+	json_t *v = json_object_get(o, key);
+	return json_is_integer(v) ? json_integer_value(v) : def;
+}
+
+/* Loads one record file; returns the record or NULL (then the file is left
+ * alone, and logged). */
+static struct jobrec *load_one(const char *path)
+{
+	json_error_t jerr;
+	json_t *o = json_load_file(path, 0, &jerr), *reply;
+	struct jobrec *r;
+	const char *state, *action;
+
+	if (!o) {
+		log_warn("job record %s: %s", path, jerr.text);
+		return NULL;
+	}
+	state = json_string_value(json_object_get(o, "state"));
+	action = json_string_value(json_object_get(o, "action"));
+	reply = json_object_get(o, "reply");
+	if (int_of(o, "job", 0) <= 0 || !state || !action ||
+	    (strcmp(state, "running") != 0 && !json_is_object(reply))) {
+		log_warn("job record %s: not a job record, ignored", path);
+		json_decref(o);
+		return NULL;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r || !(r->action = strdup(action)))
+		fatal("out of memory");
+	r->handle = int_of(o, "job", 0);
+	r->uid = (uid_t)int_of(o, "uid", 0);
+	r->gid = (gid_t)int_of(o, "gid", 0);
+	r->job_id = int_of(o, "job_id", 0);
+	r->created = json_number_value(json_object_get(o, "created"));
+	if (strcmp(state, "running") == 0) {
+		/* The daemon died (or was killed) while it ran. */
+		r->state = REC_INTERRUPTED;
+		r->finished = wall_now();
+		r->reply = envelope_error(&r->job_id, KILN_E_CANCELLED,
+					  json_pack("{s:s}", "reason", "interrupted"),
+					  "interrupted: kilnd stopped while the job was running");
+	} else {
+		r->state = strcmp(state, "interrupted") == 0 ? REC_INTERRUPTED : REC_FINISHED;
+		r->finished = json_number_value(json_object_get(o, "finished"));
+		r->reply = json_incref(reply);
+	}
+	json_decref(o);
+	return r;
+}
+
+static int load_dir(const struct kiln_config *cfg)
+{
+	DIR *d;
+	struct dirent *e;
+	double cutoff = wall_now() - cfg->job_retention;
+	size_t loaded = 0, interrupted = 0;
+
+	if (mkdir(reg.dir, 0700) != 0 && errno != EEXIST) {
+		log_error("state_dir %s: %s", reg.dir, strerror(errno));
+		return -KILN_E_INTERNAL;
+	}
+	d = opendir(reg.dir);
+	if (!d) {
+		log_error("state_dir %s: %s", reg.dir, strerror(errno));
+		return -KILN_E_INTERNAL;
+	}
+	while ((e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+		char path[PATH_MAX], err[200];
+		struct jobrec *r;
+		char *text;
+		json_t *o;
+
+		if (strncmp(e->d_name, "job-", 4) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", reg.dir, e->d_name);
+		if (n > 4 && strcmp(e->d_name + n - 4, ".tmp") == 0) {
+			unlink(path); /* a write cut short by a crash */
+			continue;
+		}
+		if (n < 5 || strcmp(e->d_name + n - 5, ".json") != 0 || !(r = load_one(path)))
+			continue;
+		if (r->finished <= cutoff) {
+			unlink(path);
+			rec_free(r);
+			continue;
+		}
+		if (r->handle >= reg.next_handle)
+			reg.next_handle = r->handle + 1;
+		if (r->state == REC_INTERRUPTED) {
+			/* Startup may block: record the verdict before serving. */
+			o = rec_file_json(r);
+			text = json_dumps(o, JSON_COMPACT);
+			if (!text || write_atomic(path, text, err, sizeof(err)) != 0)
+				log_warn("job record %s: %s", path, text ? err : "out of memory");
+			free(text);
+			json_decref(o);
+			interrupted++;
+		}
+		rec_append(r);
+		loaded++;
+	}
+	closedir(d);
+	log_info("state_dir %s: %zu job records (%zu interrupted)", reg.dir, loaded, interrupted);
+	return 0;
+}
+
+static int cmp_created(const void *a, const void *b)
+{
+	const struct jobrec *x = *(struct jobrec *const *)a, *y = *(struct jobrec *const *)b;
+	return x->handle < y->handle ? -1 : x->handle > y->handle;
+}
+
+/* readdir order is arbitrary; job.list promises oldest first. */
+static void sort_records(void)
+{
+	struct jobrec **v;
+	size_t n = 0;
+
+	if (reg.count < 2)
+		return;
+	v = malloc(reg.count * sizeof(*v));
+	if (!v)
+		fatal("out of memory");
+	for (struct jobrec *r = reg.head; r; r = r->next)
+		v[n++] = r;
+	qsort(v, n, sizeof(*v), cmp_created);
+	reg.head = reg.tail = NULL;
+	reg.count = 0;
+	for (size_t i = 0; i < n; i++) {
+		v[i]->prev = v[i]->next = NULL;
+		rec_append(v[i]);
+	}
+	free(v);
+}
+
+int jobs_init(const struct kiln_config *cfg)
+{
+	/* Handles grow across restarts (milliseconds since the epoch at
+	 * startup, or past the newest loaded record), so a client holding an
+	 * old handle never sees a different job under it. */
+	reg.next_handle = (json_int_t)(wall_now() * 1000);
+	reg.dir = state_dir(cfg);
+	if (!reg.dir)
+		return 0;
+	if (load_dir(cfg) != 0) {
+		free(reg.dir);
+		reg.dir = NULL;
+		return -KILN_E_INTERNAL;
+	}
+	sort_records();
+	return 0;
+}
+
+void jobs_shutdown(void)
+{
+	struct jobrec *r, *next;
+
+	for (r = reg.head; r; r = next) {
+		next = r->next;
+		rec_free(r);
+	}
+	reg.head = reg.tail = NULL;
+	reg.count = 0;
+	free(reg.dir);
+	reg.dir = NULL;
+}
+
+size_t jobs_memory_held(void)
+{
+	return reg.count * sizeof(struct jobrec);
+}
