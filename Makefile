@@ -76,7 +76,13 @@ $(BUILD)/tools/%: tests/tools/%.c $(DAEMON_OBJ) $(BUILD)/libkiln.a
 # Keep intermediate objects (the test harness) between runs.
 .SECONDARY:
 
-tools: $(TOOL_BIN)
+BENCH_BIN := $(BUILD)/bench/echo_server $(BUILD)/bench/bench_client
+
+$(BUILD)/bench/%: tests/bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -std=c11 -D_GNU_SOURCE $(WARN) -o $@ $<
+
+tools: $(TOOL_BIN) $(BENCH_BIN)
 unit: $(UNIT_BIN)
 
 deps:
@@ -109,7 +115,7 @@ test: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory all tools
-	@$(PYTHON) tests/bench/run.py --build $(BUILD)
+	@$(PYTHON) tests/bench/run.py --build $(BUILD) $(BENCH)
 
 clean:
 	rm -rf build build-*

@@ -59,6 +59,15 @@ static void chunk_free(struct outchunk *ch)
 	free(ch);
 }
 
+/* Keeps one standard-size chunk for the next batch of replies. */
+static void chunk_release(struct conn *c, struct outchunk *ch)
+{
+	if (!c->spare && !ch->free_fn && ch->cap == OUT_CHUNK)
+		c->spare = ch;
+	else
+		chunk_free(ch);
+}
+
 static void mark_dirty(struct conn *c)
 {
 	if (c->dirty)
@@ -79,15 +88,22 @@ static void queue_chunk(struct conn *c, struct outchunk *ch)
 	mark_dirty(c);
 }
 
-static void append_bytes(struct conn *c, const char *data, size_t n)
+/* Room for at least n more bytes in the tail chunk; returns the write pointer. */
+static char *reserve_bytes(struct conn *c, size_t n)
 {
 	struct outchunk *t = c->out_tail;
 
 	if (!t || t->free_fn || t->cap - t->len < n) {
 		size_t cap = n > OUT_CHUNK ? n : OUT_CHUNK;
-		t = malloc(sizeof(*t) + cap);
-		if (!t)
-			fatal("out of memory");
+		if (c->spare && cap == OUT_CHUNK) {
+			/* Reuse the chunk the last write released: no malloc per reply batch. */
+			t = c->spare;
+			c->spare = NULL;
+		} else {
+			t = malloc(sizeof(*t) + cap);
+			if (!t)
+				fatal("out of memory");
+		}
 		t->next = NULL;
 		t->data = t->inline_data;
 		t->len = 0;
@@ -96,15 +112,30 @@ static void append_bytes(struct conn *c, const char *data, size_t n)
 		t->owner = NULL;
 		queue_chunk(c, t);
 	}
-	memcpy(t->data + t->len, data, n);
-	t->len += n;
+	return t->data + t->len;
+}
+
+static void commit_bytes(struct conn *c, size_t n)
+{
+	c->out_tail->len += n;
 	c->out_bytes += n;
 }
 
-static int dump_cb(const char *buf, size_t size, void *data)
+/* Serializes `v` straight into the output queue, plus a newline. */
+static void append_json_line(struct conn *c, json_t *v)
 {
-	append_bytes(data, buf, size);
-	return 0;
+	size_t room = c->out_tail && !c->out_tail->free_fn ? c->out_tail->cap - c->out_tail->len : 0;
+	char *p = room > 1 ? reserve_bytes(c, 1) : NULL;
+	size_t n = p ? json_dumpb(v, p, room - 1, JSON_COMPACT) : 0;
+
+	if (!p || n == 0 || n > room - 1) {
+		/* Too big for what is left of the tail chunk: size it, then dump again. */
+		n = json_dumpb(v, NULL, 0, JSON_COMPACT);
+		p = reserve_bytes(c, n + 1);
+		json_dumpb(v, p, n, JSON_COMPACT);
+	}
+	p[n] = '\n';
+	commit_bytes(c, n + 1);
 }
 
 void conn_send_json(struct conn *c, json_t *reply, const struct request *req, void *attach,
@@ -128,8 +159,7 @@ void conn_send_json(struct conn *c, json_t *reply, const struct request *req, vo
 	} else if (raw) {
 		json_object_set_new(reply, "raw", json_integer((json_int_t)attach_len));
 	}
-	json_dump_callback(reply, dump_cb, c, JSON_COMPACT);
-	append_bytes(c, "\n", 1);
+	append_json_line(c, reply);
 	if (raw) {
 		struct outchunk *ch = malloc(sizeof(*ch));
 		if (!ch)
@@ -163,7 +193,7 @@ static void after_write(uv_write_t *req, int status)
 
 	for (ch = w->chunks; ch; ch = next) {
 		next = ch->next;
-		chunk_free(ch);
+		chunk_release(c, ch);
 	}
 	c->out_bytes -= w->bytes;
 	c->writes_in_flight--;
@@ -239,6 +269,7 @@ static void on_closed(uv_handle_t *h)
 		next = ch->next;
 		chunk_free(ch);
 	}
+	free(c->spare);
 	frame_free(&c->in);
 	request_clear(&c->att_req);
 	json_decref(c->att_error);

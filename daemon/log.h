@@ -15,10 +15,17 @@ int log_get_level(void);
 void log_set_prefixes(int enabled);
 
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-#define log_error(...) log_msg(LOG_LVL_ERROR, __VA_ARGS__)
-#define log_warn(...) log_msg(LOG_LVL_WARN, __VA_ARGS__)
-#define log_info(...) log_msg(LOG_LVL_INFO, __VA_ARGS__)
-#define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
+/* The level is checked before the arguments are evaluated, so debug lines
+ * cost nothing on hot paths when they are off. */
+#define LOG_AT(level, ...)                              \
+	do {                                            \
+		if ((level) <= log_get_level())         \
+			log_msg((level), __VA_ARGS__);  \
+	} while (0)
+#define log_error(...) LOG_AT(LOG_LVL_ERROR, __VA_ARGS__)
+#define log_warn(...) LOG_AT(LOG_LVL_WARN, __VA_ARGS__)
+#define log_info(...) LOG_AT(LOG_LVL_INFO, __VA_ARGS__)
+#define log_debug(...) LOG_AT(LOG_LVL_DEBUG, __VA_ARGS__)
 
 /* Logs and exits: for conditions that cannot happen. */
 void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));

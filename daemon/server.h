@@ -72,6 +72,7 @@ struct conn {
 	size_t att_skip;
 
 	struct outchunk *out_head, *out_tail; /* not yet handed to uv_write */
+	struct outchunk *spare;     /* a released chunk kept for reuse */
 	size_t out_bytes;           /* queued or being written */
 	int writes_in_flight;
 
