@@ -45,7 +45,7 @@ UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRC   := $(wildcard tests/tools/*.c)
 TOOL_BIN   := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all deps run test unit test-unit test-python test-sh test-asan test-valgrind \
+.PHONY: all deps run test unit proto test-unit test-python test-sh test-asan test-valgrind \
 	bench clean install uninstall tools
 all: $(BUILD)/kilnd $(BUILD)/libkiln.a $(BUILD)/libkiln.so
 
@@ -116,6 +116,10 @@ test: deps
 bench: deps
 	@$(MAKE) --no-print-directory all tools
 	@$(PYTHON) tests/bench/run.py --build $(BUILD) $(BENCH)
+
+# Regenerates proto/actions.json from the action table (a test checks it is current).
+proto: $(BUILD)/kilnd
+	env -u KILN_CONFIG $(BUILD)/kilnd --describe > proto/actions.json
 
 clean:
 	rm -rf build build-*
