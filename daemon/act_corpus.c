@@ -288,10 +288,8 @@ struct load_file {
 	struct file_result res;
 };
 
-struct load_item {
-	struct load_ctx *L;
-	size_t index;
-};
+struct load_ctx;
+typedef void (*stage_fn)(struct job *job, struct load_ctx *L);
 
 struct load_ctx {
 	char *name;
@@ -303,16 +301,18 @@ struct load_ctx {
 	struct secret pass;
 	struct file_list files;
 	struct load_file *f;
-	struct load_item *items;
 	struct kiln_seal_params *groups;
 	struct kiln_seal_key *keys; /* secmem, ngroups entries */
 	size_t ngroups, keys_cap;
+	/* The running stage: `pending` work items pull file indexes from
+	 * `next`; `then` runs on the loop when the last one is done. */
 	size_t pending;
-	atomic_uint done;
-	double start_ms, kdf_ms;
+	atomic_size_t next;
+	atomic_size_t done;
+	stage_fn then;
+	double start_ms, kdf_ms, read_ms;
 	int code;                   /* whole-load failure */
 	char err[256];
-	json_t *detail;
 };
 
 static void load_ctx_free(struct load_ctx *L)
@@ -326,14 +326,12 @@ static void load_ctx_free(struct load_ctx *L)
 		corpus_doc_release(L->f[i].doc);
 	}
 	free(L->f);
-	free(L->items);
 	file_list_free(&L->files);
 	secret_free(&L->pass);
 	if (L->keys)
 		kiln_secmem_free(L->keys, L->keys_cap);
 	free(L->groups);
 	json_decref(L->paths);
-	json_decref(L->detail);
 	free(L->name);
 	free(L->dir);
 	free(L->glob);
@@ -404,12 +402,88 @@ static void derive_sealed_keys(struct load_ctx *L)
 	L->kdf_ms = now_ms() - t0;
 }
 
-static void load_prepare_work(struct job *job, void *arg)
+static void load_finish(struct job *job, struct load_ctx *L);
+
+static void stage_done(struct job *job, void *arg, int status)
+{
+	struct load_ctx *L = arg;
+
+	(void)status; /* work that never ran means the job was cancelled: checked next */
+	if (--L->pending)
+		return;
+	if (job_cancelled(job) || L->code)
+		load_finish(job, L);
+	else
+		L->then(job, L);
+}
+
+/* Runs `work` as `items` work items (they share the files through L->next),
+ * then `then`. */
+static void run_stage(struct job *job, struct load_ctx *L, job_work_fn work, size_t items,
+		      stage_fn then)
+{
+	atomic_store(&L->next, 0);
+	L->then = then;
+	L->pending = items;
+	for (size_t i = 0; i < items; i++) {
+		if (job_queue_work(job, work, stage_done, L) != 0) {
+			L->code = -KILN_E_INTERNAL;
+			snprintf(L->err, sizeof L->err, "cannot queue work");
+			L->pending -= items - i;
+			if (L->pending == 0)
+				load_finish(job, L);
+			return;
+		}
+	}
+}
+
+static size_t stage_items(struct job *job, size_t files)
+{
+	size_t p = pool_parts(job_config(job));
+
+	return p < files ? p : files;
+}
+
+static int cmp_name_index(const void *a, const void *b, void *names)
+{
+	char **n = names;
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	int r = strcmp(n[x], n[y]);
+
+	return r ? r : (x > y) - (x < y);
+}
+
+/* Marks every file whose document name an earlier file already has. */
+static int mark_duplicates(struct load_ctx *L)
+{
+	size_t n = L->files.count, *idx = malloc(n * sizeof *idx);
+
+	if (!idx)
+		return -KILN_E_INTERNAL;
+	for (size_t i = 0; i < n; i++)
+		idx[i] = i;
+	qsort_r(idx, n, sizeof *idx, cmp_name_index, L->files.name);
+	/* Sorted by (name, index): the first of each run of equal names is
+	 * the one kept. */
+	for (size_t i = 1, first = idx[0]; i < n; i++) {
+		size_t dup = idx[i];
+		if (strcmp(L->files.name[first], L->files.name[dup]) != 0) {
+			first = dup;
+			continue;
+		}
+		L->f[dup].res.code = -KILN_E_INVALID_ARGS;
+		snprintf(L->f[dup].res.reason, sizeof L->f[dup].res.reason,
+			 "duplicate document name (also %s)", L->files.path[first]);
+	}
+	free(idx);
+	return 0;
+}
+
+/* Stage 1 (one item): the file list and the key file. */
+static void load_list_work(struct job *job, void *arg)
 {
 	struct load_ctx *L = arg;
 	const struct kiln_config *cfg = job_config(job);
-	size_t total = 0;
-	bool encrypted = false;
 
 	if (L->dir)
 		L->code = list_dir(cfg, L->dir, L->glob, &L->files, L->err, sizeof L->err);
@@ -422,54 +496,48 @@ static void load_prepare_work(struct job *job, void *arg)
 		snprintf(L->err, sizeof L->err, "no files to load (0 files matched)");
 		return;
 	}
+	/* Every document costs at least a page of locked memory. */
+	if (L->files.count > cfg->corpus_memory_budget / page_round(1)) {
+		L->code = -KILN_E_TOO_LARGE;
+		snprintf(L->err, sizeof L->err, "%zu files cannot fit corpus_memory_budget (%zu)",
+			 L->files.count, cfg->corpus_memory_budget);
+		return;
+	}
 	if (L->key_file) {
 		L->code = read_key_file(cfg, L->key_file, &L->pass, L->err, sizeof L->err);
 		if (L->code)
 			return;
 	}
 	L->f = calloc(L->files.count, sizeof *L->f);
-	L->items = calloc(L->files.count, sizeof *L->items);
-	if (!L->f || !L->items) {
+	if (!L->f || mark_duplicates(L)) {
 		L->code = -KILN_E_INTERNAL;
 		snprintf(L->err, sizeof L->err, "out of memory");
-		return;
 	}
-	for (size_t i = 0; i < L->files.count; i++) {
+}
+
+/* Stage 2 (pool-size items): read the files. */
+static void load_read_work(struct job *job, void *arg)
+{
+	struct load_ctx *L = arg;
+	const struct kiln_config *cfg = job_config(job);
+	size_t i;
+
+	while ((i = atomic_fetch_add(&L->next, 1)) < L->files.count && !job_cancelled(job)) {
 		struct load_file *f = &L->f[i];
-		if (job_cancelled(job))
-			return;
-		for (size_t j = 0; j < i; j++) {
-			if (strcmp(L->files.name[i], L->files.name[j]) == 0) {
-				f->res.code = -KILN_E_INVALID_ARGS;
-				snprintf(f->res.reason, sizeof f->res.reason,
-					 "duplicate document name (also %s)", L->files.path[j]);
-				break;
-			}
-		}
 		if (f->res.code)
 			continue;
 		f->res.code = kiln_path_read(cfg, L->files.path[i], cfg->max_file_bytes, &f->data,
 					     &f->len, f->res.reason, sizeof f->res.reason);
-		if (f->res.code)
-			continue;
-		total += page_round(f->len);
-		f->fmt = L->fmt == FMT_AUTO ? detect(f->data, f->len) : L->fmt;
-		encrypted |= f->fmt != FMT_PLAIN;
+		if (!f->res.code)
+			f->fmt = L->fmt == FMT_AUTO ? detect(f->data, f->len) : L->fmt;
 	}
-	/* Text is at most as large as its file; refuse early what cannot fit. */
-	if (total > cfg->corpus_memory_budget) {
-		L->code = -KILN_E_TOO_LARGE;
-		snprintf(L->err, sizeof L->err,
-			 "the files hold %zu bytes, over corpus_memory_budget (%zu)", total,
-			 cfg->corpus_memory_budget);
-		return;
-	}
-	if (encrypted && !L->pass.buf) {
-		L->code = -KILN_E_INVALID_ARGS;
-		snprintf(L->err, sizeof L->err, "encrypted files need a passphrase or key_file");
-		return;
-	}
-	derive_sealed_keys(L);
+}
+
+/* Stage 3 (one item, only with sealed files): one KDF per parameter set. */
+static void load_derive_work(struct job *job, void *arg)
+{
+	(void)job;
+	derive_sealed_keys(arg);
 }
 
 static void decrypt_one(struct load_ctx *L, struct load_file *f, const char *name)
@@ -532,17 +600,59 @@ static void decrypt_one(struct load_ctx *L, struct load_file *f, const char *nam
 	f->data = NULL;
 }
 
-static void load_file_work(struct job *job, void *arg)
+/* Stage 4 (pool-size items): decrypt, validate, fold. */
+static void load_decrypt_work(struct job *job, void *arg)
 {
-	struct load_item *it = arg;
-	struct load_ctx *L = it->L;
-	struct load_file *f = &L->f[it->index];
+	struct load_ctx *L = arg;
+	size_t i;
 
-	if (job_cancelled(job))
-		return;
-	if (!f->res.code)
-		decrypt_one(L, f, L->files.name[it->index]);
-	job_progress(job, atomic_fetch_add(&L->done, 1) + 1, L->files.count);
+	while ((i = atomic_fetch_add(&L->next, 1)) < L->files.count && !job_cancelled(job)) {
+		if (!L->f[i].res.code)
+			decrypt_one(L, &L->f[i], L->files.name[i]);
+		job_progress(job, atomic_fetch_add(&L->done, 1) + 1, L->files.count);
+	}
+}
+
+static void after_derive(struct job *job, struct load_ctx *L)
+{
+	run_stage(job, L, load_decrypt_work, stage_items(job, L->files.count), load_finish);
+}
+
+static void after_read(struct job *job, struct load_ctx *L)
+{
+	const struct kiln_config *cfg = job_config(job);
+	size_t total = 0;
+	bool encrypted = false, sealed = false;
+
+	for (size_t i = 0; i < L->files.count; i++) {
+		if (L->f[i].res.code)
+			continue;
+		total += page_round(L->f[i].len);
+		encrypted |= L->f[i].fmt != FMT_PLAIN;
+		sealed |= L->f[i].fmt == FMT_SEALED;
+	}
+	L->read_ms = now_ms() - L->start_ms;
+	/* Text is at most as large as its file; refuse early what cannot fit. */
+	if (total > cfg->corpus_memory_budget) {
+		L->code = -KILN_E_TOO_LARGE;
+		snprintf(L->err, sizeof L->err,
+			 "the files hold %zu bytes, over corpus_memory_budget (%zu)", total,
+			 cfg->corpus_memory_budget);
+	} else if (encrypted && !L->pass.buf) {
+		L->code = -KILN_E_INVALID_ARGS;
+		snprintf(L->err, sizeof L->err, "encrypted files need a passphrase or key_file");
+	}
+	if (L->code)
+		load_finish(job, L);
+	else if (sealed)
+		run_stage(job, L, load_derive_work, 1, after_derive);
+	else
+		after_derive(job, L);
+}
+
+static void after_list(struct job *job, struct load_ctx *L)
+{
+	run_stage(job, L, load_read_work, stage_items(job, L->files.count), after_read);
 }
 
 static json_t *load_source(const struct load_ctx *L)
@@ -640,45 +750,14 @@ static void load_finish(struct job *job, struct load_ctx *L)
 	if (!locked)
 		log_warn("corpus '%s': mlock failed (RLIMIT_MEMLOCK too low?); its text may be swapped",
 			 L->name);
-	json_t *data = json_pack("{s:s, s:I, s:I, s:I, s:f, s:f, s:b, s:o, s:o}", "name", L->name,
-				 "documents", (json_int_t)n, "bytes", (json_int_t)bytes,
+	json_t *data = json_pack("{s:s, s:I, s:I, s:I, s:f, s:f, s:f, s:b, s:o, s:o}", "name",
+				 L->name, "documents", (json_int_t)n, "bytes", (json_int_t)bytes,
 				 "memory_bytes", (json_int_t)memory, "load_ms", now_ms() - L->start_ms,
-				 "kdf_ms", L->kdf_ms, "locked", locked, "source", source, "failed", failed);
+				 "read_ms", L->read_ms, "kdf_ms", L->kdf_ms, "locked", locked, "source",
+				 source, "failed", failed);
 	job_succeed(job, data, "loaded %zu documents (%zu bytes) as '%s'", n, bytes, L->name);
 out:
 	load_ctx_free(L);
-}
-
-static void load_file_done(struct job *job, void *arg, int status)
-{
-	struct load_item *it = arg;
-	struct load_ctx *L = it->L;
-
-	(void)status; /* a work item that never ran leaves its file unset; cancel is checked below */
-	if (--L->pending == 0)
-		load_finish(job, L);
-}
-
-static void load_prepare_done(struct job *job, void *arg, int status)
-{
-	struct load_ctx *L = arg;
-
-	if (status != 0 || job_cancelled(job) || L->code) {
-		load_finish(job, L);
-		return;
-	}
-	/* One item per file: PBKDF2 per openssl-enc file dominates, and the
-	 * pool balances single files best. */
-	L->pending = L->files.count;
-	for (size_t i = 0; i < L->files.count; i++) {
-		L->items[i] = (struct load_item){ L, i };
-		if (job_queue_work(job, load_file_work, load_file_done, &L->items[i]) != 0) {
-			L->f[i].res.code = -KILN_E_INTERNAL;
-			snprintf(L->f[i].res.reason, sizeof L->f[i].res.reason, "cannot queue work");
-			if (--L->pending == 0)
-				load_finish(job, L);
-		}
-	}
 }
 
 static char *dup_arg(json_t *args, const char *key, const char *dflt)
@@ -726,10 +805,7 @@ static void act_load(struct job *job, json_t *args)
 		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
-	if (job_queue_work(job, load_prepare_work, load_prepare_done, L) != 0) {
-		load_ctx_free(L);
-		job_fail(job, KILN_E_INTERNAL, NULL, "cannot queue work");
-	}
+	run_stage(job, L, load_list_work, 1, after_list);
 }
 
 /* --- Parallel queries ------------------------------------------------------------ */

@@ -9,6 +9,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include <openssl/crypto.h>
 #include <unicase.h>
 #include <unictype.h>
@@ -223,8 +227,18 @@ struct fold_scan {
 	bool changed;
 };
 
+#ifdef __SSE2__
+/* Mask of the bytes of v in 'A'..'Z' (all bytes are ASCII here). */
+static inline __m128i upper_mask(__m128i v)
+{
+	return _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('A' - 1)),
+			     _mm_cmplt_epi8(v, _mm_set1_epi8('Z' + 1)));
+}
+#endif
+
 /* Validates and measures the fold in one pass.  Returns the offset of the
- * first invalid byte, or len when valid. */
+ * first invalid byte, or len when valid.  All-ASCII blocks of 16 bytes take
+ * a vector path. */
 static size_t fold_measure(const uint8_t *s, size_t len, struct fold_scan *fs)
 {
 	size_t i = 0;
@@ -232,6 +246,20 @@ static size_t fold_measure(const uint8_t *s, size_t len, struct fold_scan *fs)
 
 	memset(fs, 0, sizeof *fs);
 	while (i < len) {
+#ifdef __SSE2__
+		if (i + 16 <= len) {
+			__m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+			if (!_mm_movemask_epi8(v)) {
+				fs->newlines += (uint64_t)__builtin_popcount(
+					(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n'))));
+				fs->changed |= _mm_movemask_epi8(upper_mask(v)) != 0;
+				fs->chars += 16;
+				fs->fold_len += 16;
+				i += 16;
+				continue;
+			}
+		}
+#endif
 		uint8_t b = s[i];
 		if (b < 0x80) {
 			fs->chars++;
@@ -260,6 +288,18 @@ static void fold_fill(const uint8_t *s, size_t len, uint8_t *out, size_t *nonwor
 	uint32_t c;
 
 	while (i < len) {
+#ifdef __SSE2__
+		if (i + 16 <= len) {
+			__m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+			if (!_mm_movemask_epi8(v)) {
+				v = _mm_or_si128(v, _mm_and_si128(upper_mask(v), _mm_set1_epi8(0x20)));
+				_mm_storeu_si128((__m128i *)(out + o), v);
+				i += 16;
+				o += 16;
+				continue;
+			}
+		}
+#endif
 		uint8_t b = s[i];
 		if (b < 0x80) {
 			out[o++] = (uint8_t)b + (((uint8_t)(b - 'A') < 26) << 5);
