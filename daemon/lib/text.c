@@ -443,7 +443,8 @@ int kiln_text_top(const unsigned char *s, size_t len, size_t k, const kiln_cance
 	for (i = j = 0; i < m.slots; i++)
 		if (m.e[i].w)
 			m.e[j++] = m.e[i];
-	qsort(m.e, j, sizeof(*m.e), top_cmp);
+	if (j)
+		qsort(m.e, j, sizeof(*m.e), top_cmp);
 	if (k > j)
 		k = j;
 	if (k) {
