@@ -97,7 +97,7 @@ static int bin_of(double c, double lo, double scale)
 
 /* Chooses a split by binned SAH; returns the count on the left (0 = none). */
 static size_t sah_split(struct build *b, size_t first, size_t count, const struct box *cb,
-			double node_area, int *axis_out)
+			int *axis_out)
 {
 	double best_cost = INFINITY, lo = 0, scale = 0;
 	int best_axis = -1, best_bin = 0;
@@ -145,9 +145,6 @@ static size_t sah_split(struct build *b, size_t first, size_t count, const struc
 	}
 	if (best_axis < 0)
 		return 0;
-	/* Traversal cost ~ one primitive test; a small node may stay a leaf. */
-	if (count <= LEAF_MAX && best_cost / node_area + 1.0 >= (double)count)
-		return 0;
 	size_t i = first, j = first + count;
 	while (i < j) {
 		uint32_t it = b->items[i];
@@ -181,9 +178,11 @@ static int build_node(struct build *b, size_t idx, size_t first, size_t count, i
 	memcpy(node->min, nb.min, sizeof(nb.min));
 	memcpy(node->max, nb.max, sizeof(nb.max));
 	left = 0;
-	if (count > 1 && depth < SAH_MAX_DEPTH)
-		left = sah_split(b, first, count, &cb, box_area(&nb), &axis);
-	if (left == 0 && (count > LEAF_MAX || depth >= SAH_MAX_DEPTH) && count > 1) {
+	/* Small nodes are leaves: a few primitive tests cost less than the
+	 * box tests of a deeper tree. */
+	if (count > LEAF_MAX && depth < SAH_MAX_DEPTH)
+		left = sah_split(b, first, count, &cb, &axis);
+	if (left == 0 && count > LEAF_MAX) {
 		/* Identical centroids or too deep: halve, which still bounds
 		 * the depth and keeps leaves small. */
 		double ext = -1;

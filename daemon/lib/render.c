@@ -280,7 +280,12 @@ static bool plane_hit(const struct kiln_scene *s, const struct kiln_ray *ray, do
 	double t;
 
 	for (size_t i = 0; i < s->nplanes; i++) {
-		if (plane_isect(s->planes[i].origin, s->planes[i].normal, ray, &t) && t < tmax) {
+		const struct scene_plane *p = &s->planes[i];
+		double denom = v_dot(p->normal, ray->dir);
+		if (fabs(denom) < 1e-12)
+			continue;
+		t = (p->dist - v_dot(p->normal, ray->origin)) / denom;
+		if (t > 0 && t < tmax) {
 			*hit = (struct kiln_hit){t, KILN_PRIM_PLANE, (uint32_t)i, 0, 0};
 			tmax = t;
 			found = true;
@@ -346,10 +351,13 @@ static void surface_at(const struct kiln_scene *s, const struct kiln_ray *ray,
 		const struct scene_sphere *sp = &s->spheres[hit->index];
 		kiln_vec3 hv = v_sub(sf->point, sp->center);
 		double y = hv.y / sp->radius;
-		sf->normal = v_norm(hv);
+		sf->normal = v_scale(hv, 1 / sp->radius);
 		sf->material = &s->materials[sp->material];
-		sf->u = (1 + atan2(hv.z, hv.x) / M_PI) * 0.5;
-		sf->v = acos(y > 1 ? 1 : y < -1 ? -1 : y) / M_PI;
+		/* Spherical coordinates cost two libm calls: only for textures. */
+		if (sf->material->texture >= 0) {
+			sf->u = (1 + atan2(hv.z, hv.x) / M_PI) * 0.5;
+			sf->v = acos(y > 1 ? 1 : y < -1 ? -1 : y) / M_PI;
+		}
 		return;
 	}
 	case KILN_PRIM_PLANE: {
@@ -401,13 +409,19 @@ kiln_vec3 kiln_scene_normal(const kiln_scene *s, const struct kiln_ray *ray, con
 /* Texel index of a repeating texture coordinate. */
 static unsigned wrap(double coord, unsigned bound)
 {
-	double f = floor(coord * bound);
+	double x = coord * bound;
 	long long i;
 
 	/* Far-away or non-finite coordinates: any texel is as good. */
-	if (!(fabs(f) < 1e15))
+	if (!(fabs(x) < 1e15))
 		return 0;
-	i = (long long)f % (long long)bound;
+	i = (long long)x;
+	if ((double)i > x)
+		i--; /* floor, without a libm call */
+	/* Power-of-two sizes (the usual case) need no division. */
+	if ((bound & (bound - 1)) == 0)
+		return (unsigned)(i & (long long)(bound - 1));
+	i %= (long long)bound;
 	return (unsigned)(i < 0 ? i + bound : i);
 }
 
@@ -512,7 +526,7 @@ static kiln_vec3 trace(struct tracer *tr, const struct kiln_ray *ray, unsigned d
 	case KILN_SURFACE_REFLECTIVE: {
 		kiln_vec3 diffuse = shade_diffuse(tr, &sf, n, color);
 		kiln_vec3 mirror = trace_from(tr, v_add(sf.point, v_scale(n, bias)),
-					      v_norm(reflect(ray->dir, n)), depth + 1,
+					      reflect(ray->dir, n), depth + 1,
 					      weight * m->reflectivity);
 		return v_add(v_scale(diffuse, 1 - m->reflectivity), v_scale(mirror, m->reflectivity));
 	}
@@ -527,7 +541,7 @@ static kiln_vec3 trace(struct tracer *tr, const struct kiln_ray *ray, unsigned d
 		else
 			kr = 1;
 		glass = v_add(glass, v_scale(trace_from(tr, v_add(sf.point, v_scale(n, bias)),
-							v_norm(reflect(ray->dir, n)), depth + 1, w * kr),
+							reflect(ray->dir, n), depth + 1, w * kr),
 					     kr));
 		/* The opaque part of a partly transparent surface is diffuse. */
 		if (m->transparency < 1)
@@ -546,21 +560,21 @@ static uint64_t mix64(uint64_t z)
 	return z ^ (z >> 31);
 }
 
+/* Gamma-encodes a linear value: the number of byte thresholds <= c. */
 static uint8_t encode(const struct kiln_scene *s, double c)
 {
-	unsigned lo = 0, hi = 255;
+	unsigned b;
 
-	/* Number of thresholds <= c, found by binary search. */
 	if (!(c > 0))
 		return 0;
-	while (lo < hi) {
-		unsigned mid = (lo + hi) / 2;
-		if (s->encode_limit[mid] <= c)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return (uint8_t)lo;
+	if (c >= 1)
+		return 255;
+	/* The table gives the byte at the step below c; only dark values,
+	 * where the curve is steep, move on by more than one. */
+	b = s->encode_start[(unsigned)(c * (ENCODE_STEPS - 1))];
+	while (b < 255 && s->encode_limit[b] <= c)
+		b++;
+	return (uint8_t)b;
 }
 
 static kiln_vec3 render_pixel(struct tracer *tr, unsigned px, unsigned py)

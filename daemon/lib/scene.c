@@ -275,6 +275,7 @@ int kiln_scene_add_plane(kiln_scene *s, kiln_vec3 origin, kiln_vec3 normal,
 	p = &s->planes[s->nplanes++];
 	p->origin = origin;
 	p->normal = n;
+	p->dist = v_dot(n, origin);
 	/* Texture axes in the plane, one world unit per texture repeat. */
 	p->tex_x = v_cross(v3(0, 0, 1), n);
 	if (v_len(p->tex_x) < 1e-9)
@@ -473,6 +474,12 @@ static void build_tables(kiln_scene *s)
 	/* Output byte b covers linear values from ((b - 0.5) / 255)^g on. */
 	for (int b = 1; b < 256; b++)
 		s->encode_limit[b - 1] = pow((b - 0.5) / 255.0, g);
+	for (int i = 0, b = 0; i < ENCODE_STEPS; i++) {
+		double c = (double)i / (ENCODE_STEPS - 1);
+		while (b < 255 && s->encode_limit[b] <= c)
+			b++;
+		s->encode_start[i] = (uint8_t)b;
+	}
 	s->cam_forward = fwd;
 	s->cam_right = v_norm(v_cross(fwd, set->camera_up));
 	s->cam_up = v_cross(s->cam_right, fwd);

@@ -21,6 +21,7 @@ struct scene_sphere {
 struct scene_plane {
 	kiln_vec3 origin;
 	kiln_vec3 normal;      /* unit */
+	double dist;           /* normal . origin */
 	kiln_vec3 tex_x, tex_y; /* planar texture axes */
 	uint32_t material;
 };
@@ -49,6 +50,8 @@ struct bvh_node {
 	uint16_t count;
 	uint16_t axis;
 };
+
+#define ENCODE_STEPS 16384
 
 /* BVH primitive references: the top bit says triangle, the rest the index. */
 #define PRIM_TRI 0x80000000u
@@ -81,6 +84,9 @@ struct kiln_scene {
 	size_t nprims;
 	float tex_linear[256];   /* texture byte -> linear value */
 	double encode_limit[255]; /* linear value where output byte i+1 starts */
+	/* Output byte at linear value i / (ENCODE_STEPS - 1), a starting point
+	 * for encode() so it needs no unpredictable binary search. */
+	uint8_t encode_start[ENCODE_STEPS];
 	kiln_vec3 cam_forward, cam_right, cam_up;
 	double tan_half_fov;
 };
