@@ -4,6 +4,8 @@
 #   make run      install missing Debian packages, build, start kilnd in the foreground
 #   make test     install missing packages, build, run every test (also under ASan+UBSan, valgrind)
 #   make bench    benchmarks (not tests)
+#   make install  kilnd, systemd units, sysusers.d, /etc/kiln/kiln.json, the Python client
+#                 (PREFIX=/usr/local, DESTDIR=; see below); make uninstall removes them
 #
 # BUILD=dir puts objects elsewhere (developers use this to build in parallel).
 # SAN=1 builds with AddressSanitizer + UndefinedBehaviorSanitizer.
@@ -120,6 +122,68 @@ bench: deps
 # Regenerates proto/actions.json from the action table (a test checks it is current).
 proto: $(BUILD)/kilnd
 	env -u KILN_CONFIG $(BUILD)/kilnd --describe > proto/actions.json
+
+# Install layout.  PREFIX (default /usr/local) holds the binary, the units
+# (in systemd's search path for both /usr and /usr/local), sysusers.d and
+# the docs; the configuration is /etc/kiln/kiln.json whatever the prefix,
+# because the unit's ConfigurationDirectory=kiln is always under /etc.  The
+# Python client goes where /usr/bin/python3 finds it for that prefix
+# (/usr/local/lib/python3.X/dist-packages, /usr/lib/python3/dist-packages),
+# else into $(PREFIX)/lib/python3.X/site-packages (add it to PYTHONPATH).
+BINDIR      ?= $(PREFIX)/bin
+SYSCONFDIR  ?= /etc
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+DOCDIR      ?= $(PREFIX)/share/doc/kiln
+PYTHONDIR   ?= $(shell $(PYTHON) -c 'import sys, sysconfig; p = sys.argv[1].rstrip("/"); \
+	c = [d for d in sys.path if d.startswith(p + "/lib/") and d.endswith(("dist-packages", "site-packages"))]; \
+	print(c[0] if c else sysconfig.get_path("purelib", "posix_prefix", {"base": p}))' '$(PREFIX)')
+# The units name /usr/local and /etc paths; install rewrites them.
+UNIT_SED = -e 's|/usr/local/bin/kilnd|$(BINDIR)/kilnd|' \
+	-e 's|/usr/local/share/doc/kiln|$(DOCDIR)|' \
+	-e 's|/etc/kiln/kiln.json|$(SYSCONFDIR)/kiln/kiln.json|'
+
+install: $(BUILD)/kilnd
+	@[ -n "$(PYTHONDIR)" ] || { echo "install: set PYTHONDIR (no Python site directory found)"; exit 1; }
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+		$(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/kiln $(DESTDIR)$(PYTHONDIR)/kiln
+	install -m 0755 $(BUILD)/kilnd $(DESTDIR)$(BINDIR)/kilnd
+	for u in kilnd.service kilnd.socket; do \
+		sed $(UNIT_SED) systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u.tmp && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp && \
+		mv -f $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+	install -m 0644 systemd/kiln.conf $(DESTDIR)$(SYSUSERSDIR)/kiln.conf
+	install -m 0644 daemon/kiln.example.json $(DESTDIR)$(DOCDIR)/kiln.example.json
+	[ ! -f README.md ] || install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	@# An existing configuration is the administrator's: never overwrite it.
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/kiln/kiln.json ]; then \
+		echo "install: keeping existing $(DESTDIR)$(SYSCONFDIR)/kiln/kiln.json"; \
+	else \
+		echo "install -m 0644 daemon/kiln.example.json $(DESTDIR)$(SYSCONFDIR)/kiln/kiln.json"; \
+		install -m 0644 daemon/kiln.example.json $(DESTDIR)$(SYSCONFDIR)/kiln/kiln.json; \
+	fi
+	install -m 0644 client/kiln/*.py $(DESTDIR)$(PYTHONDIR)/kiln/
+	@[ -n "$(DESTDIR)" ] || echo "install: now run: systemd-sysusers; systemctl daemon-reload;" \
+		"systemctl enable --now kilnd.socket; usermod -aG kiln YOUR_USER"
+
+uninstall:
+	@[ -n "$(PYTHONDIR)" ] || { echo "uninstall: set PYTHONDIR (no Python site directory found)"; exit 1; }
+	rm -f $(DESTDIR)$(BINDIR)/kilnd $(DESTDIR)$(UNITDIR)/kilnd.service \
+		$(DESTDIR)$(UNITDIR)/kilnd.socket $(DESTDIR)$(SYSUSERSDIR)/kiln.conf
+	@# The configuration goes only if it is still the untouched example.
+	@if cmp -s daemon/kiln.example.json $(DESTDIR)$(SYSCONFDIR)/kiln/kiln.json; then \
+		echo "rm -f $(DESTDIR)$(SYSCONFDIR)/kiln/kiln.json"; \
+		rm -f $(DESTDIR)$(SYSCONFDIR)/kiln/kiln.json; \
+		rmdir $(DESTDIR)$(SYSCONFDIR)/kiln 2>/dev/null || true; \
+	elif [ -e $(DESTDIR)$(SYSCONFDIR)/kiln/kiln.json ]; then \
+		echo "uninstall: keeping modified $(DESTDIR)$(SYSCONFDIR)/kiln/kiln.json"; \
+	fi
+	rm -f $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/kiln.example.json
+	rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
+	rm -f $(DESTDIR)$(PYTHONDIR)/kiln/*.py
+	rm -rf $(DESTDIR)$(PYTHONDIR)/kiln/__pycache__
+	rmdir $(DESTDIR)$(PYTHONDIR)/kiln 2>/dev/null || true
 
 clean:
 	rm -rf build build-*

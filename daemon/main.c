@@ -2,6 +2,7 @@
  * kilnd: the kiln daemon.
  */
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "action.h"
 #include "config.h"
 #include "log.h"
+#include "sdnotify.h"
 #include "server.h"
 
 static void usage(FILE *f)
@@ -41,6 +43,17 @@ static void set_threadpool_size(const struct kiln_config *cfg)
 		n = 1;
 	snprintf(buf, sizeof(buf), "%ld", n);
 	setenv("UV_THREADPOOL_SIZE", buf, 1);
+}
+
+/* systemd's STATUS= line (`systemctl status kilnd`), refreshed every second. */
+static void sd_status(char *buf, size_t len)
+{
+	const struct server *srv = server_current();
+
+	snprintf(buf, len, "%u connection%s, %u job%s in flight, %.1f MiB held, %" PRIu64 " requests served",
+		 srv->nconns, srv->nconns == 1 ? "" : "s", srv->jobs_in_flight,
+		 srv->jobs_in_flight == 1 ? "" : "s", (double)dispatch_memory_held() / (1024.0 * 1024.0),
+		 srv->requests_served);
 }
 
 static int print_describe(void)
@@ -100,6 +113,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_set_level(log_level_parse(level_opt ? level_opt : cfg->log_level));
+	log_set_prefixes(sdnotify_stderr_is_journal());
 	config_install(cfg);
 	srv.config_path = config_path;
 
@@ -118,14 +132,19 @@ int main(int argc, char **argv)
 	}
 	if (describe)
 		return print_describe();
+	/* Before anything can spawn a child: it unsets $NOTIFY_SOCKET & co. */
+	if (sdnotify_init(uv_default_loop(), err, sizeof(err)) != 0)
+		log_warn("systemd notification off: %s", err);
 	if (server_start(&srv, uv_default_loop(), path, err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		dispatch_shutdown();
 		config_install(NULL);
 		return 1;
 	}
-	log_info("kilnd %s listening on %s (pid %d, config %s)", KILN_VERSION, path, (int)getpid(),
-		 cfg->source);
+	log_info("kilnd %s listening on %s (pid %d, config %s)", KILN_VERSION, srv.socket_path,
+		 (int)getpid(), cfg->source);
+	sdnotify_set_status_source(sd_status);
+	sdnotify_ready();
 	uv_run(uv_default_loop(), UV_RUN_DEFAULT);
 
 	dispatch_shutdown();

@@ -19,6 +19,7 @@
 #include "kiln/error.h"
 #include "log.h"
 #include "proc.h"
+#include "sdnotify.h"
 #include "server.h"
 
 #define FORCED_EXIT_AFTER_GRACE_MS 5000
@@ -225,6 +226,7 @@ void server_maybe_finish_shutdown(struct server *srv)
 	close_handle((uv_handle_t *)&srv->sig_term);
 	close_handle((uv_handle_t *)&srv->sig_int);
 	close_handle((uv_handle_t *)&srv->sig_hup);
+	sdnotify_close();
 }
 
 static void cancel_all(struct server *srv)
@@ -266,6 +268,7 @@ void server_stop(struct server *srv)
 		return;
 	}
 	srv->shutting_down = true;
+	sdnotify_stopping();
 	log_info("shutting down: %u connections, %u jobs in flight", srv->nconns, srv->jobs_in_flight);
 	/* Children are signalled now so they are gone within the grace period. */
 	proc_stop_all();
@@ -293,9 +296,11 @@ static void on_signal(uv_signal_t *s, int signum)
 		struct kiln_config *cfg;
 
 		log_info("SIGHUP: reloading %s", srv->config_path ? srv->config_path : "(defaults)");
+		sdnotify_reloading();
 		cfg = config_load(srv->config_path, err, sizeof(err));
 		if (!cfg) {
 			log_error("reload failed, keeping the old configuration: %s", err);
+			sdnotify_reloaded();
 			return;
 		}
 		if (strcmp(cfg->socket, config_current()->socket) != 0)
@@ -303,6 +308,7 @@ static void on_signal(uv_signal_t *s, int signum)
 		log_set_level(log_level_parse(cfg->log_level));
 		config_install(cfg);
 		dispatch_reconfigure(cfg);
+		sdnotify_reloaded();
 		return;
 	}
 	log_info("%s received", signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -312,22 +318,31 @@ static void on_signal(uv_signal_t *s, int signum)
 int server_start(struct server *srv, uv_loop_t *loop, const char *socket_path, char *err,
 		 size_t errlen)
 {
-	int fd;
+	char activated[PATH_MAX];
+	int fd, rc;
 
 	srv->loop = loop;
 	srv->started_ns = uv_hrtime();
-	srv->socket_path = strdup(socket_path);
 	current_server = srv;
-	fd = bind_socket(socket_path, config_current()->socket_mode, err, errlen);
-	if (fd < 0)
+	/* Socket activation: systemd's socket (fd 3) replaces socket_path, and
+	 * its file is systemd's to remove, not ours. */
+	rc = sdnotify_listen_fd(&fd, activated, sizeof(activated), err, errlen);
+	if (rc < 0)
 		return -1;
-	srv->own_socket_file = true;
+	srv->socket_path = strdup(rc ? activated : socket_path);
+	if (!rc) {
+		fd = bind_socket(socket_path, config_current()->socket_mode, err, errlen);
+		if (fd < 0)
+			return -1;
+		srv->own_socket_file = true;
+	}
 	uv_pipe_init(loop, &srv->listener, 0);
 	srv->listener.data = srv;
 	if (uv_pipe_open(&srv->listener, fd) != 0 ||
 	    uv_listen((uv_stream_t *)&srv->listener, SOMAXCONN, on_connection) != 0) {
-		snprintf(err, errlen, "cannot listen on %s", socket_path);
-		unlink(socket_path);
+		snprintf(err, errlen, "cannot listen on %s", srv->socket_path);
+		if (srv->own_socket_file)
+			unlink(socket_path);
 		return -1;
 	}
 	srv->listening = true;

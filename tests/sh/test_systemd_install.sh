@@ -1,0 +1,63 @@
+#!/bin/sh
+# `make install DESTDIR=...` lays out the binary, the units (rewritten for the
+# prefix), sysusers.d, the example config as /etc/kiln/kiln.json, the docs and
+# the Python client (importable from there); `make uninstall` removes them but
+# keeps a configuration the administrator changed.
+set -eu
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+PYTHON=${PYTHON:-/usr/bin/python3}
+[ -x "$BUILD/kilnd" ] || { echo "FAIL: $BUILD/kilnd not built"; exit 1; }
+
+T=$(mktemp -d /tmp/kiln-install.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+D=$T/dest
+fail() { echo "FAIL: $*"; exit 1; }
+run_make() {
+	make --no-print-directory -o "$BUILD/kilnd" BUILD="$BUILD" DESTDIR="$D" PREFIX=/usr/local \
+		"$@" >>"$T/make.log" 2>&1 || { cat "$T/make.log"; fail "make $*"; }
+}
+
+run_make install
+PYDIR=$("$PYTHON" -c 'import sys; print("/usr/local/lib/python%d.%d/dist-packages" % sys.version_info[:2])')
+for f in /usr/local/bin/kilnd \
+	/usr/local/lib/systemd/system/kilnd.service \
+	/usr/local/lib/systemd/system/kilnd.socket \
+	/usr/local/lib/sysusers.d/kiln.conf \
+	/usr/local/share/doc/kiln/kiln.example.json \
+	/etc/kiln/kiln.json \
+	"$PYDIR/kiln/__init__.py" \
+	"$PYDIR/kiln/client.py"; do
+	[ -f "$D$f" ] || fail "missing $f"
+done
+[ -x "$D/usr/local/bin/kilnd" ] || fail "kilnd not executable"
+cmp -s "$BUILD/kilnd" "$D/usr/local/bin/kilnd" || fail "installed kilnd differs from $BUILD/kilnd"
+cmp -s daemon/kiln.example.json "$D/etc/kiln/kiln.json" || fail "kiln.json is not the example"
+for f in client/kiln/*.py; do
+	cmp -s "$f" "$D$PYDIR/kiln/$(basename "$f")" || fail "client file $f not installed"
+done
+grep -qx 'ExecStart=/usr/local/bin/kilnd --config /etc/kiln/kiln.json --foreground' \
+	"$D/usr/local/lib/systemd/system/kilnd.service" || fail "ExecStart= wrong"
+grep -qx 'ListenStream=/run/kiln/kiln.sock' "$D/usr/local/lib/systemd/system/kilnd.socket" ||
+	fail "ListenStream= wrong"
+# Nothing outside the prefix and /etc/kiln.
+extra=$(cd "$D" && find . -type f | grep -v -e '^\./usr/local/' -e '^\./etc/kiln/' || true)
+[ -z "$extra" ] || fail "unexpected files: $extra"
+
+# The installed client imports from the install tree alone.
+(cd "$T" && "$PYTHON" -I -c 'import sys; sys.path.insert(0, sys.argv[1]); import kiln; assert kiln.__file__.startswith(sys.argv[1]), kiln.__file__; kiln.Client' "$D$PYDIR") ||
+	fail "installed client does not import"
+
+# A second install keeps an edited configuration.
+echo '{}' >"$D/etc/kiln/kiln.json"
+run_make install
+[ "$(cat "$D/etc/kiln/kiln.json")" = '{}' ] || fail "install overwrote an edited kiln.json"
+
+run_make uninstall
+[ -f "$D/etc/kiln/kiln.json" ] || fail "uninstall removed an edited kiln.json"
+rm "$D/etc/kiln/kiln.json"
+run_make install
+run_make uninstall
+left=$(cd "$D" && find . -type f)
+[ -z "$left" ] || fail "uninstall left: $left"
+echo "ok: install/uninstall layout under DESTDIR"
