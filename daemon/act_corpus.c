@@ -61,6 +61,14 @@ static size_t pool_parts(const struct kiln_config *cfg)
 	return n > 0 ? (size_t)n : 1;
 }
 
+/* OpenSSL keeps per-thread state (error queue, random generator) that the
+ * pool threads would otherwise hold until exit, unfreed; work items that
+ * used OpenSSL release it when done. */
+static void openssl_thread_done(void)
+{
+	OPENSSL_thread_stop();
+}
+
 /* --- Secrets ---------------------------------------------------------------- */
 
 /* A passphrase in locked memory. */
@@ -214,7 +222,8 @@ static int list_dir(const struct kiln_config *cfg, const char *dir, const char *
 		names = nn;
 		n++;
 	}
-	qsort(names, n, sizeof *names, cmp_str);
+	if (n)
+		qsort(names, n, sizeof *names, cmp_str);
 	rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		char *p;
@@ -538,6 +547,7 @@ static void load_derive_work(struct job *job, void *arg)
 {
 	(void)job;
 	derive_sealed_keys(arg);
+	openssl_thread_done();
 }
 
 static void decrypt_one(struct load_ctx *L, struct load_file *f, const char *name)
@@ -611,6 +621,7 @@ static void load_decrypt_work(struct job *job, void *arg)
 			decrypt_one(L, &L->f[i], L->files.name[i]);
 		job_progress(job, atomic_fetch_add(&L->done, 1) + 1, L->files.count);
 	}
+	openssl_thread_done();
 }
 
 static void after_derive(struct job *job, struct load_ctx *L)
@@ -1509,9 +1520,16 @@ out:
 	free(path);
 }
 
+static void seal_files(struct job *job, struct seal_ctx *S);
+
 static void seal_work(struct job *job, void *arg)
 {
-	struct seal_ctx *S = arg;
+	seal_files(job, arg);
+	openssl_thread_done();
+}
+
+static void seal_files(struct job *job, struct seal_ctx *S)
+{
 	const struct kiln_config *cfg = job_config(job);
 	bool locked;
 
