@@ -565,8 +565,11 @@ static json_t *host_result(struct host *h, bool ok)
 	json_t *o = json_pack("{s:b, s:i, s:f}", "ok", ok, "attempts", h->attempts, "duration_ms",
 			      (double)(uv_hrtime() - h->first_ns) / 1e6);
 
-	if (h->error[0])
-		json_object_set_new(o, "error", json_string(h->error));
+	if (h->error[0]) {
+		/* Built with %.100s, which may cut a UTF-8 character. */
+		struct tail t = { h->error, strlen(h->error) };
+		json_object_set_new(o, "error", tail_json(&t));
+	}
 	else if (h->term_signal) {
 		const char *abbrev = sigabbrev_np(h->term_signal);
 		char name[32];
@@ -894,14 +897,16 @@ static void attempt_spawn(struct host *h)
 		return;
 	}
 	rc = uv_spawn(loop, &a->proc, &opt);
-	free_strv(argv);
-	free_strv(env);
 	if (rc != 0) {
 		char what[sizeof(h->error)];
-		snprintf(what, sizeof(what), "cannot run %.100s: %s", opt.file, uv_strerror(rc));
+		snprintf(what, sizeof(what), "cannot run %.100s: %s", argv[0], uv_strerror(rc));
+		free_strv(argv);
+		free_strv(env);
 		spawn_failed(h, a, true, what);
 		return;
 	}
+	free_strv(argv);
+	free_strv(env);
 	a->pid = a->proc.pid;
 	children_running++;
 	uv_read_start((uv_stream_t *)&a->out, alloc_cb, on_read);

@@ -5,15 +5,18 @@
  * swept whenever the registry is used (a new detached job, job.status,
  * job.list, ...) and at startup, so no timer keeps the loop alive.
  *
- * Persistence.  A record is written by one work item at a time: a change
- * while a write is in flight marks the record dirty and it is written again
- * when that write completes, with the newest content.  A removed record is
- * freed once its file is unlinked (or at once without a state directory).
+ * Persistence.  Record files are written by one writer thread of our own,
+ * not the libuv pool, whose threads long CPU jobs may hold for minutes.  The
+ * loop thread queues snapshots (path + text, or NULL text to unlink) and
+ * never waits for the disk; a snapshot for a path already queued replaces
+ * the queued one, so each file gets its newest content, in order.  At
+ * shutdown the writer drains the queue before the daemon exits.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,16 +54,14 @@ struct jobrec {
 	json_t *reply;              /* final ProcedureOutput, once finished */
 	json_t *progress;           /* the last progress object, if any */
 	struct jobs_waiter *waiters;
-	bool writing, dirty, removed;
 	struct jobrec *prev, *next;
 };
 
+/* A queued file update; owned by the queue, then by the writer thread. */
 struct write_req {
-	uv_work_t req;
-	struct jobrec *rec;
+	struct write_req *next;
 	char *path;
 	char *text;                 /* NULL: unlink the file */
-	char err[160];
 };
 
 static struct {
@@ -70,17 +71,20 @@ static struct {
 	char *dir;                  /* NULL: memory only */
 } reg;
 
+static struct {
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct write_req *head, *tail;
+	bool stop;
+} writer = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+
 static double wall_now(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uv_loop_t *reg_loop(void)
-{
-	struct server *srv = server_current();
-	return srv && srv->loop ? srv->loop : uv_default_loop();
 }
 
 static bool visible(const struct jobrec *r, const struct kiln_peer *peer)
@@ -154,15 +158,42 @@ fail:
 	return -1;
 }
 
-static void write_work(uv_work_t *req)
+static void write_one(struct write_req *w)
 {
-	struct write_req *w = req->data;
+	char err[200];
 
-	w->err[0] = '\0';
-	if (w->text)
-		write_atomic(w->path, w->text, w->err, sizeof(w->err));
-	else if (unlink(w->path) != 0 && errno != ENOENT)
-		snprintf(w->err, sizeof(w->err), "%.100s: %s", w->path, strerror(errno));
+	if (!w->text) {
+		if (unlink(w->path) != 0 && errno != ENOENT)
+			log_warn("job record %.100s: %s", w->path, strerror(errno));
+		return;
+	}
+	if (write_atomic(w->path, w->text, err, sizeof(err)) != 0)
+		log_warn("job record: %s", err);
+}
+
+static void *writer_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&writer.mu);
+	for (;;) {
+		struct write_req *w;
+		while (!writer.head && !writer.stop)
+			pthread_cond_wait(&writer.cv, &writer.mu);
+		if (!writer.head)
+			break;
+		w = writer.head;
+		writer.head = w->next;
+		if (!writer.head)
+			writer.tail = NULL;
+		pthread_mutex_unlock(&writer.mu);
+		write_one(w);
+		free(w->path);
+		free(w->text);
+		free(w);
+		pthread_mutex_lock(&writer.mu);
+	}
+	pthread_mutex_unlock(&writer.mu);
+	return NULL;
 }
 
 static void rec_free(struct jobrec *r)
@@ -173,60 +204,45 @@ static void rec_free(struct jobrec *r)
 	free(r);
 }
 
-static void persist(struct jobrec *r);
-
-static void write_done(uv_work_t *req, int status)
-{
-	struct write_req *w = req->data;
-	struct jobrec *r = w->rec;
-
-	(void)status;
-	if (w->err[0])
-		log_warn("job record %" JSON_INTEGER_FORMAT ": %s", r->handle, w->err);
-	free(w->path);
-	free(w->text);
-	free(w);
-	r->writing = false;
-	if (r->dirty) {
-		r->dirty = false;
-		persist(r);
-	} else if (r->removed) {
-		rec_free(r);
-	}
-}
-
-/* Queues a write of the record's current content (or the unlink of a
- * removed record).  Without a state directory, only frees removed ones. */
-static void persist(struct jobrec *r)
+/* Queues the record's current content, or with `remove` the unlink of its
+ * file.  No-op without a state directory. */
+static void persist(const struct jobrec *r, bool remove)
 {
 	struct write_req *w;
-	json_t *o;
+	char *path, *text = NULL;
 
-	if (!reg.dir) {
-		if (r->removed)
-			rec_free(r);
+	if (!reg.dir)
 		return;
+	path = rec_path(r->handle);
+	if (!remove) {
+		json_t *o = rec_file_json(r);
+		text = json_dumps(o, JSON_COMPACT);
+		json_decref(o);
+		if (!text)
+			fatal("out of memory");
 	}
-	if (r->writing) {
-		r->dirty = true;
-		return;
+	pthread_mutex_lock(&writer.mu);
+	for (w = writer.head; w; w = w->next) {
+		if (strcmp(w->path, path) == 0) {
+			free(w->text);
+			w->text = text;
+			pthread_mutex_unlock(&writer.mu);
+			free(path);
+			return;
+		}
 	}
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		fatal("out of memory");
-	w->req.data = w;
-	w->rec = r;
-	w->path = rec_path(r->handle);
-	if (!r->removed) {
-		o = rec_file_json(r);
-		w->text = json_dumps(o, JSON_COMPACT);
-		json_decref(o);
-		if (!w->text)
-			fatal("out of memory");
-	}
-	r->writing = true;
-	if (uv_queue_work(reg_loop(), &w->req, write_work, write_done) != 0)
-		fatal("cannot queue a job record write");
+	w->path = path;
+	w->text = text;
+	if (writer.tail)
+		writer.tail->next = w;
+	else
+		writer.head = w;
+	writer.tail = w;
+	pthread_cond_signal(&writer.cv);
+	pthread_mutex_unlock(&writer.mu);
 }
 
 /* --- Registry ------------------------------------------------------------- */
@@ -253,8 +269,8 @@ static void rec_remove(struct jobrec *r)
 	else
 		reg.tail = r->prev;
 	reg.count--;
-	r->removed = true;
-	persist(r);
+	persist(r, true);
+	rec_free(r);
 }
 
 static void sweep(void)
@@ -289,7 +305,7 @@ json_int_t jobs_detach(struct job *job)
 	r->job = job;
 	job->rec = r;
 	rec_append(r);
-	persist(r);
+	persist(r, false);
 	log_debug("job %" JSON_INTEGER_FORMAT " %s detached as %" JSON_INTEGER_FORMAT, r->job_id, r->action,
 		  r->handle);
 	return r->handle;
@@ -319,7 +335,7 @@ void jobs_on_reply(struct job *job, json_t *reply, void *attach, size_t attach_l
 	r->reply = json_incref(reply);
 	r->state = REC_FINISHED;
 	r->finished = wall_now();
-	persist(r);
+	persist(r, false);
 	w = r->waiters;
 	r->waiters = NULL;
 	for (; w; w = next) {
@@ -603,12 +619,28 @@ int jobs_init(const struct kiln_config *cfg)
 		return -KILN_E_INTERNAL;
 	}
 	sort_records();
+	if (pthread_create(&writer.thread, NULL, writer_main, NULL) != 0) {
+		log_error("cannot start the job record writer thread");
+		return -KILN_E_INTERNAL;
+	}
+	writer.started = true;
 	return 0;
 }
 
 void jobs_shutdown(void)
 {
 	struct jobrec *r, *next;
+
+	if (writer.started) {
+		/* Every queued record reaches the disk before we exit. */
+		pthread_mutex_lock(&writer.mu);
+		writer.stop = true;
+		pthread_cond_signal(&writer.cv);
+		pthread_mutex_unlock(&writer.mu);
+		pthread_join(writer.thread, NULL);
+		writer.started = false;
+		writer.stop = false;
+	}
 
 	for (r = reg.head; r; r = next) {
 		next = r->next;
