@@ -15,18 +15,20 @@
 
 #include "action.h"
 #include "config.h"
+#include "corpus_store.h"
 #include "job.h"
 #include "kiln/error.h"
 #include "kiln/text.h"
 #include "paths.h"
 
-enum text_source { SRC_TEXT, SRC_ATTACHMENT, SRC_PATH };
+enum text_source { SRC_TEXT, SRC_ATTACHMENT, SRC_PATH, SRC_CORPUS };
 
 struct text_input {
 	enum text_source source;
 	const char *where;           /* "args.text", "attachment", "args.path" for errors */
 	json_t *text;                /* SRC_TEXT: a reference held until the request ends */
 	char *path;                  /* SRC_PATH: owned */
+	struct corpus_doc *doc;      /* SRC_CORPUS: a borrowed reference (corpus_store.h) */
 	/* Filled by text_input_load(): borrowed (text, attachment) or owned (file). */
 	const unsigned char *data;
 	size_t len;
@@ -61,9 +63,11 @@ static int text_input_pick(struct job *job, json_t *args, struct text_input *in)
 {
 	json_t *text = json_object_get(args, "text");
 	json_t *path = json_object_get(args, "path");
+	json_t *corpus = json_object_get(args, "corpus");
+	json_t *document = json_object_get(args, "document");
 	size_t attach_len = 0;
 	int attached = job_attachment(job, &attach_len) != NULL;
-	int given = !!text + !!path + attached;
+	int given = !!text + !!path + attached + !!corpus;
 
 	if (given != 1) {
 		job_fail(job, KILN_E_INVALID_ARGS, json_pack("{s:s}", "path", "args"),
@@ -71,7 +75,23 @@ static int text_input_pick(struct job *job, json_t *args, struct text_input *in)
 			       : "give the text as args.text, args.path or an attachment");
 		return -1;
 	}
-	if (text) {
+	if (!corpus != !document) {
+		job_fail(job, KILN_E_INVALID_ARGS, json_pack("{s:s}", "path", "args"),
+			 "args.corpus and args.document go together");
+		return -1;
+	}
+	if (corpus) {
+		char err[256];
+		int code;
+		in->source = SRC_CORPUS;
+		in->where = "args.document";
+		in->doc = corpus_store_borrow(json_string_value(corpus), json_string_value(document),
+					      &code, err, sizeof(err));
+		if (!in->doc) {
+			job_fail(job, -code, NULL, "%s", err);
+			return -1;
+		}
+	} else if (text) {
 		in->source = SRC_TEXT;
 		in->where = "args.text";
 		in->text = json_incref(text);
@@ -103,6 +123,9 @@ static int text_input_load(struct job *job, struct text_input *in, char *err, si
 	case SRC_ATTACHMENT:
 		in->data = job_attachment(job, &in->len);
 		return 0;
+	case SRC_CORPUS:
+		in->data = corpus_doc_text(in->doc, &in->len);
+		return 0;
 	case SRC_PATH: {
 		int rc = kiln_path_read(cfg, in->path, cfg->max_file_bytes, &in->owned, &in->len, err, errlen);
 
@@ -117,6 +140,7 @@ static int text_input_load(struct job *job, struct text_input *in, char *err, si
 static void text_input_release(struct text_input *in)
 {
 	json_decref(in->text);
+	corpus_doc_release(in->doc);
 	free(in->path);
 	free(in->owned);
 }
@@ -288,6 +312,8 @@ static void act_stats(struct job *job, json_t *args)
 	"\"text\":{\"type\":\"string\",\"description\":\"the text inline\"},"                    \
 	"\"path\":{\"type\":\"string\",\"minLength\":1,"                                         \
 	"\"description\":\"absolute file under path_roots (else send an attachment)\"},"         \
+	"\"corpus\":{\"type\":\"string\",\"description\":\"a loaded corpus (with document)\"}," \
+	"\"document\":{\"type\":\"string\",\"description\":\"a document of that corpus\"},"     \
 	"\"min_length\":{\"type\":\"integer\",\"minimum\":0,\"default\":8,"                      \
 	"\"description\":\"words with more code points than this are long\"},"                   \
 	"\"ignore\":{\"type\":\"array\",\"items\":{\"type\":\"string\"},\"maxItems\":100000,"    \

@@ -152,6 +152,26 @@ class CorpusTest(kilntest.KilnTestCase):
             with self.assertRaises(kiln.NotFound):
                 fn()
 
+    def test_text_actions_read_corpus_documents(self) -> None:
+        texts = self.make_texts(2, 300, seed=9)
+        paths = [self.write(n, t.encode()) for n, t in texts.items()]
+        self.client.corpus_load("tx", paths)
+        for action in ("text.stats", "text.short_long"):
+            for doc, t in texts.items():
+                via_corpus = self.client.call(action, {"corpus": "tx", "document": doc}).data
+                inline = self.client.call(action, {"text": t}).data
+                via_corpus.pop("compute_ms", None)
+                inline.pop("compute_ms", None)
+                self.assertEqual(via_corpus, inline, action)
+        with self.assertRaises(kiln.NotFound):
+            self.client.call("text.stats", {"corpus": "tx", "document": "nope.txt"})
+        with self.assertRaises(kiln.NotFound):
+            self.client.call("text.stats", {"corpus": "nope", "document": "doc00.txt"})
+        with self.assertRaises(kiln.InvalidArgs):
+            self.client.call("text.stats", {"corpus": "tx"})
+        with self.assertRaises(kiln.InvalidArgs):
+            self.client.call("text.stats", {"corpus": "tx", "document": "doc00.txt", "text": "x"})
+
     def test_bad_inputs(self) -> None:
         p = self.write("bad.txt", b"valid start \xff\xfe end")
         e = self.expect_load_error("invalid_args", name="bad", paths=[p])
