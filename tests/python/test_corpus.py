@@ -204,8 +204,7 @@ class CorpusTest(kilntest.KilnTestCase):
         for n, t in texts.items():
             self.write(n, t.encode())
         self.write("skip.md", b"not matched")
-        seen = []
-        r = self.client.corpus_load("dg", dir=self.tmp, glob="*.txt", progress=seen.append)
+        r = self.client.corpus_load("dg", dir=self.tmp, glob="*.txt")
         self.assertEqual(r["documents"], 5)
         self.assertEqual([d["name"] for d in self.client.corpus_info("dg")["document_list"]],
                          sorted(texts))
@@ -230,6 +229,8 @@ class CorpusTest(kilntest.KilnTestCase):
         self.assertEqual(r["source"]["files"], {"openssl-enc": 4})
         self.assertNotIn(PASS, repr(r))
         self.assert_counts("enc", texts)
+        self.assertNotIn(PASS, self.daemon.read_log())
+        self.assertNotIn(texts["doc00.txt"][:40], self.daemon.read_log())
 
     @unittest.skipUnless(OPENSSL, "openssl CLI not installed")
     def test_openssl_custom_iterations_and_key_file(self) -> None:
@@ -279,6 +280,21 @@ class CorpusTest(kilntest.KilnTestCase):
         self.assertIn("not UTF-8", e.detail["failed"][0]["reason"])
         self.assertEqual(self.client.corpus_count("atom", "the"), before)
         self.expect_load_error("invalid_args", name="nopass", paths=paths)
+
+    @kilntest.heavy
+    @unittest.skipUnless(OPENSSL, "openssl CLI not installed")
+    def test_load_timeout_installs_nothing(self) -> None:
+        # Eight files of one PBKDF2 at 200000 rounds each (about 0.1 s).
+        (one,) = self.enc_corpus({"slow.enc": "slow text"}, "-pbkdf2", "-iter", "200000")
+        with open(one, "rb") as f:
+            data = f.read()
+        paths = [one] + [self.write(f"slow{i}.enc", data) for i in range(7)]
+        with self.assertRaises(kiln.Timeout):
+            self.client.corpus_load("slow", paths, passphrase=PASS, iterations=200000, timeout=0.2)
+        # The work still in flight notices the cancellation and discards its text.
+        self.assertEqual(self.client.call("sleep", {"seconds": 0.5}).result, "success")
+        with self.assertRaises(kiln.NotFound):
+            self.client.corpus_info("slow")
 
     @unittest.skipUnless(OPENSSL, "openssl CLI not installed")
     def test_openssl_empty_plaintext(self) -> None:
