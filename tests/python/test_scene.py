@@ -165,6 +165,52 @@ class SceneTest(kilntest.KilnTestCase):
             s.update(width=64, height=48)
             compare(self, "post", 64, 48, s.render())
 
+    def test_rust_format_matches_kiln_format(self) -> None:
+        # The same scene built with kiln's format through the client renders
+        # the same bytes as the Rust tracer's file (plane normals flipped,
+        # textures relative to the file), and scene.get round-trips it.
+        checker, stripes = os.path.join(SCENES, "checker.png"), os.path.join(SCENES, "stripes.png")
+        with self.client.load_scene(path=post_small_path()) as rust, \
+                self.client.scene(width=64, height=48, shadow_bias=1e-13) as s:
+            rust.update(width=64, height=48)
+            s.add_sphere((0, 0, -5), 1, color=(0.2, 1, 0.2), surface="reflective", reflectivity=0.7)
+            s.add_sphere((-3, 1, -6), 2, texture=stripes, albedo=0.58)
+            s.add_sphere((2, 1, -4), 1.5, surface="refractive", index=1.5, transparency=1.0)
+            s.add_plane((0, -2, -5), (0, 1, 0), texture=checker, surface="reflective", reflectivity=0.5)
+            s.add_plane((0, 0, -20), (0, 0, 1), color=(0.2, 0.3, 1), albedo=0.38)
+            s.add_light("point", position=(-2, 10, -3), color=(0.3, 0.8, 0.3), intensity=10000)
+            s.add_light("point", position=(0.25, 0, -2), color=(0.8, 0.3, 0.3), intensity=250)
+            image = rust.render()
+            self.assertEqual(s.render(), image)
+            doc = rust.get()
+            self.assertEqual(doc["elements"][3]["normal"], [-0.0, 1.0, -0.0])
+            with self.client.load_scene(doc) as again:
+                self.assertEqual(again.render(), image)
+
+    @kilntest.heavy
+    def test_delete_while_rendering(self) -> None:
+        # The render holds its own reference: deleting the scene meanwhile
+        # neither crashes nor cuts the render short.
+        s = self.load(dict(basic_doc(), width=800, height=600, samples=4))
+        line = json.dumps({"job_id": 3, "action": "scene.render", "accept_raw": True,
+                           "args": {"scene_id": s.scene_id}}).encode() + b"\n"
+        with socket.socket(socket.AF_UNIX) as raw:
+            raw.connect(self.socket_path)
+            raw.sendall(line)
+            deadline = time.monotonic() + 10
+            while not [x for x in self.client.scenes() if x["scene_id"] == s.scene_id][0]["renders"]:
+                self.assertLess(time.monotonic(), deadline, "the render never started")
+                time.sleep(0.002)
+            s.close()
+            self.assertNotIn(s.scene_id, [x["scene_id"] for x in self.client.scenes()])
+            raw.settimeout(30)
+            buf = b""
+            while b"\n" not in buf:
+                buf += raw.recv(65536)
+            reply = json.loads(buf.split(b"\n", 1)[0])
+        self.assertEqual(reply["result"], "success", reply)
+        self.assertEqual(reply["raw"], 800 * 600 * 4)
+
     def test_golden_mesh(self) -> None:
         with self.load(mesh_doc()) as s:
             compare(self, "mesh", 64, 48, s.render())
