@@ -32,7 +32,7 @@ static inline bool sphere_isect(const struct scene_sphere *sp, const struct kiln
 {
 	kiln_vec3 oc = v_sub(ray->origin, sp->center);
 	double b = v_dot(oc, ray->dir);
-	double c = v_dot(oc, oc) - sp->radius * sp->radius;
+	double c = v_dot(oc, oc) - sp->radius2;
 	double disc = b * b - c, sq, tt;
 
 	if (disc < 0)
@@ -149,7 +149,9 @@ static bool bvh_isect(const struct kiln_scene *s, const struct kiln_ray *ray, do
 	/* A zero component would give 0 * inf = NaN in the slab test. */
 	for (int k = 0; k < 3; k++)
 		inv[k] = 1.0 / (d[k] != 0 ? d[k] : 1e-300);
-	if (!box_isect(&s->nodes[0], o, inv, tmax, &tl))
+	/* A one-leaf tree (a handful of primitives): the box test would cost
+	 * about as much as the primitives it guards. */
+	if (s->nnodes > 1 && !box_isect(&s->nodes[0], o, inv, tmax, &tl))
 		return false;
 	for (;;) {
 		const struct bvh_node *n = &s->nodes[idx];
@@ -199,7 +201,7 @@ static bool bvh_isect(const struct kiln_scene *s, const struct kiln_ray *ray, do
 
 bool kiln_ray_sphere(const struct kiln_ray *ray, kiln_vec3 center, double radius, double *t)
 {
-	struct scene_sphere sp = {center, radius, 0};
+	struct scene_sphere sp = {center, radius, radius * radius, 0};
 
 	return sphere_isect(&sp, ray, INFINITY, t);
 }

@@ -250,7 +250,7 @@ int kiln_scene_add_sphere(kiln_scene *s, kiln_vec3 center, double radius,
 	mat = add_material(s, m, err, errlen);
 	if (mat < 0)
 		return mat;
-	s->spheres[s->nspheres++] = (struct scene_sphere){center, radius, (uint32_t)mat};
+	s->spheres[s->nspheres++] = (struct scene_sphere){center, radius, radius * radius, (uint32_t)mat};
 	s->bvh_dirty = true;
 	return 0;
 }

@@ -14,7 +14,7 @@
 
 struct scene_sphere {
 	kiln_vec3 center;
-	double radius;
+	double radius, radius2;
 	uint32_t material;
 };
 
