@@ -16,6 +16,10 @@
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_AVX2_PATH 1
+#endif
 
 #include "kiln/corpus.h"
 #include "kiln/error.h"
@@ -253,6 +257,66 @@ static inline unsigned word_bits(__m128i v)
 }
 #endif
 
+#ifdef HAVE_AVX2_PATH
+__attribute__((target("avx2,popcnt"))) static inline __m256i in_range32(__m256i v, char lo, char hi)
+{
+	return _mm256_and_si256(_mm256_cmpgt_epi8(v, _mm256_set1_epi8((char)(lo - 1))),
+				_mm256_cmpgt_epi8(_mm256_set1_epi8((char)(hi + 1)), v));
+}
+
+__attribute__((target("avx2,popcnt"))) static inline unsigned word_bits32(__m256i v)
+{
+	__m256i w = _mm256_or_si256(_mm256_or_si256(in_range32(v, '0', '9'), in_range32(v, 'a', 'z')),
+				    _mm256_or_si256(in_range32(v, 'A', 'Z'),
+						    _mm256_cmpeq_epi8(v, _mm256_set1_epi8('_'))));
+	return (unsigned)_mm256_movemask_epi8(w);
+}
+
+/* The vector loop of count_ascii_word() 32 positions at a time, for CPUs
+ * with AVX2.  Counts matches starting in [*pos, ...) and advances *pos to
+ * the first position it did not cover. */
+__attribute__((target("avx2,popcnt"))) static uint64_t count_ascii_word_avx2(
+	const struct kiln_cdoc *d, const struct kiln_cquery *q, const uint8_t *h, size_t hl, size_t *pos)
+{
+	size_t nl = q->len, i = *pos, full = nl < 8 ? nl : 8;
+	uint64_t n = 0;
+	const __m256i vf = _mm256_set1_epi8((char)q->needle[0]);
+	const __m256i vl = _mm256_set1_epi8((char)q->needle[nl - 1]);
+
+	for (; i + nl + 31 <= hl; i += 32) {
+		__m256i eq = _mm256_and_si256(
+			_mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(h + i)), vf),
+			_mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(h + i + nl - 1)), vl));
+		if (_mm256_testz_si256(eq, eq))
+			continue;
+		for (size_t k = 1; k + 1 < full || (k < full && full < nl); k++)
+			eq = _mm256_and_si256(
+				eq, _mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(h + i + k)),
+						      _mm256_set1_epi8((char)q->needle[k])));
+		unsigned m = (unsigned)_mm256_movemask_epi8(eq);
+		if (!m)
+			continue;
+		__m256i prev = _mm256_loadu_si256((const __m256i *)(h + i - 1));
+		__m256i next = _mm256_loadu_si256((const __m256i *)(h + i + nl));
+		unsigned high = (unsigned)(_mm256_movemask_epi8(prev) | _mm256_movemask_epi8(next));
+		unsigned fast = m & ~high & ~word_bits32(prev) & ~word_bits32(next);
+		unsigned slow = m & high;
+		if (nl == full) {
+			n += (uint64_t)__builtin_popcount(fast);
+		} else {
+			for (; fast; fast &= fast - 1) {
+				size_t s = i + (size_t)__builtin_ctz(fast);
+				n += memcmp(h + s + full, q->needle + full, nl - full) == 0;
+			}
+		}
+		for (; slow; slow &= slow - 1)
+			n += match_at(d, q, h, hl, i + (size_t)__builtin_ctz(slow));
+	}
+	*pos = i;
+	return n;
+}
+#endif
+
 /*
  * Counting for needles of ASCII word characters (the usual query): a match
  * is then a maximal \w run equal to the needle, so matches cannot overlap
@@ -270,6 +334,10 @@ static uint64_t count_ascii_word(const struct kiln_cdoc *d, const struct kiln_cq
 	if (nl > hl)
 		return 0;
 	n += match_at(d, q, h, hl, 0);
+#ifdef HAVE_AVX2_PATH
+	if (__builtin_cpu_supports("avx2"))
+		n += count_ascii_word_avx2(d, q, h, hl, &i);
+#endif
 #ifdef __SSE2__
 	size_t full = nl < 8 ? nl : 8; /* bytes compared in vectors; the rest by memcmp */
 	const __m128i vf = _mm_set1_epi8((char)q->needle[0]);

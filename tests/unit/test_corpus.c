@@ -140,7 +140,7 @@ START_TEST(test_count_matches_python)
 	ck_assert_int_ge(fd, 0);
 	FILE *f = fdopen(fd, "w");
 	for (int i = 0; i < N; i++) {
-		size_t tl = random_string(text, &seed, 60, false);
+		size_t tl = random_string(text, &seed, 150, false);
 		size_t wl = random_string(word, &seed, 3, true);
 		struct kiln_cdoc d;
 		doc_from(&d, text, tl);
