@@ -112,7 +112,7 @@ run: deps
 	$(BUILD)/kilnd --config daemon/kiln.dev.json --foreground
 
 test: deps
-	@$(MAKE) --no-print-directory all tools
+	@$(MAKE) --no-print-directory all tools unit
 	@$(PYTHON) tests/run_all.py --build $(BUILD)
 
 bench: deps
