@@ -11,13 +11,12 @@
  * reference and the scene is freed when the last job using it finishes.
  * The scene table itself is touched on the loop thread only.
  */
-#include <limits.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <fcntl.h>
-#include <errno.h>
 
 #include "action.h"
 #include "config.h"
@@ -291,11 +290,6 @@ static void add_work(struct job *job, void *arg)
 	build_scene(job, b, b->entry->scene, NULL);
 }
 
-static void append_all(json_t *to, json_t *from)
-{
-	json_array_extend(to, from);
-}
-
 static void add_done(struct job *job, void *arg, int status)
 {
 	struct build_ctx *b = arg;
@@ -307,8 +301,8 @@ static void add_done(struct job *job, void *arg, int status)
 	} else if (b->rc) {
 		job_fail(job, -b->rc, json_incref(b->detail), "%s", b->err);
 	} else {
-		append_all(e->elements, b->elements);
-		append_all(e->lights, b->lights);
+		json_array_extend(e->elements, b->elements);
+		json_array_extend(e->lights, b->lights);
 		entry_set_memory(e);
 		job_succeed(job, summary(e), "added %zu elements and %zu lights",
 			    json_array_size(b->elements), json_array_size(b->lights));
@@ -420,7 +414,7 @@ static void load_work(struct job *job, void *arg)
 		}
 	}
 	if (!b->rc)
-		build_scene(job, b, b->scene, dir ? dir : NULL);
+		build_scene(job, b, b->scene, dir);
 	free(dir);
 }
 
@@ -438,8 +432,8 @@ static void load_done(struct job *job, void *arg, int status)
 		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
 	} else {
 		b->scene = NULL;
-		append_all(e->elements, b->elements);
-		append_all(e->lights, b->lights);
+		json_array_extend(e->elements, b->elements);
+		json_array_extend(e->lights, b->lights);
 		table_insert(e);
 		job_succeed(job, summary(e), "scene %" JSON_INTEGER_FORMAT " loaded", e->id);
 	}
