@@ -140,7 +140,7 @@ static void act_cancel(struct job *job, json_t *args)
 	if (!r)
 		return;
 	cancelled = jobs_cancel(r);
-	job_succeed(job, json_pack("{s:I, s:b, s:O}", "job", h, "cancelled", cancelled, "record",
+	job_succeed(job, json_pack("{s:I, s:b, s:o}", "job", h, "cancelled", cancelled, "record",
 				   jobs_record_json(r, false)),
 		    cancelled ? "cancelled job %" JSON_INTEGER_FORMAT : "job %" JSON_INTEGER_FORMAT " was not running",
 		    h);

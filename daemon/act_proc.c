@@ -256,15 +256,9 @@ static double num_or(const json_t *o, const char *key, double def)
 
 static void spec_load(struct spec *s, const json_t *p)
 {
-	static json_t *zero;
-
-	if (!zero)
-		zero = json_pack("[i]", 0);
 	s->argv = json_object_get(p, "argv");
 	s->env = json_object_get(p, "env");
-	s->ok_codes = json_object_get(p, "success_exit_codes");
-	if (!s->ok_codes)
-		s->ok_codes = zero;
+	s->ok_codes = json_object_get(p, "success_exit_codes"); /* NULL: [0] */
 	s->max_parallel = (unsigned)num_or(p, "max_parallel", DEFAULT_MAX_PARALLEL);
 	s->kill_grace = num_or(p, "kill_grace", DEFAULT_KILL_GRACE);
 	s->backoff = num_or(p, "retry_backoff", DEFAULT_BACKOFF);
@@ -709,6 +703,8 @@ static bool exit_ok(const struct host *h)
 
 	if (h->error[0] || h->timed_out || h->term_signal)
 		return false;
+	if (!h->run->spec.ok_codes)
+		return h->exit_status == 0;
 	json_array_foreach(h->run->spec.ok_codes, i, v) {
 		if (json_integer_value(v) == h->exit_status)
 			return true;
@@ -1039,17 +1035,19 @@ void proc_describe(const struct kiln_config *cfg, json_t *list)
 	json_object_foreach(cfg->procedures, name, p) {
 		struct spec s;
 		const json_t *desc = json_object_get(p, "description");
+		json_t *codes;
 		if (name[0] == '#')
 			continue;
 		spec_load(&s, p);
+		codes = s.ok_codes ? json_incref(s.ok_codes) : json_pack("[i]", 0);
 		json_array_append_new(
 			list,
-			json_pack("{s:s, s:s, s:s, s:{s:s, s:b}, s:{s:s}, s:b, s:{s:O, s:i, s:O, s:f, s:f, s:I, s:b}}",
+			json_pack("{s:s, s:s, s:s, s:{s:s, s:b}, s:{s:s}, s:b, s:{s:O, s:i, s:o, s:f, s:f, s:I, s:b}}",
 				  "name", name, "family", "proc", "summary",
 				  desc ? json_string_value(desc) : "configured host procedure", "args", "type",
 				  "object", "additionalProperties", 0, "data", "type", "object", "hosts", 1,
 				  "procedure", "argv", s.argv, "max_parallel", (int)s.max_parallel,
-				  "success_exit_codes", s.ok_codes, "kill_grace", s.kill_grace, "retry_backoff",
+				  "success_exit_codes", codes, "kill_grace", s.kill_grace, "retry_backoff",
 				  s.backoff, "tail_bytes", (json_int_t)s.tail_bytes, "restricted",
 				  json_array_size(json_object_get(p, "allowed_uids")) +
 						  json_array_size(json_object_get(p, "allowed_gids")) >
