@@ -534,7 +534,10 @@ static kiln_vec3 trace(struct tracer *tr, const struct kiln_ray *ray, unsigned d
 	}
 	case KILN_SURFACE_REFRACTIVE: {
 		double kr = fresnel(ray->dir, sf.normal, m->index);
-		double w = weight * m->transparency * max3(color);
+		/* Capped at 1 so bright colours cannot make a path's weight grow:
+		 * the weights of a split then sum to at most the parent's, which
+		 * bounds the number of paths a pixel can spawn. */
+		double w = weight * m->transparency * fmin(1, max3(color));
 		kiln_vec3 glass = v3(0, 0, 0), diffuse = v3(0, 0, 0);
 		if (kr < 1 && refract(ray->dir, sf.normal, m->index, &out))
 			glass = v_scale(trace_from(tr, v_sub(sf.point, v_scale(n, bias)), out, depth + 1,
