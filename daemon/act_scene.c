@@ -382,10 +382,13 @@ static void load_work(struct job *job, void *arg)
 		b->rc = kiln_path_read(cfg, resolved, cfg->max_file_bytes, &text, &len, b->err, sizeof(b->err));
 		if (!b->rc) {
 			b->doc = json_loadb((const char *)text, len, 0, &jerr);
-			if (!b->doc || !json_is_object(b->doc)) {
+			if (!b->doc) {
 				b->rc = -KILN_E_INVALID_ARGS;
-				snprintf(b->err, sizeof(b->err), "%s: not a JSON scene object (line %d: %s)",
-					 b->path, jerr.line, b->doc ? "expected an object" : jerr.text);
+				snprintf(b->err, sizeof(b->err), "%s: not JSON (line %d: %s)", b->path, jerr.line,
+					 jerr.text);
+			} else if (!json_is_object(b->doc)) {
+				b->rc = -KILN_E_INVALID_ARGS;
+				snprintf(b->err, sizeof(b->err), "%s: a scene document is a JSON object", b->path);
 			}
 		}
 		free(text);
