@@ -1,10 +1,10 @@
 /*
  * The `pi` action: the first n decimals of pi, truncated.
  *
- * A computation sums the Chudnovsky series in as many ranges as the thread
- * pool has threads, plus sqrt(10005) alongside, each as a work item of the
- * job that started it (its owner); one more item merges the ranges and
- * produces the digits.  Requests for at most as many digits as a running
+ * A computation runs a kiln_pi_plan (include/kiln/pi.h) sized to the thread
+ * pool: each stage's tasks are work items of the job that started it (its
+ * owner), and the last item of a stage to finish queues the next stage.
+ * Requests for at most as many digits as a running
  * computation wait for it instead of computing again.  If the owner is
  * cancelled the computation stops, and the requests still waiting start
  * over without it.
@@ -15,8 +15,8 @@
  * attachment (pointing into the blob, not copied) or, if the request names
  * an `output` file under path_roots, written there on the thread pool.
  *
- * All the state here is loop-thread only; work items touch only their
- * computation's fields, which the loop does not touch while they run.
+ * All the state here is loop-thread only; work items touch only the plan,
+ * which the loop does not touch while a stage runs.
  */
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -34,8 +34,6 @@
 
 /* Larger results go as an attachment or to a file. */
 #define INLINE_MAX (64 * 1024)
-/* Below this many digits one work item does everything. */
-#define PARALLEL_MIN 50000
 
 /* "3.1415..." with a reference count; the string follows the header, so a
  * reply attachment pointing at the string can find the header again. */
@@ -57,25 +55,16 @@ struct pi_comp;
 
 struct pi_item {
 	struct pi_comp *comp;
-	int index;               /* range index, ITEM_ROOT, ITEM_SIMPLE or ITEM_FINISH */
-	int rc;
+	unsigned index;              /* task index in the plan's current stage */
 };
-
-enum { ITEM_ROOT = -1, ITEM_SIMPLE = -2, ITEM_FINISH = -3 };
 
 struct pi_comp {
 	uint64_t digits;
-	unsigned guard;
 	struct job *owner;
 	struct pi_waiter *waiters;   /* owner included */
-	unsigned nparts;             /* 0: one ITEM_SIMPLE does everything */
+	kiln_pi_plan *plan;
 	unsigned pending;            /* work items not yet done */
-	unsigned done_items, total_items;
-	kiln_pi_sum **parts;
-	kiln_pi_root *root;
-	struct pi_item *items;       /* nparts + 1 range/root items, then finish */
-	char *result;                /* from kiln_pi / kiln_pi_finish */
-	size_t result_len;
+	struct pi_item items[KILN_PI_MAX_TASKS];
 	int rc;
 	char err[160];
 	struct pi_comp *next;
@@ -87,6 +76,7 @@ static struct {
 } pi;
 
 static void pi_request(struct job *job, uint64_t digits, char *output);
+static void item_done(struct job *job, void *arg, int status);
 
 static void blob_unref(struct pi_blob *b)
 {
@@ -216,12 +206,7 @@ static void comp_free(struct pi_comp *c)
 			break;
 		}
 	}
-	for (unsigned i = 0; c->parts && i < c->nparts; i++)
-		kiln_pi_sum_free(c->parts[i]);
-	free(c->parts);
-	kiln_pi_root_free(c->root);
-	free(c->items);
-	free(c->result);
+	kiln_pi_plan_free(c->plan);
 	free(c);
 }
 
@@ -242,15 +227,23 @@ static void comp_end(struct pi_comp *c)
 	char err[sizeof(c->err)];
 	int rc;
 
-	if (!c->rc && c->result) {
-		blob = malloc(sizeof(*blob) + c->result_len + 1);
+	if (!c->rc) {
+		char *result;
+		size_t len;
+
+		kiln_pi_plan_result(c->plan, &result, &len);
+		/* One copy into a blob, so attachments can share it; done once
+		 * per computation, not per request. */
+		blob = malloc(sizeof(*blob) + len + 1);
 		if (blob) {
 			atomic_init(&blob->refs, 1);
 			blob->digits = c->digits;
-			blob->len = c->result_len;
-			memcpy(blob->s, c->result, c->result_len + 1);
+			blob->len = len;
+			memcpy(blob->s, result, len + 1);
 			cache_offer(job_config(c->owner), blob);
-		} else {
+		}
+		free(result);
+		if (!blob) {
 			c->rc = -KILN_E_INTERNAL;
 			snprintf(c->err, sizeof(c->err), "out of memory");
 		}
@@ -285,115 +278,53 @@ static unsigned pool_threads(const struct kiln_config *cfg)
 static void item_work(struct job *job, void *arg)
 {
 	struct pi_item *it = arg;
-	struct pi_comp *c = it->comp;
-	const kiln_cancel *cancel = job_cancel_token(job);
-	uint64_t n = kiln_pi_terms(c->digits, c->guard);
 
-	switch (it->index) {
-	case ITEM_SIMPLE:
-		it->rc = kiln_pi(c->digits, cancel, &c->result, &c->result_len, c->err, sizeof(c->err));
-		break;
-	case ITEM_ROOT:
-		it->rc = kiln_pi_root_new(c->digits, c->guard, cancel, &c->root);
-		break;
-	case ITEM_FINISH:
-		for (unsigned i = 1; i < c->nparts && !it->rc; i++) {
-			it->rc = kiln_pi_sum_merge(c->parts[0], c->parts[i]);
-			c->parts[i] = NULL;
-			if (!it->rc && kiln_cancelled(cancel))
-				it->rc = -KILN_E_CANCELLED;
-		}
-		if (!it->rc)
-			it->rc = kiln_pi_finish(c->parts[0], c->root, c->digits, c->guard, cancel,
-						&c->result, &c->result_len, &c->guard, c->err,
-						sizeof(c->err));
-		break;
-	default: {
-		/* Range i of nparts equal ranges of [1, n). */
-		uint64_t a = 1 + (n - 1) * (uint64_t)it->index / c->nparts;
-		uint64_t b = 1 + (n - 1) * (uint64_t)(it->index + 1) / c->nparts;
-
-		it->rc = kiln_pi_sum_new(a, b, (unsigned)it->index == c->nparts - 1, cancel,
-					 &c->parts[it->index]);
-		break;
-	}
-	}
+	kiln_pi_plan_task(it->comp->plan, it->index, job_cancel_token(job));
 }
 
-static int comp_start_phase1(struct pi_comp *c);
+/* Queues the tasks of the plan's next stage, or ends the computation. */
+static void comp_next_stage(struct pi_comp *c)
+{
+	unsigned done, total;
+	int n;
+
+	n = c->rc ? c->rc : kiln_pi_plan_stage(c->plan, c->err, sizeof(c->err));
+	kiln_pi_plan_progress(c->plan, &done, &total);
+	job_progress(c->owner, n == 0 ? total : done, total);
+	if (n <= 0) {
+		c->rc = n;
+		comp_end(c);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		c->items[i].comp = c;
+		c->items[i].index = (unsigned)i;
+		if (job_queue_work(c->owner, item_work, item_done, &c->items[i])) {
+			/* Items already queued finish and then end the computation. */
+			c->rc = -KILN_E_INTERNAL;
+			snprintf(c->err, sizeof(c->err), "cannot queue work");
+			break;
+		}
+		c->pending++;
+	}
+	if (!c->pending)
+		comp_end(c);
+}
 
 static void item_done(struct job *job, void *arg, int status)
 {
 	struct pi_item *it = arg;
 	struct pi_comp *c = it->comp;
 
+	(void)job;
 	c->pending--;
-	c->done_items++;
-	job_progress(job, c->done_items, c->total_items);
-	if (status)
-		it->rc = -KILN_E_CANCELLED;
-	if (it->rc < 0 && !c->rc) {
-		c->rc = it->rc;
-		if (it->rc == -KILN_E_CANCELLED)
-			snprintf(c->err, sizeof(c->err), "cancelled");
-		else if (!c->err[0])
-			snprintf(c->err, sizeof(c->err), "%s", kiln_err_name(it->rc));
+	/* Work cancelled before it started never ran: the stage is incomplete. */
+	if (status && !c->rc) {
+		c->rc = -KILN_E_CANCELLED;
+		snprintf(c->err, sizeof(c->err), "cancelled");
 	}
-	if (c->pending)
-		return;
-	if (c->rc || it->index == ITEM_SIMPLE) {
-		comp_end(c);
-		return;
-	}
-	if (it->index == ITEM_FINISH) {
-		if (it->rc == KILN_PI_MORE) {
-			/* The guard digits were inconclusive: sum again with more. */
-			kiln_pi_sum_free(c->parts[0]);
-			c->parts[0] = NULL;
-			kiln_pi_root_free(c->root);
-			c->root = NULL;
-			if (comp_start_phase1(c))
-				comp_end(c);
-			return;
-		}
-		comp_end(c);
-		return;
-	}
-	it = &c->items[c->nparts + 1];
-	it->comp = c;
-	it->index = ITEM_FINISH;
-	it->rc = 0;
-	c->pending = 1;
-	if (job_queue_work(job, item_work, item_done, it)) {
-		c->pending = 0;
-		c->rc = -KILN_E_INTERNAL;
-		snprintf(c->err, sizeof(c->err), "cannot queue work");
-		comp_end(c);
-	}
-}
-
-/* Queues the range and root items (or the one simple item). */
-static int comp_start_phase1(struct pi_comp *c)
-{
-	unsigned count = c->nparts ? c->nparts + 1 : 1;
-
-	c->total_items = c->nparts ? c->nparts + 2 : 1;
-	c->done_items = 0;
-	for (unsigned i = 0; i < count; i++) {
-		struct pi_item *it = &c->items[i];
-
-		it->comp = c;
-		it->rc = 0;
-		it->index = !c->nparts ? ITEM_SIMPLE : i == c->nparts ? ITEM_ROOT : (int)i;
-		if (job_queue_work(c->owner, item_work, item_done, it)) {
-			/* Items already queued finish normally and end the computation. */
-			c->rc = -KILN_E_INTERNAL;
-			snprintf(c->err, sizeof(c->err), "cannot queue work");
-			return c->pending ? 0 : -1;
-		}
-		c->pending++;
-	}
-	return 0;
+	if (!c->pending)
+		comp_next_stage(c);
 }
 
 /* Starts a computation owned by `job`; the waiter is its first. */
@@ -402,31 +333,19 @@ static void comp_start(struct job *job, struct pi_waiter *w)
 	struct pi_comp *c = calloc(1, sizeof(*c));
 	unsigned threads = pool_threads(job_config(job));
 
-	if (!c)
-		goto oom;
+	if (!c || !(c->plan = kiln_pi_plan_new(w->digits, threads, KILN_PI_GUARD))) {
+		free(c);
+		free(w->output);
+		free(w);
+		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		return;
+	}
 	c->digits = w->digits;
-	c->guard = KILN_PI_GUARD;
 	c->owner = job;
 	c->waiters = w;
-	c->nparts = w->digits >= PARALLEL_MIN && threads > 1 ? threads : 0;
-	c->items = calloc(c->nparts + 2, sizeof(*c->items));
-	c->parts = calloc(c->nparts + 1, sizeof(*c->parts));
-	if (!c->items || !c->parts)
-		goto oom;
 	c->next = pi.running;
 	pi.running = c;
-	if (comp_start_phase1(c))
-		comp_end(c);
-	return;
-oom:
-	if (c) {
-		free(c->items);
-		free(c->parts);
-		free(c);
-	}
-	free(w->output);
-	free(w);
-	job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+	comp_next_stage(c);
 }
 
 /* Answers from the cache, joins a running computation or starts one.

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "kiln/error.h"
+#include "pi_impl.h"
 
 #define CHUD_A 13591409ul
 #define CHUD_B 545140134ul
@@ -32,12 +33,6 @@
 
 /* Below this many terms a range is summed without polling for cancellation. */
 #define POLL_TERMS 256
-
-struct kiln_pi_sum {
-	uint64_t a, b;
-	int has_p;
-	mpz_t p, q, t;
-};
 
 uint64_t kiln_pi_terms(uint64_t digits, unsigned guard)
 {
@@ -99,6 +94,31 @@ out:
 	return rc;
 }
 
+kiln_pi_sum *kiln_pi_sum_empty(uint64_t a, uint64_t b, int has_p)
+{
+	kiln_pi_sum *s = malloc(sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->a = a;
+	s->b = b;
+	s->has_p = has_p;
+	s->has_t2 = 0;
+	mpz_inits(s->p, s->q, s->t, s->t2, NULL);
+	return s;
+}
+
+void kiln_pi_sum_settle(kiln_pi_sum *s)
+{
+	if (!s->has_t2)
+		return;
+	mpz_add(s->t, s->t, s->t2);
+	/* Give the memory back now rather than when the sum is freed. */
+	mpz_clear(s->t2);
+	mpz_init(s->t2);
+	s->has_t2 = 0;
+}
+
 int kiln_pi_sum_new(uint64_t a, uint64_t b, int last, const kiln_cancel *cancel,
 		    kiln_pi_sum **out)
 {
@@ -108,13 +128,9 @@ int kiln_pi_sum_new(uint64_t a, uint64_t b, int last, const kiln_cancel *cancel,
 	*out = NULL;
 	if (a < 1 || b <= a)
 		return -KILN_E_INVALID_ARGS;
-	s = malloc(sizeof(*s));
+	s = kiln_pi_sum_empty(a, b, !last);
 	if (!s)
 		return -KILN_E_INTERNAL;
-	s->a = a;
-	s->b = b;
-	s->has_p = !last;
-	mpz_inits(s->p, s->q, s->t, NULL);
 	rc = split(a, b, !last, cancel, s->p, s->q, s->t);
 	if (rc) {
 		kiln_pi_sum_free(s);
@@ -132,6 +148,8 @@ int kiln_pi_sum_merge(kiln_pi_sum *left, kiln_pi_sum *right)
 		rc = -KILN_E_INVALID_ARGS;
 		goto out;
 	}
+	kiln_pi_sum_settle(left);
+	kiln_pi_sum_settle(right);
 	mpz_mul(left->t, left->t, right->q);
 	mpz_mul(right->t, right->t, left->p);
 	mpz_add(left->t, left->t, right->t);
@@ -151,14 +169,9 @@ void kiln_pi_sum_free(kiln_pi_sum *s)
 {
 	if (!s)
 		return;
-	mpz_clears(s->p, s->q, s->t, NULL);
+	mpz_clears(s->p, s->q, s->t, s->t2, NULL);
 	free(s);
 }
-
-struct kiln_pi_root {
-	uint64_t d; /* digits + guard */
-	mpz_t r;    /* floor(sqrt(10005) 10^d) */
-};
 
 int kiln_pi_root_new(uint64_t digits, unsigned guard, const kiln_cancel *cancel,
 		     kiln_pi_root **out)
@@ -193,8 +206,8 @@ void kiln_pi_root_free(kiln_pi_root *r)
  * 426880 sqrt(10005 10^2d) Q / (A Q + T).  Q and A Q + T are first cut to
  * the precision the quotient needs, which makes the division much cheaper.
  */
-static int approximate(const kiln_pi_sum *sum, const kiln_pi_root *root, uint64_t d,
-		       const kiln_cancel *cancel, mpz_t x)
+int kiln_pi_approx(const kiln_pi_sum *sum, const kiln_pi_root *root, uint64_t d,
+		   const kiln_cancel *cancel, mpz_t x)
 {
 	kiln_pi_root *own = NULL;
 	mpz_t den, num;
@@ -230,13 +243,34 @@ out:
 	return rc;
 }
 
-int kiln_pi_finish(const kiln_pi_sum *sum, const kiln_pi_root *root,
+int kiln_pi_cut_guard(mpz_t x, unsigned guard)
+{
+	mpz_t g, scale;
+	int rc = 0;
+
+	/*
+	 * x is within a few units of pi 10^(digits+guard).  Cutting the guard
+	 * digits off gives the truncated result unless they lie within that
+	 * error of a multiple of 10^guard; the margin of 10^4 units is far
+	 * larger than the error.
+	 */
+	mpz_inits(g, scale, NULL);
+	mpz_ui_pow_ui(scale, 10, guard);
+	mpz_tdiv_qr(x, g, x, scale);
+	mpz_sub_ui(scale, scale, 10000);
+	if (mpz_cmp_ui(g, 10000) < 0 || mpz_cmp(g, scale) > 0)
+		rc = KILN_PI_MORE;
+	mpz_clears(g, scale, NULL);
+	return rc;
+}
+
+int kiln_pi_finish(kiln_pi_sum *sum, const kiln_pi_root *root,
 		   uint64_t digits, unsigned guard,
 		   const kiln_cancel *cancel, char **out, size_t *len,
 		   unsigned *guard_out, char *err, size_t errlen)
 {
-	mpz_t x, g, scale;
 	char *buf = NULL;
+	mpz_t x;
 	int rc;
 
 	*out = NULL;
@@ -248,22 +282,15 @@ int kiln_pi_finish(const kiln_pi_sum *sum, const kiln_pi_root *root,
 			 (unsigned long long)digits, guard);
 		return -KILN_E_INVALID_ARGS;
 	}
-	mpz_inits(x, g, scale, NULL);
-	rc = approximate(sum, root, digits + guard, cancel, x);
+	mpz_init(x);
+	/* Settling a pending addend does not change the sum's value. */
+	kiln_pi_sum_settle(sum);
+	rc = kiln_pi_approx(sum, root, digits + guard, cancel, x);
 	if (rc) {
 		snprintf(err, errlen, "pi: %s", rc == -KILN_E_CANCELLED ? "cancelled" : "out of memory");
 		goto out;
 	}
-	/*
-	 * x is within a few units of pi 10^(digits+guard).  Cutting the guard
-	 * digits off gives the truncated result unless they lie within that
-	 * error of a multiple of 10^guard; the margin of 10^4 units is far
-	 * larger than the error.
-	 */
-	mpz_ui_pow_ui(scale, 10, guard);
-	mpz_tdiv_qr(x, g, x, scale);
-	mpz_sub_ui(scale, scale, 10000);
-	if (mpz_cmp_ui(g, 10000) < 0 || mpz_cmp(g, scale) > 0) {
+	if (kiln_pi_cut_guard(x, guard)) {
 		*guard_out = guard * 2;
 		rc = KILN_PI_MORE;
 		goto out;
@@ -293,26 +320,6 @@ int kiln_pi_finish(const kiln_pi_sum *sum, const kiln_pi_root *root,
 	buf = NULL;
 out:
 	free(buf);
-	mpz_clears(x, g, scale, NULL);
+	mpz_clear(x);
 	return rc;
-}
-
-int kiln_pi(uint64_t digits, const kiln_cancel *cancel, char **out, size_t *len,
-	    char *err, size_t errlen)
-{
-	unsigned guard = KILN_PI_GUARD;
-	kiln_pi_sum *sum;
-	int rc;
-
-	for (;;) {
-		rc = kiln_pi_sum_new(1, kiln_pi_terms(digits, guard), 1, cancel, &sum);
-		if (rc) {
-			snprintf(err, errlen, "pi: %s", rc == -KILN_E_CANCELLED ? "cancelled" : "bad range");
-			return rc;
-		}
-		rc = kiln_pi_finish(sum, NULL, digits, guard, cancel, out, len, &guard, err, errlen);
-		kiln_pi_sum_free(sum);
-		if (rc != KILN_PI_MORE)
-			return rc;
-	}
 }

@@ -1,22 +1,27 @@
 /*
  * Decimal digits of pi: Chudnovsky series with binary splitting on GMP.
  *
- * The simple entry point is kiln_pi(), which computes everything on the
- * calling thread.  Callers with a thread pool split the work themselves:
+ * kiln_pi() computes everything on the calling thread.  Callers with a
+ * thread pool use a plan, which splits the work into stages of independent
+ * tasks (summing ranges of the series, the products of merging them, the
+ * final division, the decimal conversion in halves):
  *
- *	n = kiln_pi_terms(digits);
- *	for each range [a, b) of a partition of [1, n):   (in parallel)
- *		kiln_pi_sum_new(a, b, last, cancel, &part[i])
- *	kiln_pi_root_new(digits, guard, ...)               (optional, in parallel too)
- *	kiln_pi_sum_merge(part[0], part[1], ...)          (in order, left to right)
- *	kiln_pi_finish(part[0], root, digits, ...)
+ *	kiln_pi_plan *p = kiln_pi_plan_new(digits, threads, KILN_PI_GUARD);
+ *	while ((n = kiln_pi_plan_stage(p, err, errlen)) > 0)
+ *		run kiln_pi_plan_task(p, i, cancel) for every i < n, in
+ *		parallel, and wait for all of them;
+ *	if (n == 0)
+ *		kiln_pi_plan_result(p, &s, &len);
+ *	kiln_pi_plan_free(p);
  *
  * Results are exactly the first `digits` decimals of pi, truncated (never
- * rounded).  kiln_pi_finish() computes guard digits beyond the cut and,
- * when they do not prove that truncation is safe (the guard digits are so
- * close to all 0s or all 9s that the approximation error could carry across
- * the cut), returns KILN_PI_MORE: the caller then sums the series again with
- * more terms for the larger guard it was given.
+ * rounded): guard digits are computed beyond the cut and, when they do not
+ * prove that truncation is safe (they are so close to all 0s or all 9s that
+ * the approximation error could carry across the cut), the series is summed
+ * again with more guard digits.
+ *
+ * The lower-level pieces (kiln_pi_sum_*, kiln_pi_root_*, kiln_pi_finish)
+ * are public too, for callers who schedule differently.
  */
 #ifndef KILN_PI_H
 #define KILN_PI_H
@@ -67,10 +72,41 @@ void kiln_pi_root_free(kiln_pi_root *r);
  * NUL-terminated string *out of *len bytes (digits + 2, or 1).
  * Returns 0, KILN_PI_MORE (then *guard_out is the guard to retry with), or
  * -KILN_E_*, with a message in err. */
-int kiln_pi_finish(const kiln_pi_sum *sum, const kiln_pi_root *root,
+int kiln_pi_finish(kiln_pi_sum *sum, const kiln_pi_root *root,
 		   uint64_t digits, unsigned guard,
 		   const kiln_cancel *cancel, char **out, size_t *len,
 		   unsigned *guard_out, char *err, size_t errlen);
+
+/* --- Staged plan ---------------------------------------------------------- */
+
+typedef struct kiln_pi_plan kiln_pi_plan;
+
+/* Most tasks in one stage (for callers sizing their bookkeeping). */
+#define KILN_PI_MAX_TASKS 256
+
+/* A plan for `digits` decimals summing the series in `parts` ranges (1-64)
+ * with `guard` guard digits at first (>= 8).  NULL if out of memory or the
+ * arguments are out of range. */
+kiln_pi_plan *kiln_pi_plan_new(uint64_t digits, unsigned parts, unsigned guard);
+
+/* Prepares the next stage once every task of the previous one has returned:
+ * the number of tasks to run (> 0), 0 when the result is ready, or the
+ * first error of the last stage (-KILN_E_*, message in err).  Cheap: no
+ * big-number arithmetic happens here. */
+int kiln_pi_plan_stage(kiln_pi_plan *p, char *err, size_t errlen);
+
+/* Runs task i of the current stage; tasks of one stage may run
+ * concurrently on different threads.  0 or -KILN_E_*. */
+int kiln_pi_plan_task(kiln_pi_plan *p, unsigned i, const kiln_cancel *cancel);
+
+/* Stages done so far and the expected total (for progress reports). */
+void kiln_pi_plan_progress(const kiln_pi_plan *p, unsigned *done, unsigned *total);
+
+/* After kiln_pi_plan_stage() returned 0: takes the result ("3.1415...",
+ * NUL-terminated, malloc'ed, *len bytes). */
+void kiln_pi_plan_result(kiln_pi_plan *p, char **out, size_t *len);
+
+void kiln_pi_plan_free(kiln_pi_plan *p);
 
 /* Everything on the calling thread: 0 and *out as kiln_pi_finish(), or -KILN_E_*. */
 int kiln_pi(uint64_t digits, const kiln_cancel *cancel, char **out, size_t *len,

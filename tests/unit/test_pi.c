@@ -117,6 +117,78 @@ START_TEST(split_merge)
 }
 END_TEST
 
+/* Runs a plan to the end, each stage's tasks in reverse order (they must
+ * not depend on each other). */
+static char *run_plan(uint64_t digits, unsigned parts, unsigned guard)
+{
+	kiln_pi_plan *p = kiln_pi_plan_new(digits, parts, guard);
+	unsigned done, total, last_done = 0;
+	char err[128], *s = NULL;
+	size_t len = 0;
+	int n;
+
+	ck_assert_ptr_nonnull(p);
+	while ((n = kiln_pi_plan_stage(p, err, sizeof(err))) > 0) {
+		ck_assert_int_le(n, KILN_PI_MAX_TASKS);
+		for (int i = n - 1; i >= 0; i--)
+			ck_assert_int_eq(kiln_pi_plan_task(p, (unsigned)i, NULL), 0);
+		kiln_pi_plan_progress(p, &done, &total);
+		ck_assert_uint_ge(done, last_done);
+		last_done = done;
+	}
+	ck_assert_msg(n == 0, "plan failed: %s", err);
+	kiln_pi_plan_progress(p, &done, &total);
+	ck_assert_uint_eq(done, total);
+	kiln_pi_plan_result(p, &s, &len);
+	ck_assert_uint_eq(len, strlen(s));
+	kiln_pi_plan_free(p);
+	return s;
+}
+
+START_TEST(plan_matches_serial)
+{
+	static const struct {
+		uint64_t digits;
+		unsigned parts, guard;
+	} cases[] = {
+		{ 0, 2, 24 }, { 5, 4, 24 }, { 761, 1, 8 }, { 761, 3, 8 }, { 20000, 3, 24 },
+		{ 30011, 5, 24 }, { 200001, 2, 24 }, { 250000, 3, 8 },
+	};
+	char *ref = pi_of(250001);
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *s = run_plan(cases[i].digits, cases[i].parts, cases[i].guard);
+		uint64_t n = cases[i].digits;
+
+		ck_assert_uint_eq(strlen(s), n ? n + 2 : 1);
+		ck_assert_msg(!strncmp(s, ref, n ? n + 2 : 1), "digits %llu parts %u differ",
+			      (unsigned long long)n, cases[i].parts);
+		free(s);
+	}
+	free(ref);
+	ck_assert_ptr_null(kiln_pi_plan_new(10, 0, 24));
+	ck_assert_ptr_null(kiln_pi_plan_new(10, 2, 7));
+}
+END_TEST
+
+START_TEST(plan_cancelled)
+{
+	kiln_pi_plan *p = kiln_pi_plan_new(100000, 2, KILN_PI_GUARD);
+	kiln_cancel c;
+	char err[128];
+	int n;
+
+	atomic_init(&c.flag, KILN_E_CANCELLED);
+	n = kiln_pi_plan_stage(p, err, sizeof(err));
+	ck_assert_int_gt(n, 0);
+	for (int i = 0; i < n; i++)
+		kiln_pi_plan_task(p, (unsigned)i, &c);
+	ck_assert_int_eq(kiln_pi_plan_stage(p, err, sizeof(err)), -KILN_E_CANCELLED);
+	ck_assert_ptr_nonnull(strstr(err, "cancelled"));
+	kiln_pi_plan_free(p);
+}
+END_TEST
+
 START_TEST(bad_ranges)
 {
 	kiln_pi_sum *a, *b;
@@ -171,6 +243,8 @@ static Suite *pi_suite(void)
 	tcase_add_test(tc, split_merge);
 	tcase_add_test(tc, bad_ranges);
 	tcase_add_test(tc, cancelled);
+	tcase_add_test(tc, plan_matches_serial);
+	tcase_add_test(tc, plan_cancelled);
 	suite_add_tcase(s, tc);
 	return s;
 }
