@@ -12,8 +12,10 @@
  *	long    = popcount(R & ~(R << 1)) with R = R_{min_length+1}
  *
  * and ignore words are matched by and-ing shifted per-character masks.
- * Blocks holding any byte >= 0x80 go through the per-code-point path, which
- * may stop a few bytes past the block; the next block starts wherever it did.
+ * In a block holding bytes >= 0x80, the ASCII bytes before the first of them
+ * are counted the same way (as a shorter block), and the run of non-ASCII
+ * bytes goes through the per-code-point path, which may stop a few bytes
+ * past it; the next block starts wherever it did.
  */
 #include "text_scan.h"
 
@@ -66,17 +68,17 @@ static inline uint64_t runs(uint64_t n, unsigned k)
 	}
 }
 
-static inline void lines(struct text_scan *st, __m256i lo, __m256i hi)
+static inline void lines(struct text_scan *st, __m256i lo, __m256i hi, unsigned k, uint64_t valid)
 {
 	/* \n \v \f \r and \x1c-\x1e break lines; \r\n counts once. */
-	uint64_t lb = range_bits(lo, hi, 0x0a, 3) | range_bits(lo, hi, 0x1c, 2);
-	uint64_t cr = eq_bits(lo, hi, _mm256_set1_epi8(0x0d));
-	uint64_t lf = eq_bits(lo, hi, _mm256_set1_epi8(0x0a));
+	uint64_t lb = (range_bits(lo, hi, 0x0a, 3) | range_bits(lo, hi, 0x1c, 2)) & valid;
+	uint64_t cr = eq_bits(lo, hi, _mm256_set1_epi8(0x0d)) & valid;
+	uint64_t lf = eq_bits(lo, hi, _mm256_set1_epi8(0x0a)) & valid;
 	uint64_t crlf = lf & (cr << 1 | (uint64_t)st->prev_cr);
 
 	st->breaks += (uint64_t)_mm_popcnt_u64(lb) - (uint64_t)_mm_popcnt_u64(crlf);
-	st->prev_cr = (int)(cr >> 63);
-	st->last_break = (int)(lb >> 63);
+	st->prev_cr = (int)(cr >> (k - 1) & 1);
+	st->last_break = (int)(lb >> (k - 1) & 1);
 }
 
 /* Ignore words inside the block, by masks. */
@@ -120,20 +122,22 @@ static inline void ignore_probe(struct text_scan *st, size_t pos, uint64_t n, ui
 	}
 }
 
-static inline void block(struct text_scan *st, size_t pos, __m256i lo, __m256i hi,
-			 const __m256i *chv)
+/* The first k (1-64) bytes of the block at pos, all ASCII. */
+static inline __attribute__((always_inline)) void block(struct text_scan *st, size_t pos, unsigned k,
+							 __m256i lo, __m256i hi, const __m256i *chv)
 {
-	uint64_t ws = range_bits(lo, hi, 0x09, 4) | range_bits(lo, hi, 0x1c, 4);
-	uint64_t n = ~ws, starts;
+	uint64_t valid = k == 64 ? ~0ull : (1ull << k) - 1;
+	uint64_t ws = (range_bits(lo, hi, 0x09, 4) | range_bits(lo, hi, 0x1c, 4)) & valid;
+	uint64_t n = ~ws & valid, starts;
 
-	st->code_points += 64;
+	st->code_points += k;
 	if (st->want_lines)
-		lines(st, lo, hi);
+		lines(st, lo, hi, k, valid);
 	if (st->in_word) {
 		unsigned lead;
 
 		if (!ws) {
-			st->wcp += 64;
+			st->wcp += k;
 			return;
 		}
 		lead = (unsigned)_tzcnt_u64(ws);
@@ -143,17 +147,17 @@ static inline void block(struct text_scan *st, size_t pos, __m256i lo, __m256i h
 	} else if (!ws) {
 		st->in_word = 1;
 		st->wstart = pos;
-		st->wcp = 64;
+		st->wcp = k;
 		return;
 	}
-	if (n >> 63) {
-		/* ws != 0, so the trailing run is shorter than the block. */
-		unsigned trail = (unsigned)__builtin_clzll(ws);
+	if (n >> (k - 1) & 1) {
+		/* ws != 0, so the trailing run starts after its highest bit. */
+		unsigned top = 63 - (unsigned)__builtin_clzll(ws);
 
 		st->in_word = 1;
-		st->wstart = pos + 64 - trail;
-		st->wcp = trail;
-		n &= ~0ull >> trail;
+		st->wstart = pos + top + 1;
+		st->wcp = k - 1 - top;
+		n &= (2ull << top) - 1;
 	}
 	if (!n)
 		return;
@@ -183,6 +187,7 @@ int kiln_text_scan_simd(struct text_scan *st, const kiln_cancel *cancel)
 		chv[c] = _mm256_set1_epi8((char)st->chars[c]);
 	while (len - pos >= 64) {
 		__m256i lo, hi;
+		uint64_t high;
 
 		if (pos >= poll) {
 			if (kiln_cancelled(cancel))
@@ -191,13 +196,21 @@ int kiln_text_scan_simd(struct text_scan *st, const kiln_cancel *cancel)
 		}
 		lo = _mm256_loadu_si256((const __m256i *)(s + pos));
 		hi = _mm256_loadu_si256((const __m256i *)(s + pos + 32));
-		if (_mm256_movemask_epi8(_mm256_or_si256(lo, hi))) {
-			pos = kiln_text_scan_scalar(st, pos, pos + 64);
+		high = bits(lo, hi);
+		if (high) {
+			/* The ASCII bytes before the first other one by masks, then
+			 * the run of non-ASCII bytes code point by code point. */
+			unsigned k = (unsigned)_tzcnt_u64(high);
+			unsigned end = k + (unsigned)_tzcnt_u64(~(high >> k));
+
+			if (k)
+				block(st, pos, k, lo, hi, chv);
+			pos = kiln_text_scan_scalar(st, pos + k, pos + end);
 			if (st->bad)
 				return 0;
 			continue;
 		}
-		block(st, pos, lo, hi, chv);
+		block(st, pos, 64, lo, hi, chv);
 		pos += 64;
 	}
 	kiln_text_scan_scalar(st, pos, len);
