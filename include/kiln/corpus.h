@@ -109,9 +109,9 @@ struct kiln_chit {
 };
 
 /* Stores up to `max` matches (non-overlapping, in order) into hits and
- * returns how many were found in total (may exceed max; counting stops at
- * max + 1 so the caller knows the list is truncated).  Polls cancel every
- * few hundred KB; returns -KILN_E_CANCELLED when set. */
+ * returns how many were found (at most max + 1, so the caller knows the list
+ * is truncated).  Polls cancel between matches; returns -KILN_E_CANCELLED
+ * when set. */
 int64_t kiln_cdoc_search(const struct kiln_cdoc *d, const struct kiln_cquery *q, struct kiln_chit *hits,
 			 size_t max, const kiln_cancel *cancel);
 

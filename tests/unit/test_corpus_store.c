@@ -1,0 +1,94 @@
+/*
+ * The corpus store: borrowed documents outlive unload and replacement, and
+ * the memory budget is enforced on installation.  Run under ASan/valgrind,
+ * a use after free or a leak here fails the suite.
+ */
+#include <string.h>
+
+#include "check_main.h"
+#include "corpus_store.h"
+#include "kiln/error.h"
+
+/* A corpus of one document holding `text`, accounted at `memory` bytes. */
+static struct corpus *make_corpus(const char *name, const char *doc, const char *text, size_t memory)
+{
+	struct corpus *c = corpus_new(name);
+	struct corpus_doc *d = corpus_doc_new(doc);
+	size_t len = strlen(text);
+	bool locked;
+	char err[64];
+	uint8_t *buf = kiln_secmem_alloc(len + 1, &locked);
+
+	ck_assert_ptr_nonnull(c);
+	ck_assert_ptr_nonnull(d);
+	memcpy(buf, text, len);
+	ck_assert_int_eq(kiln_cdoc_init(&d->cdoc, buf, len, len + 1, locked, err, sizeof err), 0);
+	c->docs = calloc(1, sizeof *c->docs);
+	c->docs[0] = d;
+	c->ndocs = 1;
+	c->bytes = len;
+	c->memory = memory;
+	return c;
+}
+
+START_TEST(test_borrow_survives_unload_and_replace)
+{
+	char err[128];
+	int code;
+	size_t len, bytes;
+
+	ck_assert_int_eq(corpus_store_put(make_corpus("c", "d.txt", "first text", 100), 1000, err, sizeof err), 0);
+	struct corpus_doc *d = corpus_store_borrow("c", "d.txt", &code, err, sizeof err);
+	ck_assert_ptr_nonnull(d);
+	/* Replacing the corpus leaves the borrowed document intact. */
+	ck_assert_int_eq(corpus_store_put(make_corpus("c", "d.txt", "second", 100), 1000, err, sizeof err), 0);
+	ck_assert_str_eq((const char *)corpus_doc_text(d, &len), "first text");
+	struct corpus_doc *d2 = corpus_store_borrow("c", "d.txt", &code, err, sizeof err);
+	ck_assert_str_eq((const char *)corpus_doc_text(d2, &len), "second");
+	ck_assert_int_eq(corpus_store_remove("c", &bytes), 0);
+	ck_assert_uint_eq(bytes, 6);
+	ck_assert_str_eq((const char *)corpus_doc_text(d2, &len), "second");
+	corpus_doc_release(d);
+	corpus_doc_release(d2);
+	ck_assert_ptr_null(corpus_store_borrow("c", "d.txt", &code, err, sizeof err));
+	ck_assert_int_eq(code, -KILN_E_NOT_FOUND);
+	ck_assert_int_eq(corpus_store_remove("c", &bytes), -KILN_E_NOT_FOUND);
+}
+END_TEST
+
+START_TEST(test_budget)
+{
+	char err[256];
+	int code;
+
+	ck_assert_int_eq(corpus_store_put(make_corpus("a", "x", "aaa", 600), 1000, err, sizeof err), 0);
+	struct corpus *big = make_corpus("b", "x", "bbb", 500);
+	ck_assert_int_eq(corpus_store_put(big, 1000, err, sizeof err), -KILN_E_TOO_LARGE);
+	ck_assert_ptr_nonnull(strstr(err, "corpus_memory_budget"));
+	corpus_unref(big);
+	/* Replacing "a" frees its share first. */
+	ck_assert_int_eq(corpus_store_put(make_corpus("a", "x", "new", 900), 1000, err, sizeof err), 0);
+	ck_assert_uint_eq(corpus_store_memory(), 900);
+	ck_assert_uint_eq(corpus_store_count(), 1);
+	ck_assert_ptr_null(corpus_store_borrow("a", "missing", &code, err, sizeof err));
+	ck_assert_ptr_nonnull(strstr(err, "no document"));
+	json_t *list = corpus_store_list();
+	ck_assert_uint_eq(json_array_size(list), 1);
+	json_decref(list);
+	corpus_store_clear();
+	ck_assert_uint_eq(corpus_store_memory(), 0);
+}
+END_TEST
+
+static Suite *store_suite(void)
+{
+	Suite *s = suite_create("corpus_store");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_test(tc, test_borrow_survives_unload_and_replace);
+	tcase_add_test(tc, test_budget);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+KILN_CHECK_MAIN(store_suite)
