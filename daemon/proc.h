@@ -33,4 +33,8 @@ void proc_describe(const struct kiln_config *cfg, json_t *list);
  * now and SIGKILL after min(kill_grace, shutdown_grace). */
 void proc_stop_all(void);
 
+/* Once no job is left at shutdown: stops the spawner thread and closes its
+ * loop handles, so the loop can end. */
+void proc_release(void);
+
 #endif

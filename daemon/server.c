@@ -221,6 +221,7 @@ void server_maybe_finish_shutdown(struct server *srv)
 	if (!srv->shutting_down || srv->nconns > 0 || srv->jobs_in_flight > 0)
 		return;
 	log_info("all work done, exiting");
+	proc_release();
 	close_handle((uv_handle_t *)&srv->grace_timer);
 	close_handle((uv_handle_t *)&srv->flusher);
 	close_handle((uv_handle_t *)&srv->sig_term);

@@ -1,0 +1,125 @@
+"""Host procedures (issue 7): 500 hosts x a procedure that sleeps 100 ms,
+max_parallel 100.
+
+    /usr/bin/python3 tests/bench/bench_proc.py [--hosts 500] [--parallel 100] [--runs 3]
+
+Prints, from one run of kilnd:
+  - wall time of the whole request (client send to reply) beside the ideal
+    hosts/parallel x 0.1 s (goal <= 1.4x the ideal, i.e. 0.7 s for 500/100),
+    and beside the same fan-out done by Python's subprocess module (100
+    Popen at a time, polled) as the user's baseline;
+  - the spawn floor: the same 500 hosts running /bin/true;
+  - ping p50/p99 from a second connection while the procedure runs, beside
+    ping p50/p99 on the idle daemon measured just before (goal: p99 within 2x;
+    the loop never blocks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import threading
+import time
+from typing import List
+
+from benchlib import Server, header, percentile, row
+
+import kiln
+
+
+PING_INTERVAL = 0.001
+
+
+def pings(c: kiln.Client, stop: threading.Event, out: List[float], limit: int = 0) -> None:
+    """A latency probe, not a load: one ping per PING_INTERVAL."""
+    while not stop.is_set() and (not limit or len(out) < limit):
+        t0 = time.perf_counter()
+        c.call("ping")
+        out.append((time.perf_counter() - t0) * 1e6)
+        time.sleep(PING_INTERVAL)
+
+
+def run_once(srv: Server, name: str, hosts: List[str]) -> tuple:
+    """(wall seconds, ping latencies in us during the run)."""
+    lat: List[float] = []
+    stop = threading.Event()
+    with srv.client() as runner, srv.client() as pinger:
+        t = threading.Thread(target=pings, args=(pinger, stop, lat))
+        t0 = time.perf_counter()
+        t.start()
+        out = runner.run_procedure(name, hosts, timeout=30)
+        wall = time.perf_counter() - t0
+        stop.set()
+        t.join()
+    if out.result != "success":
+        raise SystemExit(f"{name}: {out.result} {out.message}")
+    return wall, lat
+
+
+def python_baseline(n: int, parallel: int) -> float:
+    """The user's way: subprocess.Popen, at most `parallel` at once, polled."""
+    t0 = time.perf_counter()
+    running: List[subprocess.Popen] = []
+    started = 0
+    while started < n or running:
+        while started < n and len(running) < parallel:
+            running.append(subprocess.Popen(["/bin/sleep", "0.1"]))
+            started += 1
+        time.sleep(0.001)
+        running = [p for p in running if p.poll() is None]
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--hosts", type=int, default=500)
+    ap.add_argument("--parallel", type=int, default=100)
+    ap.add_argument("--runs", type=int, default=3)
+    ns = ap.parse_args()
+    hosts = [f"h{i}.bench.example" for i in range(ns.hosts)]
+    ideal = -(-ns.hosts // ns.parallel) * 0.1
+    cfg = {"procedures": {
+        "b.sleep": {"argv": ["/bin/sleep", "0.1"], "max_parallel": ns.parallel},
+        "b.true": {"argv": ["/bin/true", "{host}"], "max_parallel": ns.parallel},
+    }, "max_timeout": 3600}
+
+    header(f"procedures: {ns.hosts} hosts x sleep 0.1 s, max_parallel {ns.parallel}")
+    print("method: kiln.Client.run_procedure (one request, wall time from send to reply), "
+          f"best and median of {ns.runs};\n"
+          "ping: kiln.Client pings, one per ms, on a second connection: idle first, then during the runs")
+    with Server(cfg) as srv:
+        with srv.client() as c:
+            for _ in range(200):
+                c.call("ping")  # warm up
+            idle: List[float] = []
+            pings(c, threading.Event(), idle, limit=1500)
+        walls, busy = [], []
+        for _ in range(ns.runs):
+            wall, lat = run_once(srv, "b.sleep", hosts)
+            walls.append(wall)
+            busy += lat
+        true_walls = [run_once(srv, "b.true", hosts)[0] for _ in range(ns.runs)]
+    py = [python_baseline(ns.hosts, ns.parallel) for _ in range(ns.runs)]
+
+    row("figure", "kilnd", "baseline", "ratio", widths=(46, 14, 26, 10))
+    best = min(walls)
+    row("wall time, best (s)", f"{best:.3f}", f"ideal {ideal:.3f}", f"{best / ideal:.2f}x",
+        widths=(46, 14, 26, 10))
+    row("wall time, median (s)", f"{statistics.median(walls):.3f}", f"ideal {ideal:.3f}",
+        f"{statistics.median(walls) / ideal:.2f}x", widths=(46, 14, 26, 10))
+    row("same fan-out, Python subprocess, best (s)", "", f"{min(py):.3f}", "", widths=(46, 14, 26, 10))
+    row("spawn floor: /bin/true instead, best (s)", f"{min(true_walls):.3f}", "", "",
+        widths=(46, 14, 26, 10))
+    p50i, p99i = percentile(idle, 50), percentile(idle, 99)
+    p50b, p99b = percentile(busy, 50), percentile(busy, 99)
+    row(f"ping p50 during runs (us, n={len(busy)})", f"{p50b:.0f}", f"idle {p50i:.0f}", f"{p50b / p50i:.2f}x",
+        widths=(46, 14, 26, 10))
+    row(f"ping p99 during runs (us, n={len(busy)})", f"{p99b:.0f}", f"idle {p99i:.0f}", f"{p99b / p99i:.2f}x",
+        widths=(46, 14, 26, 10))
+    print(f"goals: wall <= {1.4 * ideal:.2f} s (1.4x ideal): {'met' if best <= 1.4 * ideal else 'NOT met'}; "
+          f"ping p99 within 2x of idle: {'met' if p99b <= 2 * p99i else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
