@@ -4,10 +4,9 @@
  * A computation runs a kiln_pi_plan (include/kiln/pi.h) sized to the thread
  * pool: each stage's tasks are work items of the job that started it (its
  * owner), and the last item of a stage to finish queues the next stage.
- * Requests for at most as many digits as a running
- * computation wait for it instead of computing again.  If the owner is
- * cancelled the computation stops, and the requests still waiting start
- * over without it.
+ * Requests for at most as many digits as a running computation wait for it
+ * instead of computing again.  If the owner is cancelled the computation
+ * stops, and the requests still waiting start over without it.
  *
  * The largest result up to pi_cache_max_digits is kept (as a reference-
  * counted blob) and smaller requests are answered from its prefix.  Results
