@@ -502,11 +502,8 @@ static void run_maybe_free(struct run *r)
 {
 	if (!r->finished || r->handles > 0)
 		return;
-	for (size_t i = 0; i < r->n; i++) {
+	for (size_t i = 0; i < r->n; i++)
 		free(r->hosts[i].name);
-		free(r->hosts[i].out.buf);
-		free(r->hosts[i].err.buf);
-	}
 	free(r->hosts);
 	json_decref(r->results);
 	free(r);
@@ -612,8 +609,7 @@ static json_t *host_result(struct host *h, bool ok)
 		/* Built with %.100s, which may cut a UTF-8 character. */
 		struct tail t = { h->error, strlen(h->error) };
 		json_object_set_new(o, "error", tail_json(&t));
-	}
-	else if (h->term_signal) {
+	} else if (h->term_signal) {
 		const char *abbrev = sigabbrev_np(h->term_signal);
 		char name[32];
 		snprintf(name, sizeof(name), "SIG%s", abbrev ? abbrev : "UNKNOWN");
@@ -633,6 +629,11 @@ static void host_done(struct host *h, bool ok)
 	struct run *r = h->run;
 	json_t *res = host_result(h, ok);
 
+	/* The tails are in the result now; 500 hosts need not keep 8 KiB each. */
+	free(h->out.buf);
+	free(h->err.buf);
+	h->out.buf = h->err.buf = NULL;
+	h->out.len = h->err.len = 0;
 	h->state = HS_DONE;
 	uv_close((uv_handle_t *)&h->timer, on_timer_closed);
 	r->active--;
