@@ -92,6 +92,11 @@ class JobsTest(kilntest.KilnTestCase):
         self.assertEqual((out.result, out.error["code"]), ("error", "cancelled"))
         self.assertFalse(self.client.job_cancel(job))
 
+    def test_deadline_applies_to_detached_jobs(self):
+        job = self.client.detach("sleep", {"seconds": 30, "steps": 300}, timeout=0.2)
+        out = self.client.job_wait(job, timeout=10, check=False)
+        self.assertEqual((out.result, out.error["code"]), ("error", "timeout"))
+
     def test_cancel_detached_procedure_kills_children(self):
         acc = self.client.run_procedure("t.b", ["hang-c1"], timeout=60, detach=True)
         job = acc.data["job"]
