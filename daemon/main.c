@@ -138,6 +138,7 @@ int main(int argc, char **argv)
 	if (server_start(&srv, uv_default_loop(), path, err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		dispatch_shutdown();
+		free(srv.socket_path);
 		config_install(NULL);
 		return 1;
 	}

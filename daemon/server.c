@@ -281,7 +281,10 @@ void server_stop(struct server *srv)
 	}
 	for (struct conn *c = srv->conns, *next; c; c = next) {
 		next = c->next;
+		/* Requests the client sent but we never read are dropped; linger so
+		 * the client sees an orderly end of stream, not a reset. */
 		c->close_after_flush = true;
+		c->linger = true;
 		conn_resume(c);
 	}
 	uv_timer_start(&srv->grace_timer, on_grace, (uint64_t)(cfg->shutdown_grace * 1000), 0);

@@ -108,7 +108,7 @@ def main() -> int:
         if rc != 0:
             record("asan build", 0, 1)
         else:
-            aenv = dict(env, KILND=os.path.join(asan, "kilnd"),
+            aenv = dict(env, KILND=os.path.join(asan, "kilnd"), KILN_TEST_SANITIZER="asan",
                         ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=97",
                         UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
             unit_stage(asan, "asan unit", aenv)

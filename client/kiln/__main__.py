@@ -4,6 +4,9 @@ Prints the reply as JSON.  A value is read as JSON when it parses (5, true,
 [1,2], "x"), otherwise as a string: `python3 -m kiln pi digits=50`.
 Exit status: 0 for success, 1 for an error reply, 2 for a usage error, 3 when
 the daemon cannot be reached.
+
+Shorthands: `seal` is corpus.seal, e.g.
+    python3 -m kiln seal dir=/data/diary out_dir=/data/sealed passphrase=...
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from typing import Any, Dict, List, Optional
 from .client import Client
 from .errors import ConnectionLost
 from .protocol import ProcedureOutput
+
+
+ALIASES = {"seal": "corpus.seal"}
 
 
 def parse_pairs(pairs: List[str]) -> Dict[str, Any]:
@@ -46,6 +52,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--output", metavar="FILE", help="write a reply attachment to FILE")
     ns = ap.parse_args(argv)
 
+    action = ALIASES.get(ns.action, ns.action)
     args = parse_pairs(ns.pairs)
     if ns.json_args:
         try:
@@ -68,7 +75,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         with Client(ns.socket) as c:
             out: ProcedureOutput = c.call(
-                ns.action, args, timeout=ns.timeout, retries=ns.retries,
+                action, args, timeout=ns.timeout, retries=ns.retries,
                 host_list=ns.hosts.split(",") if ns.hosts else None, attachment=attachment,
                 progress=show_progress if ns.progress else None, detach=ns.detach, check=False)
     except ConnectionLost as e:
