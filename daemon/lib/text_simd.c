@@ -23,8 +23,14 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 
-#pragma GCC target("avx2,popcnt,bmi")
 #include <immintrin.h>
+
+/* Everything below may use AVX2, POPCNT and BMI1: text.c checks the CPU. */
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,popcnt,bmi"))), apply_to = function)
+#else
+#pragma GCC target("avx2,popcnt,bmi")
+#endif
 
 static inline uint64_t bits(__m256i lo, __m256i hi)
 {
@@ -216,6 +222,10 @@ int kiln_text_scan_simd(struct text_scan *st, const kiln_cancel *cancel)
 	kiln_text_scan_scalar(st, pos, len);
 	return 0;
 }
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 
 #else
 
