@@ -289,7 +289,7 @@ int kiln_text_count(const unsigned char *s, size_t len, const struct kiln_text_o
 		snprintf(err, errlen, "text: out of memory");
 		goto out;
 	}
-	if (simd_ok())
+	if (!opts->portable && simd_ok())
 		rc = kiln_text_scan_simd(&st, cancel);
 	else
 		rc = scan_scalar_all(&st, cancel);

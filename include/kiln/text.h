@@ -36,6 +36,7 @@ struct kiln_text_opts {
 	const size_t *ignore_len;     /* their lengths in bytes; NULL: strlen() of each */
 	size_t ignore_count;
 	int lines;                    /* also count lines (slightly slower) */
+	int portable;                 /* never use the AVX2 path (for tests and comparisons) */
 };
 
 struct kiln_text_counts {

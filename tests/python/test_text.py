@@ -58,8 +58,15 @@ def generate(rng: random.Random, n: int) -> str:
     return "".join(parts)
 
 
-def build_dir() -> str:
-    return os.path.dirname(os.path.abspath(kilntest.KILND))
+def load_lib(test: unittest.TestCase) -> ctypes.CDLL:
+    """build/libkiln.so next to the daemon under test (skips if unusable)."""
+    so = os.path.join(os.path.dirname(os.path.abspath(kilntest.KILND)), "libkiln.so")
+    if not os.path.exists(so):
+        test.skipTest(f"{so} not built")
+    with open(so, "rb") as f:
+        if b"__asan_init" in f.read():
+            test.skipTest("libkiln.so is built with ASan, which cannot load into Python")
+    return ctypes.CDLL(so)
 
 
 class TextTest(kilntest.KilnTestCase):
@@ -193,18 +200,46 @@ class TextTest(kilntest.KilnTestCase):
     def test_is_space_ctypes(self) -> None:
         """kiln_text_is_space() in libkiln.so against str.isspace() (what
         str.split() uses) for all code points."""
-        so = os.path.join(build_dir(), "libkiln.so")
-        if not os.path.exists(so):
-            self.skipTest(f"{so} not built")
-        with open(so, "rb") as f:
-            if b"__asan_init" in f.read():
-                self.skipTest("libkiln.so is built with ASan, which cannot load into Python")
-        lib = ctypes.CDLL(so)
-        f = lib.kiln_text_is_space
+        f = load_lib(self).kiln_text_is_space
         f.argtypes = [ctypes.c_uint32]
         f.restype = ctypes.c_int
         wrong = [hex(c) for c in range(0x110000) if bool(f(c)) != chr(c).isspace()]
         self.assertEqual(wrong, [])
+
+    def test_both_library_paths_ctypes(self) -> None:
+        """kiln_text_count() in libkiln.so, on the AVX2 path and the portable
+        one, against the Python reference on generated Unicode texts."""
+        lib = load_lib(self)
+
+        class Opts(ctypes.Structure):
+            _fields_ = [("min_length", ctypes.c_uint64), ("ignore", ctypes.POINTER(ctypes.c_char_p)),
+                        ("ignore_len", ctypes.POINTER(ctypes.c_size_t)), ("ignore_count", ctypes.c_size_t),
+                        ("lines", ctypes.c_int), ("portable", ctypes.c_int)]
+
+        class Counts(ctypes.Structure):
+            _fields_ = [(n, ctypes.c_uint64) for n in
+                        ("bytes", "code_points", "words", "kept_words", "long_words", "lines")]
+
+        rng = random.Random(21)
+        for _ in range(200):
+            text = generate(rng, rng.randint(0, 600))
+            ml = rng.choice([0, 3, 8, 9, 63, 64])
+            ign = [w.encode() for w in rng.choice([("the", "a"), ("ééééééééé", "b" * 64, "x"), ()])]
+            data = text.encode()
+            want = reference_stats(text, ml, [w.decode() for w in ign])
+            for portable in (0, 1):
+                arr = (ctypes.c_char_p * max(1, len(ign)))(*ign)
+                lens = (ctypes.c_size_t * max(1, len(ign)))(*[len(w) for w in ign])
+                o = Opts(ml, arr, lens, len(ign), 1, portable)
+                c = Counts()
+                err = ctypes.create_string_buffer(128)
+                rc = lib.kiln_text_count(data, ctypes.c_size_t(len(data)), ctypes.byref(o), None,
+                                         ctypes.byref(c), None, err, ctypes.c_size_t(128))
+                self.assertEqual(rc, 0)
+                got = (c.words, c.lines, c.code_points, c.bytes, c.kept_words, c.long_words)
+                self.assertEqual(got, (want["words"], want["lines"], want["code_points"], want["bytes"],
+                                       want["short_long"]["words"], want["short_long"]["long_words"]),
+                                 (portable, repr(text[:80])))
 
     @kilntest.heavy
     def test_one_megabyte(self) -> None:

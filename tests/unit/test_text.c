@@ -160,13 +160,18 @@ START_TEST(blocks_vs_naive)
 				size_t nign = which ? 13 : 4;
 				struct kiln_text_opts o = { .min_length = lens[li], .ignore = ign,
 							    .ignore_count = nign };
-				struct kiln_text_counts want, got = count_opts(s, len, &o);
+				struct kiln_text_counts want, got = count_opts(s, len, &o), port;
 
+				o.portable = 1;
+				port = count_opts(s, len, &o);
 				naive(s, len, lens[li], ign, nign, &want);
 				ck_assert_uint_eq(got.words, want.words);
 				ck_assert_uint_eq(got.kept_words, want.kept_words);
 				ck_assert_uint_eq(got.long_words, want.long_words);
 				ck_assert_uint_eq(got.code_points, len);
+				ck_assert_uint_eq(port.words, want.words);
+				ck_assert_uint_eq(port.kept_words, want.kept_words);
+				ck_assert_uint_eq(port.long_words, want.long_words);
 			}
 		}
 	}
@@ -202,6 +207,9 @@ START_TEST(ascii_vs_multibyte)
 	o.lines = 1;
 	ca = count_opts(a, len, &o);
 	cm = count_opts(m, mlen, &o);
+	o.portable = 1;
+	ck_assert_uint_eq(count_opts(a, len, &o).lines, ca.lines);
+	ck_assert_uint_eq(count_opts(m, mlen, &o).long_words, cm.long_words);
 	ck_assert_uint_eq(ca.words, cm.words);
 	ck_assert_uint_eq(ca.long_words, cm.long_words);
 	ck_assert_uint_eq(ca.code_points, cm.code_points);
