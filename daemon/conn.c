@@ -138,6 +138,51 @@ static void append_json_line(struct conn *c, json_t *v)
 	commit_bytes(c, n + 1);
 }
 
+/* Queues attachment bytes as their own chunk: written from where they are,
+ * never copied. */
+static void queue_attachment(struct conn *c, void *attach, size_t len, void (*attach_free)(void *))
+{
+	struct outchunk *ch = malloc(sizeof(*ch));
+
+	if (!ch)
+		fatal("out of memory");
+	ch->next = NULL;
+	ch->data = attach;
+	ch->len = ch->cap = len;
+	ch->free_fn = attach_free;
+	ch->owner = attach;
+	queue_chunk(c, ch);
+}
+
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 if it is invalid. */
+static size_t utf8_sequence(const unsigned char *s, size_t avail)
+{
+	unsigned char c = s[0];
+	size_t len, i;
+	uint32_t cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF)
+		len = 2, cp = c & 0x1F;
+	else if (c >= 0xE0 && c <= 0xEF)
+		len = 3, cp = c & 0x0F;
+	else if (c >= 0xF0 && c <= 0xF4)
+		len = 4, cp = c & 0x07;
+	else
+		return 0;
+	if (avail < len)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3F);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+		return 0;
+	return len;
+}
+
 void conn_send_json(struct conn *c, json_t *reply, const struct request *req, void *attach,
 		    size_t attach_len, void (*attach_free)(void *))
 {
@@ -160,17 +205,132 @@ void conn_send_json(struct conn *c, json_t *reply, const struct request *req, vo
 		json_object_set_new(reply, "raw", json_integer((json_int_t)attach_len));
 	}
 	append_json_line(c, reply);
-	if (raw) {
-		struct outchunk *ch = malloc(sizeof(*ch));
-		if (!ch)
-			fatal("out of memory");
-		ch->next = NULL;
-		ch->data = attach;
-		ch->len = ch->cap = attach_len;
-		ch->free_fn = attach_free;
-		ch->owner = attach;
-		queue_chunk(c, ch);
+	if (raw)
+		queue_attachment(c, attach, attach_len, attach_free);
+}
+
+/* Appends `s` as a JSON string.  Invalid UTF-8 (a file name, say) becomes
+ * U+FFFD, so a reply line is always valid JSON. */
+static void append_json_string(struct conn *c, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = strlen(s);
+	/* Worst case: every byte becomes a 6-byte escape, plus the quotes. */
+	char *p = reserve_bytes(c, 6 * n + 2), *start = p;
+	const unsigned char *u = (const unsigned char *)s, *end = u + n;
+
+	*p++ = '"';
+	while (u < end) {
+		unsigned char ch = *u;
+		size_t len;
+		if (ch >= 0x20 && ch < 0x80 && ch != '"' && ch != '\\') {
+			*p++ = (char)*u++;
+			continue;
+		}
+		if (ch < 0x80) {
+			*p++ = '\\';
+			switch (ch) {
+			case '"': *p++ = '"'; break;
+			case '\\': *p++ = '\\'; break;
+			case '\n': *p++ = 'n'; break;
+			case '\t': *p++ = 't'; break;
+			case '\r': *p++ = 'r'; break;
+			default:
+				*p++ = 'u';
+				*p++ = '0';
+				*p++ = '0';
+				*p++ = hex[ch >> 4];
+				*p++ = hex[ch & 15];
+			}
+			u++;
+			continue;
+		}
+		len = utf8_sequence(u, (size_t)(end - u));
+		if (len == 0) {
+			memcpy(p, "\xef\xbf\xbd", 3);
+			p += 3;
+			u++;
+			continue;
+		}
+		memcpy(p, u, len);
+		p += len;
+		u += len;
 	}
+	*p++ = '"';
+	commit_bytes(c, (size_t)(p - start));
+}
+
+/* Appends the compact JSON text of `v`. */
+static void append_json(struct conn *c, json_t *v)
+{
+	size_t room = c->out_tail && !c->out_tail->free_fn ? c->out_tail->cap - c->out_tail->len : 0;
+	char *p = room ? reserve_bytes(c, 1) : NULL;
+	size_t n = p ? json_dumpb(v, p, room, JSON_COMPACT | JSON_ENCODE_ANY) : 0;
+
+	if (!p || n == 0 || n > room) {
+		n = json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+		p = reserve_bytes(c, n);
+		json_dumpb(v, p, n, JSON_COMPACT | JSON_ENCODE_ANY);
+	}
+	commit_bytes(c, n);
+}
+
+static void append_literal(struct conn *c, const char *s)
+{
+	size_t n = strlen(s);
+	memcpy(reserve_bytes(c, n), s, n);
+	commit_bytes(c, n);
+}
+
+void conn_send_reply(struct conn *c, const struct request *req, const struct reply *r, void *attach,
+		     size_t attach_len, void (*attach_free)(void *))
+{
+	char num[48];
+	bool raw = attach && req && req->accept_raw;
+
+	if (c->closing) {
+		if (attach)
+			attach_free(attach);
+		return;
+	}
+	/* The envelope is written as text and only the payload objects go
+	 * through jansson: this is the hot path of every request. */
+	snprintf(num, sizeof(num), "{\"job_id\":%" JSON_INTEGER_FORMAT ",\"result\":", req->job_id);
+	append_literal(c, num);
+	append_json_string(c, r->result);
+	append_literal(c, ",\"message\":");
+	append_json_string(c, r->message);
+	append_literal(c, ",\"failed_hosts\":");
+	if (r->failed_hosts)
+		append_json(c, r->failed_hosts);
+	else
+		append_literal(c, "[]");
+	append_literal(c, ",\"data\":");
+	if (r->data)
+		append_json(c, r->data);
+	else
+		append_literal(c, "{}");
+	if (r->error) {
+		append_literal(c, ",\"error\":");
+		append_json(c, r->error);
+	}
+	if (raw) {
+		snprintf(num, sizeof(num), ",\"raw\":%zu}\n", attach_len);
+		append_literal(c, num);
+		queue_attachment(c, attach, attach_len, attach_free);
+		return;
+	}
+	if (attach) {
+		size_t n;
+		char *b64 = base64_encode(attach, attach_len, &n);
+		append_literal(c, ",\"raw_b64\":\"");
+		memcpy(reserve_bytes(c, n), b64, n);
+		commit_bytes(c, n);
+		append_literal(c, "\"");
+		free(b64);
+		attach_free(attach);
+	}
+	append_literal(c, "}\n");
 }
 
 static void send_error(struct conn *c, const json_int_t *id, int code, json_t *detail, const char *msg)

@@ -180,20 +180,34 @@ static void maybe_free(struct job *job)
 
 /* --- Answering ------------------------------------------------------------ */
 
-static void send_reply(struct job *job, json_t *reply)
+/* Sends a final reply: to the connection (the hot path: written as text),
+ * to the job registry for a detached job, or nowhere if the client left. */
+static void send_reply(struct job *job, const struct reply *r)
 {
-	if (job->detached)
+	if (job->detached) {
+		json_t *reply = envelope_reply(&job->req.job_id, r->result, r->message,
+					       json_incref(r->failed_hosts), json_incref(r->data),
+					       json_incref(r->error));
 		jobs_on_reply(job, reply, job->reply_attach, job->reply_attach_len, job->reply_attach_free);
-	else if (job->conn)
-		conn_send_json(job->conn, reply, &job->req, job->reply_attach, job->reply_attach_len,
-			       job->reply_attach_free);
-	else if (job->reply_attach)
+		json_decref(reply);
+	} else if (job->conn) {
+		conn_send_reply(job->conn, &job->req, r, job->reply_attach, job->reply_attach_len,
+				job->reply_attach_free);
+	} else if (job->reply_attach) {
 		job->reply_attach_free(job->reply_attach);
+	}
 	job->reply_attach = NULL;
-	json_decref(reply);
 }
 
-static void finish(struct job *job, json_t *reply)
+static void reply_release(struct reply *r)
+{
+	json_decref(r->failed_hosts);
+	json_decref(r->data);
+	json_decref(r->error);
+}
+
+/* Takes over the references in *r. */
+static void finish(struct job *job, struct reply *r)
 {
 	if (job->finished)
 		fatal("job %" JSON_INTEGER_FORMAT " (%s) finished twice", job->req.job_id,
@@ -207,59 +221,72 @@ static void finish(struct job *job, json_t *reply)
 			on_progress(job->progress_async);
 		job->answered = true;
 		log_debug("job %" JSON_INTEGER_FORMAT " %s: %s in %.3f ms", job->req.job_id,
-			  job->req.action, json_string_value(json_object_get(reply, "result")),
-			  job_elapsed_ms(job));
-		send_reply(job, reply);
-	} else {
-		json_decref(reply);
+			  job->req.action, r->result, job_elapsed_ms(job));
+		send_reply(job, r);
 	}
+	reply_release(r);
 	maybe_free(job);
 }
 
-static void vformat(char *buf, size_t len, const char *fmt, va_list ap)
+/* The message text: `fmt` itself when it has no conversions (most replies),
+ * else formatted into buf. */
+static const char *vformat(char *buf, size_t len, const char *fmt, va_list ap)
 {
-	if (fmt)
-		vsnprintf(buf, len, fmt, ap);
-	else
-		buf[0] = '\0';
+	if (!fmt)
+		return "";
+	if (!strchr(fmt, '%'))
+		return fmt;
+	vsnprintf(buf, len, fmt, ap);
+	return buf;
+}
+
+static json_t *error_object(int code, json_t *detail)
+{
+	json_t *err = json_object();
+	json_object_set_new(err, "code", json_string(kiln_err_name(code)));
+	json_object_set_new(err, "detail", detail ? detail : json_null());
+	return err;
 }
 
 void job_succeed(struct job *job, json_t *data, const char *fmt, ...)
 {
-	char msg[512];
+	char buf[512];
+	struct reply r = { "success", NULL, NULL, data, NULL };
 	va_list ap;
 
 	va_start(ap, fmt);
-	vformat(msg, sizeof(msg), fmt, ap);
+	r.message = vformat(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	finish(job, envelope_reply(&job->req.job_id, "success", msg, NULL, data, NULL));
+	finish(job, &r);
 }
 
 void job_fail(struct job *job, int code, json_t *detail, const char *fmt, ...)
 {
-	char msg[512];
+	char buf[512];
+	struct reply r = { "error", NULL, NULL, NULL, error_object(code < 0 ? -code : code, detail) };
 	va_list ap;
 
 	va_start(ap, fmt);
-	vformat(msg, sizeof(msg), fmt, ap);
+	r.message = vformat(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	if (job->reply_attach) {
 		job->reply_attach_free(job->reply_attach);
 		job->reply_attach = NULL;
 	}
-	finish(job, envelope_error(&job->req.job_id, code < 0 ? -code : code, detail, msg));
+	finish(job, &r);
 }
 
 void job_reply(struct job *job, const char *result, json_t *failed_hosts, json_t *data,
 	       const char *fmt, ...)
 {
-	char msg[512];
+	char buf[512];
+	struct reply r = { result, NULL, failed_hosts, data, NULL };
 	va_list ap;
 
 	va_start(ap, fmt);
-	vformat(msg, sizeof(msg), fmt, ap);
+	r.message = vformat(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	finish(job, envelope_reply(&job->req.job_id, result, msg, failed_hosts, data, NULL));
+	finish(job, &r);
 }
 
 void job_set_reply_attachment(struct job *job, void *data, size_t len, void (*free_fn)(void *))
@@ -276,23 +303,24 @@ void job_set_reply_attachment(struct job *job, void *data, size_t len, void (*fr
 void job_cancel(struct job *job, int reason)
 {
 	struct work *w;
-	json_t *reply;
+	struct reply r = { "error", "cancelled", NULL, NULL, NULL };
+	char msg[96];
 
 	if (job->answered || job->freeing)
 		return;
 	atomic_store(&job->cancel.flag, reason);
 	job->answered = true;
 	if (reason == KILN_E_TIMEOUT) {
-		char msg[96];
 		snprintf(msg, sizeof(msg), "timed out after %g s", job_timeout(job));
-		reply = envelope_error(&job->req.job_id, reason,
-				       json_pack("{s:f}", "timeout", job_timeout(job)), msg);
+		r.message = msg;
+		r.error = error_object(reason, json_pack("{s:f}", "timeout", job_timeout(job)));
 	} else {
-		reply = envelope_error(&job->req.job_id, reason, NULL, "cancelled");
+		r.error = error_object(reason, NULL);
 	}
 	log_debug("job %" JSON_INTEGER_FORMAT " %s: %s", job->req.job_id, job->req.action,
 		  kiln_err_name(reason));
-	send_reply(job, reply);
+	send_reply(job, &r);
+	reply_release(&r);
 	/* Work that has not started yet never will; its done sees UV_ECANCELED. */
 	for (w = job->works; w; w = w->next)
 		uv_cancel((uv_req_t *)&w->req);

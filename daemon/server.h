@@ -116,11 +116,23 @@ void server_maybe_finish_shutdown(struct server *srv);
 size_t server_rss_bytes(void);
 struct server *server_current(void);
 
+/* The parts of a final reply (ProcedureOutput); references are borrowed. */
+struct reply {
+	const char *result;
+	const char *message;
+	json_t *failed_hosts; /* NULL: [] */
+	json_t *data;         /* NULL: {} */
+	json_t *error;        /* NULL: none */
+};
+
 /* conn.c */
 struct conn *conn_new(struct server *srv);
 void conn_start(struct conn *c);
 void conn_send_json(struct conn *c, json_t *reply, const struct request *req, void *attach,
 		    size_t attach_len, void (*attach_free)(void *));
+/* Writes a final reply for `req`; the attachment (if any) is consumed. */
+void conn_send_reply(struct conn *c, const struct request *req, const struct reply *r, void *attach,
+		     size_t attach_len, void (*attach_free)(void *));
 void conn_close(struct conn *c);
 void conn_resume(struct conn *c);
 void conn_flush_all(struct server *srv);

@@ -46,7 +46,7 @@ class ProcedureInput:
         obj["accept_raw"] = True
         if self.attachment is not None:
             obj["raw"] = len(self.attachment)
-        line = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+        line = json.dumps(obj, separators=(",", ":")).encode() + b"\n"
         return line
 
 
