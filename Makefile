@@ -4,6 +4,7 @@
 #   make run      install missing Debian packages, build, start kilnd in the foreground
 #   make test     install missing packages, build, run every test (also under ASan+UBSan, valgrind)
 #   make bench    benchmarks (not tests)
+#   make fuzz     libFuzzer targets (tests/fuzz), each run FUZZ_SECONDS (default 60)
 #   make install  kilnd, systemd units, sysusers.d, /etc/kiln/kiln.json, the Python client
 #                 (PREFIX=/usr/local, DESTDIR=; see below); make uninstall removes them
 #
@@ -19,7 +20,7 @@ DESTDIR ?=
 # Debian packages needed to build and test.  deps installs the missing ones.
 DEB_PKGS := gcc make pkg-config libuv1-dev libjansson-dev libssl-dev openssl \
 	check libsubunit-dev libgmp-dev libpng-dev zlib1g-dev libunistring-dev \
-	socat python3 valgrind systemd procps
+	socat python3 valgrind systemd procps clang libclang-rt-14-dev
 # Optional: used by benchmarks and some tests when present (skipped otherwise).
 DEB_OPT_PKGS := python3-gmpy2 python3-cryptography python3-pil
 
@@ -28,6 +29,13 @@ PC_PKGS := libuv jansson libcrypto check gmp libpng
 # `make deps` works on a machine that has no pkg-config yet.
 PC_CFLAGS = $(shell pkg-config --cflags $(PC_PKGS))
 PC_LIBS   = $(shell pkg-config --libs $(PC_PKGS))
+
+# V=1 shows the full compiler command lines.
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
 
 WARN    := -Wall -Wextra -Werror
 CFLAGS  ?= -O2 -g
@@ -48,28 +56,33 @@ TOOL_SRC   := $(wildcard tests/tools/*.c)
 TOOL_BIN   := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
 .PHONY: all deps run test unit proto test-unit test-python test-sh test-asan test-valgrind \
-	bench clean install uninstall tools
+	bench clean install uninstall tools fuzz fuzz-build
 all: $(BUILD)/kilnd $(BUILD)/libkiln.a $(BUILD)/libkiln.so
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PC_CFLAGS) -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) $(PC_CFLAGS) -c $< -o $@
 
 $(BUILD)/libkiln.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/libkiln.so: $(LIB_OBJ)
-	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/kilnd: $(BUILD)/obj/daemon/main.o $(DAEMON_OBJ) $(BUILD)/libkiln.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 HARNESS_OBJ := $(BUILD)/obj/tests/unit/harness.o
 
 $(BUILD)/tests/%: tests/unit/%.c $(HARNESS_OBJ) $(DAEMON_OBJ) $(BUILD)/libkiln.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PC_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo "  CCLD    $@")
+	$(Q)$(CC) $(CFLAGS) $(PC_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tools/%: tests/tools/%.c $(DAEMON_OBJ) $(BUILD)/libkiln.a
 	@mkdir -p $(dir $@)
@@ -118,6 +131,39 @@ test: deps
 bench: deps
 	@$(MAKE) --no-print-directory all tools
 	@$(PYTHON) tests/bench/run.py --build $(BUILD) $(BENCH)
+
+# --- Fuzzing ---------------------------------------------------------------
+# libFuzzer targets tests/fuzz/fuzz_<name>.c, built with clang, ASan and UBSan
+# into $(BUILD)/fuzz/ (objects in $(BUILD)/fuzz/obj, instrumented for
+# coverage).  `make fuzz` runs each for FUZZ_SECONDS from its committed seed
+# corpus tests/fuzz/corpus/<name>/ (new inputs go to $(BUILD)/fuzz/corpus/),
+# replays tests/fuzz/regressions/<name>/ and reports executions per target;
+# FUZZ_TARGETS="frame obj" picks targets.  clang's warnings differ from
+# gcc's, so -Werror stays with the gcc build.
+FUZZ_CC      := clang
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -Iinclude -Idaemon -Itests/fuzz \
+	-MMD -MP $(FUZZ_SAN) -DKILN_FUZZ_DATA='"$(CURDIR)/tests/data"'
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_OBJ     := $(LIB_SRC:%.c=$(BUILD)/fuzz/obj/%.o) $(DAEMON_SRC:%.c=$(BUILD)/fuzz/obj/%.o) \
+	$(BUILD)/fuzz/obj/tests/fuzz/common.o
+
+$(BUILD)/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(PC_CFLAGS) -c $< -o $@
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ)
+	@echo "$(FUZZ_CC) -fsanitize=fuzzer -o $@ $< (+ daemon objects)"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(PC_CFLAGS) -o $@ $^ $(LDLIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@$(PYTHON) tests/fuzz/run.py --build $(BUILD) --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # Regenerates proto/actions.json from the action table (a test checks it is current).
 proto: $(BUILD)/kilnd
@@ -188,4 +234,4 @@ uninstall:
 clean:
 	rm -rf build build-*
 
--include $(LIB_OBJ:.o=.d) $(DAEMON_OBJ:.o=.d) $(BUILD)/obj/daemon/main.d
+-include $(LIB_OBJ:.o=.d) $(DAEMON_OBJ:.o=.d) $(BUILD)/obj/daemon/main.d $(FUZZ_OBJ:.o=.d)

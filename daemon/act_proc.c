@@ -39,6 +39,7 @@
 
 #include "action.h"
 #include "config.h"
+#include "kiln/utf8.h"
 #include "kiln/error.h"
 #include "log.h"
 #include "proc.h"
@@ -434,38 +435,6 @@ static void tail_append(struct tail *t, size_t cap, const char *data, size_t n)
 	t->len += n;
 }
 
-/* Length of the valid UTF-8 sequence at p, or 0 if there is none. */
-static size_t utf8_len(const unsigned char *p, const unsigned char *end)
-{
-	size_t n, i;
-	unsigned char lo = 0x80, hi = 0xBF;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xC2 && p[0] <= 0xDF)
-		n = 2;
-	else if (p[0] >= 0xE0 && p[0] <= 0xEF)
-		n = 3;
-	else if (p[0] >= 0xF0 && p[0] <= 0xF4)
-		n = 4;
-	else
-		return 0;
-	if (p[0] == 0xE0)
-		lo = 0xA0;
-	else if (p[0] == 0xED)
-		hi = 0x9F;
-	else if (p[0] == 0xF0)
-		lo = 0x90;
-	else if (p[0] == 0xF4)
-		hi = 0x8F;
-	if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
-		return 0;
-	for (i = 2; i < n; i++)
-		if ((p[i] & 0xC0) != 0x80)
-			return 0;
-	return n;
-}
-
 /* The tail as a JSON string: a character cut at the front is dropped and
  * invalid bytes become U+FFFD, since children may print anything. */
 static json_t *tail_json(const struct tail *t)
@@ -480,7 +449,8 @@ static json_t *tail_json(const struct tail *t)
 	while (p < end && (*p & 0xC0) == 0x80 && p - (const unsigned char *)t->buf < 3)
 		p++;
 	while (p < end) {
-		size_t len = utf8_len(p, end);
+		uint32_t cp;
+		size_t len = kiln_utf8_decode(p, (size_t)(end - p), &cp);
 		if (len) {
 			memcpy(out + n, p, len);
 			n += len;

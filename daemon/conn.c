@@ -24,6 +24,7 @@
 #include "config.h"
 #include "envelope.h"
 #include "kiln/error.h"
+#include "kiln/utf8.h"
 #include "log.h"
 #include "server.h"
 
@@ -154,35 +155,6 @@ static void queue_attachment(struct conn *c, void *attach, size_t len, void (*at
 	queue_chunk(c, ch);
 }
 
-/* Length of the valid UTF-8 sequence at s (1-4), or 0 if it is invalid. */
-static size_t utf8_sequence(const unsigned char *s, size_t avail)
-{
-	unsigned char c = s[0];
-	size_t len, i;
-	uint32_t cp;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF)
-		len = 2, cp = c & 0x1F;
-	else if (c >= 0xE0 && c <= 0xEF)
-		len = 3, cp = c & 0x0F;
-	else if (c >= 0xF0 && c <= 0xF4)
-		len = 4, cp = c & 0x07;
-	else
-		return 0;
-	if (avail < len)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3F);
-	}
-	if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-		return 0;
-	return len;
-}
-
 void conn_send_json(struct conn *c, json_t *reply, const struct request *req, void *attach,
 		    size_t attach_len, void (*attach_free)(void *))
 {
@@ -218,6 +190,7 @@ static void append_json_string(struct conn *c, const char *s)
 	/* Worst case: every byte becomes a 6-byte escape, plus the quotes. */
 	char *p = reserve_bytes(c, 6 * n + 2), *start = p;
 	const unsigned char *u = (const unsigned char *)s, *end = u + n;
+	uint32_t cp;
 
 	*p++ = '"';
 	while (u < end) {
@@ -245,7 +218,7 @@ static void append_json_string(struct conn *c, const char *s)
 			u++;
 			continue;
 		}
-		len = utf8_sequence(u, (size_t)(end - u));
+		len = kiln_utf8_decode(u, (size_t)(end - u), &cp);
 		if (len == 0) {
 			memcpy(p, "\xef\xbf\xbd", 3);
 			p += 3;

@@ -23,6 +23,7 @@
 
 #include "kiln/corpus.h"
 #include "kiln/error.h"
+#include "kiln/utf8.h"
 
 struct kiln_cquery {
 	unsigned flags;
@@ -30,50 +31,6 @@ struct kiln_cquery {
 	size_t len;
 	uint8_t needle[]; /* NUL-terminated */
 };
-
-/* Strict UTF-8 decode of a sequence known to be valid. */
-static uint32_t decode_valid(const uint8_t *s)
-{
-	uint8_t b = s[0];
-
-	if (b < 0x80)
-		return b;
-	if (b < 0xe0)
-		return ((uint32_t)(b & 0x1f) << 6) | (s[1] & 0x3f);
-	if (b < 0xf0)
-		return ((uint32_t)(b & 0x0f) << 12) | ((uint32_t)(s[1] & 0x3f) << 6) | (s[2] & 0x3f);
-	return ((uint32_t)(b & 0x07) << 18) | ((uint32_t)(s[1] & 0x3f) << 12) |
-	       ((uint32_t)(s[2] & 0x3f) << 6) | (s[3] & 0x3f);
-}
-
-static size_t encode(uint32_t c, uint8_t *o)
-{
-	if (c < 0x80) {
-		o[0] = (uint8_t)c;
-		return 1;
-	}
-	if (c < 0x800) {
-		o[0] = (uint8_t)(0xc0 | (c >> 6));
-		o[1] = (uint8_t)(0x80 | (c & 0x3f));
-		return 2;
-	}
-	if (c < 0x10000) {
-		o[0] = (uint8_t)(0xe0 | (c >> 12));
-		o[1] = (uint8_t)(0x80 | ((c >> 6) & 0x3f));
-		o[2] = (uint8_t)(0x80 | (c & 0x3f));
-		return 3;
-	}
-	o[0] = (uint8_t)(0xf0 | (c >> 18));
-	o[1] = (uint8_t)(0x80 | ((c >> 12) & 0x3f));
-	o[2] = (uint8_t)(0x80 | ((c >> 6) & 0x3f));
-	o[3] = (uint8_t)(0x80 | (c & 0x3f));
-	return 4;
-}
-
-static size_t seq_len(uint8_t b)
-{
-	return b < 0x80 ? 1 : b < 0xe0 ? 2 : b < 0xf0 ? 3 : 4;
-}
 
 static const uint8_t ascii_word[128] = {
 	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
@@ -116,8 +73,8 @@ int kiln_cquery_new(const char *lit, size_t len, unsigned flags, struct kiln_cqu
 		q->len = len;
 	} else {
 		size_t o = 0;
-		for (size_t i = 0; i < len; i += seq_len(s[i]))
-			o += encode(kiln_uword_key(decode_valid(s + i)), q->needle + o);
+		for (size_t i = 0; i < len; i += kiln_utf8_seq_len(s[i]))
+			o += kiln_utf8_encode(kiln_uword_key(kiln_utf8_decode_valid(s + i)), q->needle + o);
 		q->len = o;
 	}
 	q->needle[q->len] = 0;
@@ -185,7 +142,7 @@ static bool word_at(const struct kiln_cdoc *d, const uint8_t *h, size_t off)
 {
 	if (h[off] < 0x80)
 		return ascii_word[h[off]];
-	uint32_t c = decode_valid(h + off);
+	uint32_t c = kiln_utf8_decode_valid(h + off);
 	if (c == 0x3b9 && h == d->fold && d->nonword_count &&
 	    bsearch(&off, d->nonword_at, d->nonword_count, sizeof(size_t), cmp_size))
 		return false;

@@ -19,6 +19,7 @@
 
 #include "kiln/corpus.h"
 #include "kiln/error.h"
+#include "kiln/utf8.h"
 
 /* --- Unicode classes ------------------------------------------------------ */
 
@@ -78,82 +79,6 @@ uint32_t kiln_uword_key(uint32_t c)
 
 /* --- UTF-8 ---------------------------------------------------------------- */
 
-/* Decodes one strict UTF-8 sequence at s[0..n); returns its length, or 0 if
- * it is invalid or cut short. */
-static size_t utf8_decode(const uint8_t *s, size_t n, uint32_t *out)
-{
-	uint8_t b = s[0];
-	uint32_t c;
-	size_t k;
-	uint8_t lo = 0x80, hi = 0xbf;
-
-	if (b < 0x80) {
-		*out = b;
-		return 1;
-	}
-	if (b >= 0xc2 && b <= 0xdf) {
-		k = 2;
-		c = b & 0x1f;
-	} else if (b >= 0xe0 && b <= 0xef) {
-		k = 3;
-		c = b & 0x0f;
-		if (b == 0xe0)
-			lo = 0xa0;
-		else if (b == 0xed)
-			hi = 0x9f;
-	} else if (b >= 0xf0 && b <= 0xf4) {
-		k = 4;
-		c = b & 0x07;
-		if (b == 0xf0)
-			lo = 0x90;
-		else if (b == 0xf4)
-			hi = 0x8f;
-	} else {
-		return 0;
-	}
-	if (n < k)
-		return 0;
-	if (s[1] < lo || s[1] > hi)
-		return 0;
-	c = (c << 6) | (s[1] & 0x3f);
-	for (size_t i = 2; i < k; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		c = (c << 6) | (s[i] & 0x3f);
-	}
-	*out = c;
-	return k;
-}
-
-static size_t utf8_encode(uint32_t c, uint8_t *o)
-{
-	if (c < 0x80) {
-		o[0] = (uint8_t)c;
-		return 1;
-	}
-	if (c < 0x800) {
-		o[0] = (uint8_t)(0xc0 | (c >> 6));
-		o[1] = (uint8_t)(0x80 | (c & 0x3f));
-		return 2;
-	}
-	if (c < 0x10000) {
-		o[0] = (uint8_t)(0xe0 | (c >> 12));
-		o[1] = (uint8_t)(0x80 | ((c >> 6) & 0x3f));
-		o[2] = (uint8_t)(0x80 | (c & 0x3f));
-		return 3;
-	}
-	o[0] = (uint8_t)(0xf0 | (c >> 18));
-	o[1] = (uint8_t)(0x80 | ((c >> 12) & 0x3f));
-	o[2] = (uint8_t)(0x80 | ((c >> 6) & 0x3f));
-	o[3] = (uint8_t)(0x80 | (c & 0x3f));
-	return 4;
-}
-
-static size_t utf8_len(uint32_t c)
-{
-	return c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
-}
-
 /* True when none of the 8 bytes at s has its high bit set. */
 static bool ascii8(const uint8_t *s)
 {
@@ -173,7 +98,7 @@ size_t kiln_utf8_valid_prefix(const uint8_t *s, size_t n)
 			i += 8;
 			continue;
 		}
-		size_t k = utf8_decode(s + i, n - i, &c);
+		size_t k = kiln_utf8_decode(s + i, n - i, &c);
 		if (!k)
 			return i;
 		i += k;
@@ -269,12 +194,12 @@ static size_t fold_measure(const uint8_t *s, size_t len, struct fold_scan *fs)
 			i++;
 			continue;
 		}
-		size_t k = utf8_decode(s + i, len - i, &c);
+		size_t k = kiln_utf8_decode(s + i, len - i, &c);
 		if (!k)
 			return i;
 		uint32_t key = kiln_uword_key(c);
 		fs->chars++;
-		fs->fold_len += utf8_len(key);
+		fs->fold_len += kiln_utf8_len(key);
 		fs->changed |= key != c;
 		fs->nonword += c == 0x345;
 		i += k;
@@ -285,7 +210,7 @@ static size_t fold_measure(const uint8_t *s, size_t len, struct fold_scan *fs)
 static void fold_fill(const uint8_t *s, size_t len, uint8_t *out, size_t *nonword_at)
 {
 	size_t i = 0, o = 0, nw = 0;
-	uint32_t c;
+	uint32_t c = 0; /* the text is valid UTF-8, so decode always sets it */
 
 	while (i < len) {
 #ifdef __SSE2__
@@ -306,10 +231,10 @@ static void fold_fill(const uint8_t *s, size_t len, uint8_t *out, size_t *nonwor
 			i++;
 			continue;
 		}
-		i += utf8_decode(s + i, len - i, &c);
+		i += kiln_utf8_decode(s + i, len - i, &c);
 		if (c == 0x345)
 			nonword_at[nw++] = o;
-		o += utf8_encode(kiln_uword_key(c), out + o);
+		o += kiln_utf8_encode(kiln_uword_key(c), out + o);
 	}
 	out[o] = 0;
 }

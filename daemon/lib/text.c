@@ -4,6 +4,7 @@
  * ASCII runs is in text_simd.c.
  */
 #include "kiln/text.h"
+#include "kiln/utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,56 +37,6 @@ static int is_break(uint32_t cp)
 	default:
 		return 0;
 	}
-}
-
-/*
- * Decodes one code point at s[p] (p < len) as Python's strict UTF-8 decoder
- * does.  Returns its length in bytes and *cp, or 0 if the sequence starting
- * at p is invalid.
- */
-static size_t decode(const unsigned char *s, size_t p, size_t len, uint32_t *cp)
-{
-	unsigned char b = s[p], lo = 0x80, hi = 0xbf;
-	size_t n, i;
-	uint32_t c;
-
-	if (b < 0x80) {
-		*cp = b;
-		return 1;
-	}
-	if (b >= 0xc2 && b <= 0xdf) {
-		n = 2;
-		c = b & 0x1f;
-	} else if (b >= 0xe0 && b <= 0xef) {
-		n = 3;
-		c = b & 0x0f;
-		if (b == 0xe0)
-			lo = 0xa0; /* overlong */
-		else if (b == 0xed)
-			hi = 0x9f; /* surrogates */
-	} else if (b >= 0xf0 && b <= 0xf4) {
-		n = 4;
-		c = b & 0x07;
-		if (b == 0xf0)
-			lo = 0x90; /* overlong */
-		else if (b == 0xf4)
-			hi = 0x8f; /* above U+10FFFF */
-	} else {
-		return 0;
-	}
-	if (len - p < n)
-		return 0;
-	for (i = 1; i < n; i++) {
-		unsigned char t = s[p + i];
-
-		if (t < lo || t > hi)
-			return 0;
-		lo = 0x80;
-		hi = 0xbf;
-		c = c << 6 | (t & 0x3f);
-	}
-	*cp = c;
-	return n;
 }
 
 /* FNV-1a: the ignore set is small and only probed with candidate words. */
@@ -133,7 +84,7 @@ size_t kiln_text_scan_scalar(struct text_scan *st, size_t pos, size_t stop)
 	if (stop > len)
 		stop = len;
 	while (pos < stop) {
-		n = decode(s, pos, len, &cp);
+		n = kiln_utf8_decode(s + pos, len - pos, &cp);
 		if (!n) {
 			st->bad = 1;
 			st->bad_offset = pos;
@@ -422,7 +373,7 @@ int kiln_text_top(const unsigned char *s, size_t len, size_t k, const kiln_cance
 			snprintf(err, errlen, "text: cancelled");
 			goto out;
 		}
-		step = decode(s, pos, len, &cp);
+		step = kiln_utf8_decode(s + pos, len - pos, &cp);
 		if (!step) {
 			/* The caller validated the text; still never loop forever. */
 			step = 1;
