@@ -4,7 +4,9 @@
 Stages: check unit tests, Python unittest suite against a real daemon, shell
 (socat) tests; then the unit tests and the Python suite again against an
 ASan+UBSan build; then the Python suite with kilnd under valgrind (tests
-marked heavy are skipped there).  `--quick` runs the first three only.
+marked heavy are skipped there); then a short pass of every libFuzzer target
+(tests/fuzz, about 10 s each, two at a time) with its regression inputs,
+each target counting as one test.  `--quick` runs the first three only.
 """
 
 from __future__ import annotations
@@ -86,6 +88,26 @@ def sh_stage(build: str, label: str, env: dict) -> None:
             record(name, 1 if rc == 0 else 0, 0 if rc == 0 else 1)
 
 
+def fuzz_stage(build: str, env: dict) -> None:
+    """Short libFuzzer pass: each target is one test (pass = no crash, and
+    its committed regression inputs still pass).  Skipped without clang."""
+    if subprocess.run(["sh", "-c", "command -v clang"], stdout=subprocess.DEVNULL).returncode != 0:
+        record("fuzz (clang not installed)", 0, 0, 1)
+        return
+    rc, _ = run(["make", "--no-print-directory", "-j2", f"BUILD={os.path.relpath(build, ROOT)}", "fuzz-build"],
+                env, 1800)
+    if rc != 0:
+        record("fuzz build", 0, 1)
+        return
+    rc, out = run([PY, "tests/fuzz/run.py", "--build", os.path.relpath(build, ROOT), "--seconds", "10",
+                   "--parallel", "2"], env, 900)
+    results = re.findall(r"^FUZZ-RESULT (\S+) (PASS|FAIL) ", out, re.M)
+    for name, verdict in results:
+        record(f"fuzz {name}", 1 if verdict == "PASS" else 0, 0 if verdict == "PASS" else 1)
+    if rc != 0 and not any(v == "FAIL" for _, v in results):
+        record("fuzz run", 0, 1)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
@@ -116,6 +138,7 @@ def main() -> int:
         venv = dict(env, KILN_TEST_WRAPPER="valgrind -q --leak-check=full --show-leak-kinds=definite,indirect "
                     "--errors-for-leak-kinds=definite,indirect --error-exitcode=99")
         python_stage("valgrind python", venv, 1200)
+        fuzz_stage(build, env)
 
     print(f"\nkiln tests finished in {time.monotonic() - t0:.0f} s")
     if failures:

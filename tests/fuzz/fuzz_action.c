@@ -1,0 +1,117 @@
+/*
+ * Every action's argument parser, through the dispatch table: the input
+ * names an action and gives its args; dispatch_validate() checks them
+ * against the action's schema and, when they pass, the request goes to the
+ * in-process daemon (common.h: tiny limits, path_roots only a temporary
+ * copy of tests/data, no procedures) so the handler's own checks run too.
+ *
+ * Input: "<action>\n<args JSON object>".  A leading '+' on the action asks
+ * for progress lines and raw reply attachments.  "@DATA@" in the args
+ * stands for the data root.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "action.h"
+#include "common.h"
+
+static json_int_t next_id = 1;
+
+/* Actions whose handler only waits: validation is all there is to test,
+ * and running them would spend the time limit sleeping. */
+static bool waits(const char *name)
+{
+	return strcmp(name, "sleep") == 0 || strcmp(name, "job.wait") == 0;
+}
+
+static json_t *call(const char *action, json_t *args, bool extras)
+{
+	json_int_t id = next_id++;
+	json_t *req = json_pack("{s:I, s:s, s:f, s:o}", "job_id", id, "action", action, "timeout", 1.0,
+				"args", args ? json_incref(args) : json_object());
+	json_t *reply;
+	char *line;
+
+	if (extras) {
+		json_object_set_new(req, "progress", json_true());
+		json_object_set_new(req, "accept_raw", json_true());
+	}
+	line = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	if (!line)
+		abort();
+	reply = fz_call(line);
+	free(line);
+	if (json_integer_value(json_object_get(reply, "job_id")) != id) {
+		fprintf(stderr, "fuzz: reply to job %lld has job_id %lld\n", (long long)id,
+			(long long)json_integer_value(json_object_get(reply, "job_id")));
+		abort();
+	}
+	return reply;
+}
+
+/* Drops what the previous input loaded, so each input starts afresh. */
+static void reset_state(void)
+{
+	json_t *r = call("scene.list", NULL, false), *v;
+	size_t i;
+
+	json_array_foreach(json_object_get(json_object_get(r, "data"), "scenes"), i, v) {
+		json_t *a = json_pack("{s:O}", "scene_id", json_object_get(v, "scene_id"));
+		json_decref(call("scene.delete", a, false));
+		json_decref(a);
+	}
+	json_decref(r);
+	r = call("corpus.list", NULL, false);
+	json_array_foreach(json_object_get(json_object_get(r, "data"), "corpora"), i, v) {
+		json_t *a = json_pack("{s:O}", "name", json_object_get(v, "name"));
+		json_decref(call("corpus.unload", a, false));
+		json_decref(a);
+	}
+	json_decref(r);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const struct action *a;
+	json_t *args, *detail = NULL;
+	char action[129], msg[512];
+	size_t len, alen;
+	char *text, *nl;
+	bool extras;
+	int rc;
+
+	fz_daemon_start();
+	text = fz_subst_data(data, size, &len);
+	nl = memchr(text, '\n', len);
+	if (!nl || (size_t)(nl - text) >= sizeof(action)) {
+		free(text);
+		return -1;
+	}
+	alen = (size_t)(nl - text);
+	memcpy(action, text, alen);
+	action[alen] = '\0';
+	extras = action[0] == '+';
+	args = json_loadb(nl + 1, len - alen - 1, JSON_REJECT_DUPLICATES, NULL);
+	free(text);
+	a = dispatch_find(action + extras);
+	if (!a || !json_is_object(args)) {
+		json_decref(args);
+		return -1;
+	}
+	rc = dispatch_validate(a, args, &detail, msg, sizeof(msg));
+	if (rc) {
+		if (!json_is_string(json_object_get(detail, "path")))
+			abort();
+		json_decref(detail);
+	} else if (!waits(a->name)) {
+		json_decref(call(a->name, args, extras));
+		reset_state();
+		fz_root_restore();
+	}
+	json_decref(args);
+	return 0;
+}
