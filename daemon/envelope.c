@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "kiln/error.h"
+#include "kiln/utf8.h"
 #include "log.h"
 
 static const char *const request_keys[] = {
@@ -227,6 +228,33 @@ void request_clear(struct request *req)
 	memset(req, 0, sizeof(*req));
 }
 
+/* Messages quote client input with "%.100s"-style cuts, which can split a
+ * UTF-8 sequence; jansson refuses such a string and the reply would lose its
+ * message.  Invalid bytes become '?' instead. */
+static json_t *message_string(const char *message)
+{
+	size_t n = strlen(message), i = 0;
+	json_t *s = json_stringn(message, n);
+	char *copy;
+
+	if (s)
+		return s;
+	copy = strdup(message);
+	if (!copy)
+		fatal("out of memory");
+	while (i < n) {
+		uint32_t c;
+		size_t k = kiln_utf8_decode((const uint8_t *)copy + i, n - i, &c);
+		if (k)
+			i += k;
+		else
+			copy[i++] = '?';
+	}
+	s = json_stringn(copy, n);
+	free(copy);
+	return s;
+}
+
 json_t *envelope_reply(const json_int_t *job_id, const char *result, const char *message,
 		       json_t *failed_hosts, json_t *data, json_t *error)
 {
@@ -234,7 +262,7 @@ json_t *envelope_reply(const json_int_t *job_id, const char *result, const char 
 
 	json_object_set_new(r, "job_id", job_id ? json_integer(*job_id) : json_null());
 	json_object_set_new(r, "result", json_string(result));
-	json_object_set_new(r, "message", json_string(message ? message : ""));
+	json_object_set_new(r, "message", message_string(message ? message : ""));
 	json_object_set_new(r, "failed_hosts", failed_hosts ? failed_hosts : json_array());
 	json_object_set_new(r, "data", data ? data : json_object());
 	if (error)
