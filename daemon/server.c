@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -25,6 +26,28 @@
 #define FORCED_EXIT_AFTER_GRACE_MS 5000
 
 static struct server *current_server;
+
+/*
+ * Running out of file descriptors.  When accept() fails with EMFILE, libuv
+ * closes its own reserve descriptor, accepts every pending connection and
+ * closes it unanswered: clients see their connection drop.  We stop before
+ * that: once fewer than a reserve of descriptors are free, on_connection
+ * leaves the connection pending (libuv then stops watching the listener,
+ * and later clients wait in the kernel's backlog), and a timer resumes
+ * accepting when descriptors are free again.  The reserve keeps room for
+ * what running jobs open: files, pipes, job records.
+ */
+#define FD_CHECK_MS 50
+#define FD_WARN_INTERVAL_NS (10ull * 1000 * 1000 * 1000)
+
+static struct {
+	uv_timer_t timer;
+	bool timer_init;
+	bool paused;
+	uint64_t warned_ns;
+} accept_state;
+
+static void accept_pending(struct server *srv);
 
 struct server *server_current(void)
 {
@@ -165,21 +188,90 @@ static void refuse(struct conn *c, int code, const char *msg)
 	c->linger = true;
 }
 
-static void on_connection(uv_stream_t *listener, int status)
+/* Raises the soft descriptor limit to the hard one: kilnd polls with epoll,
+ * never select(), so high descriptor numbers are harmless, and the default
+ * max_connections (1024) needs more than the usual soft limit of 1024. */
+static void raise_fd_limit(void)
 {
-	struct server *srv = listener->data;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? 1048576 : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		log_debug("cannot raise the descriptor limit to %llu: %s", (unsigned long long)rl.rlim_cur,
+			  strerror(errno));
+}
+
+/* True when fewer than the reserve (1/16 of the limit, 16 to 256) of
+ * descriptors are free.  The lowest free descriptor number is a lower bound
+ * on those in use (every lower one is taken); the connection count covers
+ * connections sitting above closed holes. */
+static bool fds_low(const struct server *srv)
+{
+	struct rlimit rl;
+	unsigned long limit, reserve, used;
+	uv_os_fd_t lfd;
+	int fd;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    uv_fileno((const uv_handle_t *)&srv->listener, &lfd) != 0)
+		return false;
+	limit = rl.rlim_cur;
+	reserve = limit / 16 < 16 ? 16 : limit / 16 > 256 ? 256 : limit / 16;
+	fd = fcntl(lfd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return true;
+	close(fd);
+	used = (unsigned long)fd > srv->nconns ? (unsigned long)fd : srv->nconns;
+	return used + reserve >= limit;
+}
+
+static void on_fd_check(uv_timer_t *t)
+{
+	struct server *srv = t->data;
+
+	if (!srv->shutting_down && fds_low(srv))
+		return;
+	uv_timer_stop(t);
+	accept_state.paused = false;
+	if (srv->shutting_down)
+		return;
+	log_debug("file descriptors free again: accepting resumed");
+	accept_pending(srv);
+}
+
+static void pause_accepting(struct server *srv)
+{
+	if (accept_state.paused)
+		return;
+	accept_state.paused = true;
+	/* Under sustained pressure accepting flips on and off every few
+	 * connections: warn once per interval, not each time. */
+	if (!accept_state.warned_ns || uv_hrtime() - accept_state.warned_ns >= FD_WARN_INTERVAL_NS) {
+		accept_state.warned_ns = uv_hrtime();
+		log_warn("file descriptors nearly exhausted (%u connections): accepting paused until some "
+			 "are free", srv->nconns);
+	}
+	if (!accept_state.timer_init) {
+		uv_timer_init(srv->loop, &accept_state.timer);
+		accept_state.timer.data = srv;
+		accept_state.timer_init = true;
+	}
+	uv_timer_start(&accept_state.timer, on_fd_check, FD_CHECK_MS, FD_CHECK_MS);
+}
+
+/* Takes the connection libuv holds pending and starts serving it. */
+static void accept_pending(struct server *srv)
+{
 	const struct kiln_config *cfg = config_current();
 	struct conn *c;
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	uv_os_fd_t fd;
 
-	if (status < 0) {
-		log_warn("accept: %s", uv_strerror(status));
-		return;
-	}
 	c = conn_new(srv);
-	if (uv_accept(listener, (uv_stream_t *)&c->pipe) != 0) {
+	if (uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&c->pipe) != 0) {
 		conn_close(c);
 		return;
 	}
@@ -205,6 +297,23 @@ static void on_connection(uv_stream_t *listener, int status)
 	conn_start(c);
 }
 
+static void on_connection(uv_stream_t *listener, int status)
+{
+	struct server *srv = listener->data;
+
+	if (status < 0) {
+		log_warn("accept: %s", uv_strerror(status));
+		return;
+	}
+	/* Not calling uv_accept() leaves the connection pending in libuv, which
+	 * then stops reading the listener until accept_pending() takes it. */
+	if (accept_state.paused || fds_low(srv)) {
+		pause_accepting(srv);
+		return;
+	}
+	accept_pending(srv);
+}
+
 static void on_prepare(uv_prepare_t *p)
 {
 	conn_flush_all(p->data);
@@ -223,6 +332,8 @@ void server_maybe_finish_shutdown(struct server *srv)
 	log_info("all work done, exiting");
 	proc_release();
 	close_handle((uv_handle_t *)&srv->grace_timer);
+	if (accept_state.timer_init)
+		close_handle((uv_handle_t *)&accept_state.timer);
 	close_handle((uv_handle_t *)&srv->flusher);
 	close_handle((uv_handle_t *)&srv->sig_term);
 	close_handle((uv_handle_t *)&srv->sig_int);
@@ -328,6 +439,7 @@ int server_start(struct server *srv, uv_loop_t *loop, const char *socket_path, c
 	srv->loop = loop;
 	srv->started_ns = uv_hrtime();
 	current_server = srv;
+	raise_fd_limit();
 	/* Socket activation: systemd's socket (fd 3) replaces socket_path, and
 	 * its file is systemd's to remove, not ours. */
 	rc = sdnotify_listen_fd(&fd, activated, sizeof(activated), err, errlen);
