@@ -224,6 +224,7 @@ struct build_ctx {
 	json_t *doc;               /* {"elements": [...], "lights": [...]} or the loaded document */
 	char *path;                /* scene.load from a file */
 	size_t budget;
+	struct kiln_scene_mark mark; /* the scene before this batch */
 	json_t *elements, *lights; /* canonical items added */
 	json_t *detail;
 	int rc;
@@ -261,9 +262,8 @@ static struct build_ctx *build_ctx_new(void)
 static void build_scene(struct job *job, struct build_ctx *b, kiln_scene *scene, const char *base_dir)
 {
 	struct scene_doc_ctx dc = {.cfg = job_config(job), .scene = scene, .base_dir = base_dir};
-	struct kiln_scene_mark mark;
 
-	kiln_scene_mark(scene, &mark);
+	kiln_scene_mark(scene, &b->mark);
 	b->rc = scene_doc_add_all(&dc, b->doc, b->elements, b->lights, b->err, sizeof(b->err));
 	b->detail = dc.detail;
 	if (!b->rc && kiln_scene_memory(scene) > b->budget) {
@@ -276,7 +276,7 @@ static void build_scene(struct job *job, struct build_ctx *b, kiln_scene *scene,
 		snprintf(b->err, sizeof(b->err), "cancelled");
 	}
 	if (b->rc)
-		kiln_scene_rollback(scene, &mark);
+		kiln_scene_rollback(scene, &b->mark);
 	/* The BVH is rebuilt whether or not the batch stayed, without
 	 * cancellation, so the scene is always ready to render afterwards. */
 	if (kiln_scene_prepare(scene, NULL, b->err, sizeof(b->err)) && !b->rc)
@@ -290,11 +290,57 @@ static void add_work(struct job *job, void *arg)
 	build_scene(job, b, b->entry->scene, NULL);
 }
 
+/* Takes the batch out again (worker: the BVH is rebuilt). */
+static void undo_batch(struct build_ctx *b)
+{
+	kiln_scene_rollback(b->entry->scene, &b->mark);
+	if (kiln_scene_prepare(b->entry->scene, NULL, b->err, sizeof(b->err)))
+		b->rc = -KILN_E_INTERNAL;
+}
+
+static void undo_work(struct job *job, void *arg)
+{
+	(void)job;
+	undo_batch(arg);
+}
+
+static void add_finish(struct job *job, struct build_ctx *b)
+{
+	struct scene_entry *e = b->entry;
+
+	e->writing = false;
+	if (b->rc == -KILN_E_TOO_LARGE)
+		job_fail(job, KILN_E_TOO_LARGE, json_pack("{s:s}", "limit", "scene_memory_budget"), "%s", b->err);
+	else
+		job_fail(job, KILN_E_INTERNAL, NULL, "%s", b->err);
+	entry_unref(e);
+	build_ctx_free(b);
+}
+
+static void undo_done(struct job *job, void *arg, int status)
+{
+	/* Cancelled before it ran: the scene must not keep the batch, so undo
+	 * it here (a rare path; it costs one BVH rebuild on the loop). */
+	if (status)
+		undo_batch(arg);
+	add_finish(job, arg);
+}
+
 static void add_done(struct job *job, void *arg, int status)
 {
 	struct build_ctx *b = arg;
 	struct scene_entry *e = b->entry;
 
+	if (!status && !b->rc && kiln_scene_memory(e->scene) > budget_for(job_config(job), e)) {
+		/* The worker checked the budget left when the request came; adds
+		 * to other scenes that finished meanwhile may have taken it. */
+		b->rc = -KILN_E_TOO_LARGE;
+		snprintf(b->err, sizeof(b->err), "the scene would need %zu bytes; scene_memory_budget leaves %zu",
+			 kiln_scene_memory(e->scene), budget_for(job_config(job), e));
+		if (job_queue_work(job, undo_work, undo_done, b) != 0)
+			undo_done(job, b, UV_ECANCELED);
+		return;
+	}
 	e->writing = false;
 	if (status) {
 		job_fail(job, KILN_E_CANCELLED, NULL, "cancelled");
@@ -431,6 +477,12 @@ static void load_done(struct job *job, void *arg, int status)
 		job_fail(job, KILN_E_CANCELLED, NULL, "cancelled");
 	} else if (b->rc) {
 		job_fail(job, -b->rc, json_incref(b->detail), "%s", b->err);
+	} else if (kiln_scene_memory(b->scene) > budget_for(job_config(job), NULL)) {
+		/* The worker checked the budget left when the request came; loads
+		 * that finished meanwhile may have taken it. */
+		job_fail(job, KILN_E_TOO_LARGE, json_pack("{s:s}", "limit", "scene_memory_budget"),
+			 "the scene needs %zu bytes; scene_memory_budget leaves %zu", kiln_scene_memory(b->scene),
+			 budget_for(job_config(job), NULL));
 	} else if (!(e = entry_new(b->scene))) {
 		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
 	} else {
