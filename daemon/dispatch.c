@@ -9,6 +9,7 @@
 #include "action.h"
 #include "config.h"
 #include "kiln/error.h"
+#include "kiln/utf8.h"
 #include "log.h"
 #include "proc.h"
 #include "schema.h"
@@ -98,14 +99,29 @@ const struct action *dispatch_find(const char *name)
 	return e ? e->action : NULL;
 }
 
+/* Length of the longest valid UTF-8 prefix of s. */
+static size_t utf8_prefix(const char *s)
+{
+	size_t n = strlen(s), i = 0, k;
+	uint32_t c;
+
+	while (i < n && (k = kiln_utf8_decode((const uint8_t *)s + i, n - i, &c)))
+		i += k;
+	return i;
+}
+
 int dispatch_validate(const struct action *a, json_t *args, json_t **detail, char *msg, size_t msglen)
 {
 	const struct entry *e = find_entry(a->name);
 	char *path = NULL;
+	const char *p;
 
 	if (!e || schema_validate(e->args_schema, args, "args", &path, msg, msglen) == 0)
 		return 0;
-	*detail = json_pack("{s:s}", "path", path ? path : "args");
+	/* The path quotes client keys cut to a byte limit, which may split a
+	 * UTF-8 sequence; jansson would refuse it and drop the whole detail. */
+	p = path ? path : "args";
+	*detail = json_pack("{s:s%}", "path", p, utf8_prefix(p));
 	free(path);
 	return -KILN_E_INVALID_ARGS;
 }

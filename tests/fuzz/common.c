@@ -226,6 +226,9 @@ static int wait_fd(int fd, short events, int ms)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		int left, tmo;
+		/* Twice: replies queued during one iteration are written by the
+		 * server's prepare handle at the start of the next. */
+		uv_run(loop, UV_RUN_NOWAIT);
 		uv_run(loop, UV_RUN_NOWAIT);
 		p[0] = (struct pollfd){ fd, events, 0 };
 		p[1] = (struct pollfd){ uv_backend_fd(loop), POLLIN, 0 };
