@@ -240,7 +240,56 @@ def config_seeds() -> None:
     add("config", b'{"#": "x", "max_timeout": 1, "default_timeout": 2}')
 
 
+# --- dictionaries (libFuzzer -dict): names the fuzzer could not guess ------------
+
+def schema_words(schema, out: set) -> None:
+    if isinstance(schema, dict):
+        for k, v in schema.items():
+            if k == "properties" and isinstance(v, dict):
+                out.update(v.keys())
+            if k == "enum" and isinstance(v, list):
+                out.update(x for x in v if isinstance(x, str))
+            schema_words(v, out)
+    elif isinstance(schema, list):
+        for v in schema:
+            schema_words(v, out)
+
+
+def literals(path: str) -> set:
+    import re
+    with open(path, encoding="utf-8") as f:
+        return set(re.findall(r'"([A-Za-z_][A-Za-z0-9_.]{0,24})"', f.read()))
+
+
+def dictionaries() -> Dict[str, set]:
+    with open(os.path.join(ROOT, "proto", "actions.json"), encoding="utf-8") as f:
+        actions = json.load(f)["actions"]
+    words = {a["name"] for a in actions}
+    for a in actions:
+        schema_words(a["args"], words)
+    envelope = {"job_id", "action", "timeout", "retries", "host_list", "args", "progress", "accept_raw",
+                "raw", "raw_b64", "detach", "@DATA@"}
+    scene = literals(os.path.join(ROOT, "daemon", "scene_doc.c")) | {"checker.png", "cube.obj", "palette.png"}
+    config = literals(os.path.join(ROOT, "daemon", "config.c")) | literals(os.path.join(ROOT, "daemon", "act_proc.c"))
+    return {"action": words | {"@DATA@"}, "conn": words | envelope, "frame": envelope,
+            "scene": scene, "config": config,
+            "obj": {"v ", "vt ", "vn ", "f ", "//", "/", "\n", "-1"}}
+
+
+def write_dicts() -> None:
+    out = os.path.join(HERE, "dict")
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    for target, words in dictionaries().items():
+        with open(os.path.join(out, f"{target}.dict"), "w", encoding="utf-8") as f:
+            for w in sorted(words):
+                f.write('"' + "".join(chr(b) if 32 <= b < 127 and b not in b'"\\' else
+                                      ("\\" + chr(b) if b in b'"\\' else f"\\x{b:02x}")
+                                      for b in w.encode()) + '"\n')
+
+
 def main() -> None:
+    write_dicts()
     request_seeds()
     scene_seeds()
     obj_seeds()

@@ -2,9 +2,10 @@
 """Runs the libFuzzer targets built by `make fuzz-build` ($BUILD/fuzz/fuzz_*).
 
 Each target fuzzes for --seconds from its committed seed corpus
-tests/fuzz/corpus/<name>/ (new inputs are kept in $BUILD/fuzz/corpus/<name>/,
-crash inputs go to $BUILD/fuzz/artifacts/<name>/), then replays every
-committed reproducer in tests/fuzz/regressions/<name>/.  One line per target:
+tests/fuzz/corpus/<name>/ and dictionary tests/fuzz/dict/<name>.dict (both
+written by make_seeds.py); new inputs are kept in $BUILD/fuzz/corpus/<name>/,
+crash inputs go to $BUILD/fuzz/artifacts/<name>/.  Then every committed
+reproducer in tests/fuzz/regressions/<name>/ is replayed.  One line per target:
 
     FUZZ-RESULT <name> PASS|FAIL <executions> <seconds> <coverage>
 
@@ -45,6 +46,9 @@ def run_target(build: str, name: str, seconds: int) -> Tuple[str, bool, int, flo
            "-print_final_stats=1", f"-artifact_prefix={artifacts}", work]
     if os.path.isdir(seeds):
         cmd.append(seeds)
+    dictionary = os.path.join(HERE, "dict", f"{name}.dict")
+    if os.path.exists(dictionary):
+        cmd.insert(1, f"-dict={dictionary}")
     t0 = time.monotonic()
     try:
         p = subprocess.run(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
