@@ -36,10 +36,20 @@ static void compact(struct frame *f)
 	f->start = 0;
 }
 
+/* Everything was consumed: wipe it (requests may carry a passphrase) and
+ * start over.  The extent must be wiped before it is forgotten: frame_free
+ * wipes only f->len bytes. */
+static void wipe_consumed(struct frame *f)
+{
+	if (f->len)
+		OPENSSL_cleanse(f->buf, f->len);
+	f->start = f->len = f->scanned = 0;
+}
+
 char *frame_reserve(struct frame *f, size_t want, size_t *room)
 {
 	if (f->start == f->len) {
-		f->start = f->len = f->scanned = 0;
+		wipe_consumed(f);
 	} else if (f->cap - f->len < want && f->start > 0) {
 		compact(f);
 	}
@@ -84,8 +94,12 @@ int frame_next_line(struct frame *f, size_t max, char **line, size_t *len)
 	char *nl;
 	size_t n;
 
-	if (avail == 0)
+	if (avail == 0) {
+		/* The caller is done with the lines it had: wipe them now rather
+		 * than when the next bytes arrive, which may be never. */
+		wipe_consumed(f);
 		return FRAME_NEED_MORE;
+	}
 	nl = memchr(base + f->scanned, '\n', avail - f->scanned);
 	if (!nl) {
 		f->scanned = avail;

@@ -31,7 +31,8 @@ void frame_append(struct frame *f, const char *data, size_t n);
 
 /* The next complete line, without its '\n' (and a '\r' before it), NUL
  * terminated in place.  FRAME_TOO_LONG when more than `max` bytes arrived
- * without a newline. */
+ * without a newline.  A line is valid until the next call: once everything
+ * is consumed, that call wipes the buffer (requests may carry secrets). */
 int frame_next_line(struct frame *f, size_t max, char **line, size_t *len);
 
 /* Bytes buffered and not yet consumed. */
