@@ -3,6 +3,7 @@
  * against the roots; the file is then opened with O_NOFOLLOW and the opened
  * descriptor's real path (/proc/self/fd) is checked again, so a symlink or
  * directory swapped in between the two steps cannot lead outside a root.
+ * Only regular files are opened.
  */
 #include "paths.h"
 
@@ -78,6 +79,7 @@ int kiln_path_open(const struct kiln_config *cfg, const char *path, int flags, c
 	bool create = (flags & O_CREAT) != 0;
 	char *real;
 	char opened[PATH_MAX];
+	struct stat st;
 	int fd;
 
 	if (resolved)
@@ -100,13 +102,21 @@ int kiln_path_open(const struct kiln_config *cfg, const char *path, int flags, c
 		free(real);
 		return -KILN_E_FORBIDDEN;
 	}
-	fd = open(real, flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644);
+	/* O_NONBLOCK: opening a FIFO (or a device) would otherwise block the
+	 * worker thread until some writer shows up, maybe forever. */
+	fd = open(real, flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0644);
 	if (fd < 0) {
 		int e = errno;
 		snprintf(err, errlen, "%s: %s", path, strerror(e));
 		free(real);
 		return e == ENOENT ? -KILN_E_NOT_FOUND : e == EACCES || e == ELOOP ? -KILN_E_FORBIDDEN
 										   : -KILN_E_INVALID_ARGS;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+		snprintf(err, errlen, "%s is not a regular file", path);
+		close(fd);
+		free(real);
+		return -KILN_E_INVALID_ARGS;
 	}
 	if (fd_path(fd, opened, sizeof(opened)) != 0 || kiln_path_allowed(cfg, opened) != 0) {
 		snprintf(err, errlen, "%s moved outside the configured path_roots while opening", path);

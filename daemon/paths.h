@@ -15,7 +15,8 @@
 struct kiln_config;
 
 /* Opens `path` for reading (O_RDONLY) or, with O_WRONLY/O_CREAT in flags, for
- * writing (mode 0644 & ~umask).  Relative paths are refused.  Returns an fd
+ * writing (mode 0644 & ~umask).  Relative paths are refused, and so is
+ * anything but a regular file (a FIFO would block the caller).  Returns an fd
  * (O_CLOEXEC) or -KILN_E_FORBIDDEN / -KILN_E_NOT_FOUND / -KILN_E_INVALID_ARGS
  * with a message in err.  If resolved is not NULL it receives the resolved
  * path (malloc'ed, caller frees). */
