@@ -30,7 +30,7 @@ static bool waits(const char *name)
 static json_t *call(const char *action, json_t *args, bool extras)
 {
 	json_int_t id = next_id++;
-	json_t *req = json_pack("{s:I, s:s, s:f, s:o}", "job_id", id, "action", action, "timeout", 1.0,
+	json_t *req = json_pack("{s:I, s:s, s:f, s:o}", "job_id", id, "action", action, "timeout", 0.5,
 				"args", args ? json_incref(args) : json_object());
 	json_t *reply;
 	char *line;
