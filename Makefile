@@ -4,6 +4,7 @@
 #   make run      install missing Debian packages, build, start kilnd in the foreground
 #   make test     install missing packages, build, run every test (also under ASan+UBSan, valgrind)
 #   make bench    benchmarks (not tests)
+#   make stress   long load, fault and soak tests (tests/stress, ~10 min; STRESS=stress_soak for one)
 #   make fuzz     libFuzzer targets (tests/fuzz), each run FUZZ_SECONDS (default 60)
 #   make install  kilnd, systemd units, sysusers.d, /etc/kiln/kiln.json, the Python client
 #                 (PREFIX=/usr/local, DESTDIR=; see below); make uninstall removes them
@@ -56,7 +57,7 @@ TOOL_SRC   := $(wildcard tests/tools/*.c)
 TOOL_BIN   := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
 .PHONY: all deps run test unit proto test-unit test-python test-sh test-asan test-valgrind \
-	bench clean install uninstall tools fuzz fuzz-build
+	bench stress clean install uninstall tools fuzz fuzz-build
 all: $(BUILD)/kilnd $(BUILD)/libkiln.a $(BUILD)/libkiln.so
 
 $(BUILD)/obj/%.o: %.c
@@ -165,6 +166,10 @@ fuzz-build: $(FUZZ_BIN)
 fuzz: deps
 	@$(MAKE) --no-print-directory fuzz-build
 	@$(PYTHON) tests/fuzz/run.py --build $(BUILD) --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+stress: deps
+	@$(MAKE) --no-print-directory all
+	@$(PYTHON) tests/stress/run.py --build $(BUILD) $(STRESS)
 
 # Regenerates proto/actions.json from the action table (a test checks it is current).
 proto: $(BUILD)/kilnd

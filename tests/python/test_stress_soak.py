@@ -1,0 +1,9 @@
+"""Bounded forms of tests/stress/stress_soak.py for make test (the long forms
+run under make stress, with KILN_STRESS=long)."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "stress"))
+
+from stress_soak import SoakTest  # noqa: E402,F401
