@@ -440,6 +440,15 @@ int server_start(struct server *srv, uv_loop_t *loop, const char *socket_path, c
 	srv->started_ns = uv_hrtime();
 	current_server = srv;
 	raise_fd_limit();
+	/* Handlers first: once the socket listens, clients (and supervisors)
+	 * take the daemon as up, and a SIGTERM must then mean a clean stop. */
+	uv_signal_init(loop, &srv->sig_term);
+	uv_signal_init(loop, &srv->sig_int);
+	uv_signal_init(loop, &srv->sig_hup);
+	srv->sig_term.data = srv->sig_int.data = srv->sig_hup.data = srv;
+	uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
+	uv_signal_start(&srv->sig_int, on_signal, SIGINT);
+	uv_signal_start(&srv->sig_hup, on_signal, SIGHUP);
 	/* Socket activation: systemd's socket (fd 3) replaces socket_path, and
 	 * its file is systemd's to remove, not ours. */
 	rc = sdnotify_listen_fd(&fd, activated, sizeof(activated), err, errlen);
@@ -467,12 +476,5 @@ int server_start(struct server *srv, uv_loop_t *loop, const char *socket_path, c
 	uv_prepare_start(&srv->flusher, on_prepare);
 	uv_timer_init(loop, &srv->grace_timer);
 	srv->grace_timer.data = srv;
-	uv_signal_init(loop, &srv->sig_term);
-	uv_signal_init(loop, &srv->sig_int);
-	uv_signal_init(loop, &srv->sig_hup);
-	srv->sig_term.data = srv->sig_int.data = srv->sig_hup.data = srv;
-	uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
-	uv_signal_start(&srv->sig_int, on_signal, SIGINT);
-	uv_signal_start(&srv->sig_hup, on_signal, SIGHUP);
 	return 0;
 }
