@@ -199,6 +199,7 @@ class DisconnectTest(S.StressCase):
         self.cycle("procedure", start, check, 10 if LONG else 2)
 
 
+@S.heavy
 class ExhaustionTest(S.StressCase):
     """Running out of descriptors: accepting pauses (connections wait in
     the backlog, none is dropped), connections already open are served,
@@ -206,7 +207,6 @@ class ExhaustionTest(S.StressCase):
 
     CONFIG = {"log_level": "info"}
 
-    @S.heavy
     def test_out_of_descriptors(self):
         pid = self.daemon.pid
         limit = 64

@@ -19,13 +19,13 @@ import stresslib as S  # noqa: E402
 from stresslib import LONG, report  # noqa: E402
 
 
+@S.heavy
 class ConcurrentLoadTest(S.StressCase):
     """1000 connections at once, each running a mixed closed-loop script of
     ping, text.short_long, corpus.count and a small scene.render."""
 
     CONFIG = {"log_level": "info", "max_connections": 1100}
 
-    @S.heavy
     def test_thousand_connections_mixed(self):
         w = S.prepare_workload(self.socket_path)
         per_conn = 40 if LONG else 4

@@ -54,6 +54,7 @@ class Pipe:
         self.next_id = 1
 
 
+@S.heavy
 class SoakTest(S.StressCase):
     CONFIG = {"log_level": "info", "job_retention": 1}
 
@@ -86,7 +87,6 @@ class SoakTest(S.StressCase):
                 r = c.call("echo", {"text": "detached"}, detach=True)
                 c.ok("job.wait", {"job": r["data"]["job"], "timeout": 10})
 
-    @S.heavy
     def test_soak(self):
         pid = self.daemon.pid
         total = int(os.environ.get("KILN_SOAK_REQUESTS", 10_000_000 if LONG else 60_000))
