@@ -4,7 +4,7 @@
 #   make run      install missing Debian packages, build, start kilnd in the foreground
 #   make test     install missing packages, build, run every test (also under ASan+UBSan, valgrind)
 #   make bench    benchmarks (not tests)
-#   make stress   long load, fault and soak tests (tests/stress, ~10 min; STRESS=stress_soak for one)
+#   make stress   long load, fault and soak tests (tests/stress, ~3 min; STRESS=stress_soak for one)
 #   make fuzz     libFuzzer targets (tests/fuzz), each run FUZZ_SECONDS (default 60)
 #   make install  kilnd, systemd units, sysusers.d, /etc/kiln/kiln.json, the Python client
 #                 (PREFIX=/usr/local, DESTDIR=; see below); make uninstall removes them

@@ -183,7 +183,7 @@ class SlowClientTest(S.StressCase):
     @S.heavy
     def test_connect_disconnect_cycles(self):
         pid = self.daemon.pid
-        cycles = 10000
+        cycles = 100_000 if LONG else 10_000
         ping = S.request_line(1, "ping", {})
         # Warm up the allocator with one round of each kind first.
         kinds = ("close", "unread", "half", "full")
