@@ -6,4 +6,4 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "stress"))
 
-from stress_load import ConcurrentLoadTest, SlowClientTest  # noqa: E402,F401
+from stress_load import ConcurrentLoadTest, MaxConnectionsTest, SlowClientTest  # noqa: E402,F401

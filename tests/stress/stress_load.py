@@ -49,6 +49,35 @@ class ConcurrentLoadTest(S.StressCase):
             self.assertEqual(c.ok("stats")["data"]["connections"], 2)
 
 
+class MaxConnectionsTest(S.StressCase):
+    """Beyond max_connections a new connection gets the documented busy
+    and is closed; the ones within the limit are served throughout."""
+
+    CONFIG = {"log_level": "info", "max_connections": 100}
+
+    def test_over_the_limit_is_busy(self):
+        held = [S.Conn(self.socket_path) for _ in range(99)]  # self.client is the 100th
+        for c in held:
+            c.ok("ping")
+        extra = 20 if not LONG else 500
+        codes = {}
+        for _ in range(extra):
+            with S.Conn(self.socket_path, timeout=10) as c:
+                c.send("ping")
+                r = c.read()
+                codes[S.error_code(r)] = codes.get(S.error_code(r), 0) + 1
+                with self.assertRaises(EOFError):
+                    c.read()
+        self.assertEqual(codes, {"busy": extra})
+        for c in held:
+            c.ok("ping")
+            c.close()
+        with S.Conn(self.socket_path) as c:
+            c.ok("ping")
+        report(f"max_connections 100: {extra} connections over the limit got busy and were closed; "
+               f"the 100 within it kept being served")
+
+
 class SlowClientTest(S.StressCase):
     CONFIG = {"log_level": "info", "max_output_buffer": 256 * 1024}
 
