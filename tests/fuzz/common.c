@@ -169,7 +169,7 @@ void fz_root_restore(void)
 /* Tiny limits: every action stays cheap whatever the arguments say. */
 static const char config_fmt[] =
 	"{\"path_roots\": [\"%s\"], \"procedures\": {}, \"state_dir\": \"\", \"threads\": 2,"
-	" \"default_timeout\": 0.3, \"max_timeout\": 2, \"max_retries\": 1,"
+	" \"default_timeout\": 0.1, \"max_timeout\": 2, \"max_retries\": 1,"
 	" \"max_line_bytes\": 65536, \"max_attachment_bytes\": 65536, \"max_file_bytes\": 1048576,"
 	" \"max_connections\": 8, \"max_inflight_per_conn\": 8, \"max_output_buffer\": 1048576,"
 	" \"shutdown_grace\": 0, \"pi_max_digits\": 2000, \"pi_cache_max_digits\": 1000,"
