@@ -489,18 +489,47 @@ static void arm_deadline(struct job *job)
 /* Answers "accepted" with a registry handle and lets the job go on without
  * its connection.  If the registry cannot take it, it stays attached and
  * its reply comes as usual. */
+/* The "accepted" reply of a detached job, sent once its record is durable.
+ * It names the connection by id: the job itself may be finished and freed
+ * by then, and the client may have gone. */
+struct accepted {
+	uint64_t conn_id;
+	json_int_t job_id;
+};
+
+static void send_accepted(void *arg, json_int_t handle)
+{
+	struct accepted *a = arg;
+	struct server *srv = server_current();
+	struct conn *c;
+
+	for (c = srv ? srv->conns : NULL; c; c = c->next) {
+		if (c->id == a->conn_id) {
+			json_t *reply = envelope_reply(&a->job_id, "accepted", "detached", NULL,
+						       json_pack("{s:I}", "job", handle), NULL);
+			conn_send_json(c, reply, NULL, NULL, 0, NULL);
+			json_decref(reply);
+			break;
+		}
+	}
+	free(a);
+}
+
 static void detach(struct job *job)
 {
-	json_int_t handle = jobs_detach(job);
-	json_t *reply;
+	struct accepted *a = malloc(sizeof(*a));
+	json_int_t handle;
 
-	if (!handle)
+	if (!a)
 		return;
-	reply = envelope_reply(&job->req.job_id, "accepted", "detached", NULL,
-			       json_pack("{s:I}", "job", handle), NULL);
-	if (job->conn)
-		conn_send_json(job->conn, reply, &job->req, NULL, 0, NULL);
-	json_decref(reply);
+	a->conn_id = job->conn ? job->conn->id : 0;
+	a->job_id = job->req.job_id;
+	/* On success `a` belongs to the registry until send_accepted frees it. */
+	handle = jobs_detach(job, send_accepted, a);
+	if (!handle) {
+		free(a);
+		return;
+	}
 	job->detached = true;
 	unlink_from_conn(job);
 }

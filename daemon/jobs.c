@@ -57,11 +57,16 @@ struct jobrec {
 	struct jobrec *prev, *next;
 };
 
-/* A queued file update; owned by the queue, then by the writer thread. */
+/* A queued file update; owned by the queue, then by the writer thread.
+ * With `done`, it goes to the completed list afterwards, and done(ctx) runs
+ * on the loop: that is how "accepted" waits for the record on disk. */
 struct write_req {
 	struct write_req *next;
 	char *path;
 	char *text;                 /* NULL: unlink the file */
+	void (*done)(void *ctx, json_int_t handle);
+	void *done_ctx;
+	json_int_t handle;
 };
 
 static struct {
@@ -77,6 +82,8 @@ static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct write_req *head, *tail;
+	struct write_req *completed; /* written, done() still to run on the loop */
+	uv_async_t async;           /* wakes the loop for `completed` */
 	bool stop;
 } writer = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
@@ -189,8 +196,15 @@ static void *writer_main(void *arg)
 		write_one(w);
 		free(w->path);
 		free(w->text);
-		free(w);
+		w->path = w->text = NULL;
 		pthread_mutex_lock(&writer.mu);
+		if (w->done) {
+			w->next = writer.completed;
+			writer.completed = w;
+			uv_async_send(&writer.async);
+		} else {
+			free(w);
+		}
 	}
 	pthread_mutex_unlock(&writer.mu);
 	return NULL;
@@ -204,15 +218,38 @@ static void rec_free(struct jobrec *r)
 	free(r);
 }
 
+/* Runs the done() callbacks of written records (loop thread). */
+static void on_written(uv_async_t *a)
+{
+	struct write_req *w;
+
+	(void)a;
+	pthread_mutex_lock(&writer.mu);
+	w = writer.completed;
+	writer.completed = NULL;
+	pthread_mutex_unlock(&writer.mu);
+	while (w) {
+		struct write_req *next = w->next;
+		w->done(w->done_ctx, w->handle);
+		free(w);
+		w = next;
+	}
+}
+
 /* Queues the record's current content, or with `remove` the unlink of its
- * file.  No-op without a state directory. */
-static void persist(const struct jobrec *r, bool remove)
+ * file.  done(ctx), if given, runs on the loop once the file is written (at
+ * once without a state directory). */
+static void persist_then(const struct jobrec *r, bool remove, void (*done)(void *ctx, json_int_t handle),
+			 void *ctx)
 {
 	struct write_req *w;
 	char *path, *text = NULL;
 
-	if (!reg.dir)
+	if (!reg.dir) {
+		if (done)
+			done(ctx, r->handle);
 		return;
+	}
 	path = rec_path(r->handle);
 	if (!remove) {
 		json_t *o = rec_file_json(r);
@@ -223,9 +260,15 @@ static void persist(const struct jobrec *r, bool remove)
 	}
 	pthread_mutex_lock(&writer.mu);
 	for (w = writer.head; w; w = w->next) {
-		if (strcmp(w->path, path) == 0) {
+		/* A newer state of a record still queued replaces the older one;
+		 * a pending done() then waits for the newer write. */
+		if (strcmp(w->path, path) == 0 && (!done || !w->done)) {
 			free(w->text);
 			w->text = text;
+			if (done) {
+				w->done = done;
+				w->done_ctx = ctx;
+			}
 			pthread_mutex_unlock(&writer.mu);
 			free(path);
 			return;
@@ -236,6 +279,9 @@ static void persist(const struct jobrec *r, bool remove)
 		fatal("out of memory");
 	w->path = path;
 	w->text = text;
+	w->done = done;
+	w->done_ctx = ctx;
+	w->handle = r->handle;
 	if (writer.tail)
 		writer.tail->next = w;
 	else
@@ -243,6 +289,11 @@ static void persist(const struct jobrec *r, bool remove)
 	writer.tail = w;
 	pthread_cond_signal(&writer.cv);
 	pthread_mutex_unlock(&writer.mu);
+}
+
+static void persist(const struct jobrec *r, bool remove)
+{
+	persist_then(r, remove, NULL, NULL);
 }
 
 /* --- Registry ------------------------------------------------------------- */
@@ -286,7 +337,7 @@ static void sweep(void)
 	}
 }
 
-json_int_t jobs_detach(struct job *job)
+json_int_t jobs_detach(struct job *job, void (*durable)(void *ctx, json_int_t handle), void *ctx)
 {
 	struct jobrec *r = calloc(1, sizeof(*r));
 	const struct kiln_peer *peer = job_peer(job);
@@ -305,9 +356,9 @@ json_int_t jobs_detach(struct job *job)
 	r->job = job;
 	job->rec = r;
 	rec_append(r);
-	persist(r, false);
 	log_debug("job %" JSON_INTEGER_FORMAT " %s detached as %" JSON_INTEGER_FORMAT, r->job_id, r->action,
 		  r->handle);
+	persist_then(r, false, durable, ctx);
 	return r->handle;
 }
 
@@ -619,8 +670,12 @@ int jobs_init(const struct kiln_config *cfg)
 		return -KILN_E_INTERNAL;
 	}
 	sort_records();
+	uv_async_init(uv_default_loop(), &writer.async, on_written);
+	/* The handle must not keep a finished loop running. */
+	uv_unref((uv_handle_t *)&writer.async);
 	if (pthread_create(&writer.thread, NULL, writer_main, NULL) != 0) {
 		log_error("cannot start the job record writer thread");
+		uv_close((uv_handle_t *)&writer.async, NULL);
 		return -KILN_E_INTERNAL;
 	}
 	writer.started = true;
@@ -640,6 +695,14 @@ void jobs_shutdown(void)
 		pthread_join(writer.thread, NULL);
 		writer.started = false;
 		writer.stop = false;
+		/* Nobody is left to tell "accepted": release those callbacks' requests. */
+		while (writer.completed) {
+			struct write_req *w = writer.completed;
+			writer.completed = w->next;
+			w->done(w->done_ctx, w->handle);
+			free(w);
+		}
+		uv_close((uv_handle_t *)&writer.async, NULL);
 	}
 
 	for (r = reg.head; r; r = next) {

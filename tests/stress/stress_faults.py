@@ -569,6 +569,8 @@ class Kill9Test(unittest.TestCase):
                f"stale socket; {len(finished)} finished records intact; {len(interrupted)} marked interrupted; "
                f"procedure children orphaned by the kill: {len(orphans)} of {len(self.orphans)}; detached jobs "
                f"accepted just before a kill and unknown after it: {len(lost)} of {len(self.accepted)}")
+        # "accepted" is sent only once the running record is on disk.
+        self.assertEqual(lost, [], "detached jobs accepted before the kill were lost")
         self.assertEqual(d.stop(), 0)
         self.daemon = None
 
