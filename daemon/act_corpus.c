@@ -268,10 +268,18 @@ struct file_result {
 	char reason[200];
 };
 
+/* Bytes of s that jansson accepts: reasons quote paths cut to
+ * sizeof(reason) bytes, possibly inside a UTF-8 sequence, and file names
+ * need not be UTF-8; json_pack would fail and the entry would be lost. */
+static size_t utf8_len(const char *s)
+{
+	return kiln_utf8_valid_prefix((const uint8_t *)s, strlen(s));
+}
+
 static json_t *failure_json(const char *name, const char *path, const struct file_result *r)
 {
-	return json_pack("{s:s, s:s, s:s, s:s}", "document", name, "path", path, "code",
-			 kiln_err_name(r->code), "reason", r->reason);
+	return json_pack("{s:s%, s:s%, s:s, s:s%}", "document", name, utf8_len(name), "path", path,
+			 utf8_len(path), "code", kiln_err_name(r->code), "reason", r->reason, utf8_len(r->reason));
 }
 
 /* --- corpus.load ------------------------------------------------------------------ */

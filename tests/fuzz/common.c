@@ -290,6 +290,7 @@ static void check_reply(json_t *r, const char *line, size_t len)
 	const char *result = json_string_value(json_object_get(r, "result"));
 	json_t *err = json_object_get(r, "error");
 	const char *code;
+	unsigned nfail, nfiles;
 	bool known = false;
 
 	if (!json_is_object(r) || !result || !json_object_get(r, "job_id") ||
@@ -299,6 +300,14 @@ static void check_reply(json_t *r, const char *line, size_t len)
 	}
 	if (strcmp(result, "error") != 0)
 		return;
+	/* corpus.load lists every failed file in detail.failed. */
+	if (sscanf(json_string_value(json_object_get(r, "message")), "%u of %u files failed", &nfail, &nfiles) == 2 &&
+	    json_array_size(json_object_get(json_object_get(err, "detail"), "failed")) != nfail) {
+		fprintf(stderr, "fuzz: %u files failed but detail.failed lists %zu: %.*s\n", nfail,
+			json_array_size(json_object_get(json_object_get(err, "detail"), "failed")),
+			(int)(len > 500 ? 500 : len), line);
+		abort();
+	}
 	code = json_string_value(json_object_get(err, "code"));
 	for (size_t i = 0; code && i < sizeof(codes) / sizeof(codes[0]); i++)
 		known |= strcmp(code, codes[i]) == 0;
