@@ -100,7 +100,7 @@ def fuzz_stage(build: str, env: dict) -> None:
         record("fuzz build", 0, 1)
         return
     rc, out = run([PY, "tests/fuzz/run.py", "--build", os.path.relpath(build, ROOT), "--seconds", "10",
-                   "--parallel", "2"], env, 900)
+                   "--parallel", "2", "--fresh"], env, 900)
     results = re.findall(r"^FUZZ-RESULT (\S+) (PASS|FAIL) ", out, re.M)
     for name, verdict in results:
         record(f"fuzz {name}", 1 if verdict == "PASS" else 0, 0 if verdict == "PASS" else 1)

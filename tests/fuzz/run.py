@@ -12,7 +12,7 @@ reproducer in tests/fuzz/regressions/<name>/ is replayed.  One line per target:
 A target fails when the fuzzer finds a crash, leak, hang (-timeout) or
 sanitizer report, or when a regression input crashes again.
 
-Usage: tests/fuzz/run.py [--build build] [--seconds 60] [--parallel N] [target...]
+Usage: tests/fuzz/run.py [--build build] [--seconds 60] [--parallel N] [--fresh] [target...]
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ import concurrent.futures
 import glob
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from typing import List, Tuple
 
@@ -35,9 +37,11 @@ ENV = dict(os.environ,
            UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
 
 
-def run_target(build: str, name: str, seconds: int) -> Tuple[str, bool, int, float, int, str]:
+def run_target(build: str, name: str, seconds: int, fresh: bool) -> Tuple[str, bool, int, float, int, str]:
     binary = os.path.join(build, "fuzz", f"fuzz_{name}")
-    work = os.path.join(build, "fuzz", "corpus", name)
+    # --fresh starts from the seeds alone, so the run's length does not grow
+    # with what earlier runs kept (make test uses it).
+    work = tempfile.mkdtemp(prefix=f"kiln-fuzz-{name}-") if fresh else os.path.join(build, "fuzz", "corpus", name)
     artifacts = os.path.join(build, "fuzz", "artifacts", name) + "/"
     seeds = os.path.join(HERE, "corpus", name)
     os.makedirs(work, exist_ok=True)
@@ -57,6 +61,8 @@ def run_target(build: str, name: str, seconds: int) -> Tuple[str, bool, int, flo
     except subprocess.TimeoutExpired as e:
         out, rc = (e.stdout or b"").decode(errors="replace") + "\n*** fuzzer did not stop\n", -1
     elapsed = time.monotonic() - t0
+    if fresh:
+        shutil.rmtree(work, ignore_errors=True)
     m = re.search(r"stat::number_of_executed_units: (\d+)", out)
     execs = int(m.group(1)) if m else 0
     covs = re.findall(r"cov: (\d+)", out)
@@ -83,6 +89,7 @@ def main() -> int:
     ap.add_argument("--build", default="build")
     ap.add_argument("--seconds", type=int, default=60)
     ap.add_argument("--parallel", type=int, default=1)
+    ap.add_argument("--fresh", action="store_true", help="start from the seeds, keep no new corpus entries")
     ap.add_argument("targets", nargs="*")
     ns = ap.parse_args()
     build = os.path.join(ROOT, ns.build)
@@ -94,7 +101,8 @@ def main() -> int:
         return 1
     failed = 0
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, ns.parallel)) as pool:
-        for name, ok, execs, elapsed, cov, text in pool.map(lambda n: run_target(build, n, ns.seconds), names):
+        for name, ok, execs, elapsed, cov, text in pool.map(lambda n: run_target(build, n, ns.seconds, ns.fresh),
+                                                                names):
             print(text, flush=True)
             print(f"FUZZ-RESULT {name} {'PASS' if ok else 'FAIL'} {execs} {elapsed:.1f} {cov}", flush=True)
             failed += not ok
