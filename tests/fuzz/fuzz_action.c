@@ -7,7 +7,9 @@
  *
  * Input: "<action>\n<args JSON object>".  A leading '+' on the action asks
  * for progress lines and raw reply attachments.  "@DATA@" in the args
- * stands for the data root.
+ * stands for the data root.  A scene_id of 0..9 names a small scene loaded
+ * just before, a corpus named "example" is loaded from corpus/plain first;
+ * everything loaded is dropped after each input.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -51,6 +53,55 @@ static json_t *call(const char *action, json_t *args, bool extras)
 		abort();
 	}
 	return reply;
+}
+
+static bool is_example(const json_t *v)
+{
+	return json_is_string(v) && strcmp(json_string_value(v), "example") == 0;
+}
+
+/*
+ * State for the actions that need it: a small scene for scene.* actions
+ * naming scene_id 0..9 (the id is replaced by the new scene's), and the
+ * plain corpus "example" for corpus and text actions naming it.  Other ids
+ * and names still reach the not_found paths.
+ */
+static void prepare_state(const char *action, json_t *args)
+{
+	json_t *id = json_object_get(args, "scene_id");
+
+	if (strncmp(action, "scene.", 6) == 0 && json_is_integer(id) && json_integer_value(id) >= 0 &&
+	    json_integer_value(id) <= 9) {
+		json_t *a = json_loads("{\"scene\": {\"width\": 8, \"height\": 8, \"elements\": ["
+				       "{\"type\": \"sphere\", \"center\": [0, 0, -3], \"radius\": 1,"
+				       " \"material\": {\"color\": [1, 0, 0]}},"
+				       "{\"type\": \"plane\", \"origin\": [0, -1, 0], \"normal\": [0, 1, 0],"
+				       " \"material\": {\"color\": [0.5, 0.5, 0.5], \"surface\": \"reflective\","
+				       " \"reflectivity\": 0.3}}],"
+				       " \"lights\": [{\"type\": \"point\", \"position\": [0, 3, 0],"
+				       " \"color\": [1, 1, 1], \"intensity\": 20}]}}", 0, NULL);
+		json_t *r = call("scene.load", a, false);
+		json_t *sid = json_object_get(json_object_get(r, "data"), "scene_id");
+		if (!json_is_integer(sid))
+			abort(); /* the fixed scene must load */
+		json_object_set(args, "scene_id", sid);
+		json_decref(r);
+		json_decref(a);
+	}
+	if ((strncmp(action, "corpus.", 7) == 0 || strncmp(action, "text.", 5) == 0) &&
+	    (is_example(json_object_get(args, "name")) || is_example(json_object_get(args, "corpus")))) {
+		char *text;
+		json_t *a, *r;
+		if (asprintf(&text, "{\"name\": \"example\", \"dir\": \"%s/corpus/plain\"}", fz_root()) < 0)
+			abort();
+		a = json_loads(text, 0, NULL);
+		r = call("corpus.load", a, false);
+		if (strcmp(json_string_value(json_object_get(r, "result")), "success") != 0)
+			abort(); /* the plain corpus must load */
+		json_decref(r);
+		json_decref(a);
+		free(text);
+	}
 }
 
 /* Drops what the previous input loaded, so each input starts afresh. */
@@ -108,6 +159,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		json_decref(detail);
 	} else if (!waits(a->name)) {
+		prepare_state(a->name, args);
 		json_decref(call(a->name, args, extras));
 		reset_state();
 		fz_root_restore();
