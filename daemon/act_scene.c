@@ -127,6 +127,19 @@ static struct scene_entry *lookup(struct job *job, json_t *args)
 	return NULL;
 }
 
+/* Fails the job with `busy` if the scene is being written, or (for
+ * `also_renders`) read by a render: see the concurrency rule above. */
+static bool scene_busy(struct job *job, const struct scene_entry *e, bool also_renders)
+{
+	bool rendering = also_renders && e->renders;
+
+	if (!rendering && !e->writing)
+		return false;
+	job_fail(job, KILN_E_BUSY, json_pack("{s:I}", "scene_id", e->id),
+		 "scene %" JSON_INTEGER_FORMAT " is being %s; retry", e->id, rendering ? "rendered" : "modified");
+	return true;
+}
+
 static bool scenes_full(struct job *job)
 {
 	const struct kiln_config *cfg = job_config(job);
@@ -192,14 +205,8 @@ static void act_update(struct job *job, json_t *args)
 	char err[256];
 	int rc;
 
-	if (!e)
+	if (!e || scene_busy(job, e, true))
 		return;
-	if (e->renders || e->writing) {
-		job_fail(job, KILN_E_BUSY, json_pack("{s:I}", "scene_id", e->id),
-			 "scene %" JSON_INTEGER_FORMAT " is being %s; retry", e->id,
-			 e->renders ? "rendered" : "modified");
-		return;
-	}
 	set = *kiln_scene_settings(e->scene);
 	rc = scene_doc_settings(job_config(job), args, &set, err, sizeof(err));
 	if (!rc)
@@ -379,14 +386,8 @@ static void act_add(struct job *job, json_t *args)
 	struct scene_entry *e = lookup(job, args);
 	struct build_ctx *b;
 
-	if (!e)
+	if (!e || scene_busy(job, e, true))
 		return;
-	if (e->renders || e->writing) {
-		job_fail(job, KILN_E_BUSY, json_pack("{s:I}", "scene_id", e->id),
-			 "scene %" JSON_INTEGER_FORMAT " is being %s; retry", e->id,
-			 e->renders ? "rendered" : "modified");
-		return;
-	}
 	b = build_ctx_new();
 	if (!b || !(b->doc = add_doc(args))) {
 		if (b)
@@ -406,6 +407,37 @@ static void act_add(struct job *job, json_t *args)
 	}
 }
 
+/* Reads and parses the scene file into b->doc; *dir is its directory, which
+ * relative paths inside it are resolved against (malloc'ed). */
+static int load_file(const struct kiln_config *cfg, struct build_ctx *b, char **dir)
+{
+	unsigned char *text = NULL;
+	char *resolved = NULL, *slash;
+	json_error_t jerr;
+	size_t len;
+	int rc = scene_doc_read_file(cfg, b->path, &resolved, &text, &len, "args.path", b->err, sizeof(b->err));
+
+	if (!rc) {
+		b->doc = json_loadb((const char *)text, len, 0, &jerr);
+		if (!b->doc) {
+			rc = -KILN_E_INVALID_ARGS;
+			snprintf(b->err, sizeof(b->err), "%s: not JSON (line %d: %s)", b->path, jerr.line, jerr.text);
+		} else if (!json_is_object(b->doc)) {
+			rc = -KILN_E_INVALID_ARGS;
+			snprintf(b->err, sizeof(b->err), "%s: a scene document is a JSON object", b->path);
+		}
+	}
+	free(text);
+	slash = resolved ? strrchr(resolved, '/') : NULL;
+	if (rc || !slash) {
+		free(resolved);
+		return rc;
+	}
+	*slash = 0;
+	*dir = resolved;
+	return 0;
+}
+
 static void load_work(struct job *job, void *arg)
 {
 	struct build_ctx *b = arg;
@@ -413,44 +445,8 @@ static void load_work(struct job *job, void *arg)
 	struct kiln_settings set;
 	char *dir = NULL;
 
-	if (b->path) {
-		unsigned char *text = NULL;
-		char *resolved = NULL;
-		size_t len;
-		json_error_t jerr;
-		int fd = kiln_path_open(cfg, b->path, O_RDONLY, &resolved, b->err, sizeof(b->err));
-
-		if (fd < 0) {
-			b->rc = fd;
-			return;
-		}
-		close(fd);
-		b->rc = kiln_path_read(cfg, resolved, cfg->max_file_bytes, &text, &len, b->err, sizeof(b->err));
-		if (!b->rc) {
-			b->doc = json_loadb((const char *)text, len, 0, &jerr);
-			if (!b->doc) {
-				b->rc = -KILN_E_INVALID_ARGS;
-				snprintf(b->err, sizeof(b->err), "%s: not JSON (line %d: %s)", b->path, jerr.line,
-					 jerr.text);
-			} else if (!json_is_object(b->doc)) {
-				b->rc = -KILN_E_INVALID_ARGS;
-				snprintf(b->err, sizeof(b->err), "%s: a scene document is a JSON object", b->path);
-			}
-		}
-		free(text);
-		/* Paths inside a scene file are relative to its directory. */
-		char *slash = resolved ? strrchr(resolved, '/') : NULL;
-		if (slash) {
-			*slash = 0;
-			dir = resolved;
-		} else {
-			free(resolved);
-		}
-		if (b->rc) {
-			free(dir);
-			return;
-		}
-	}
+	if (b->path && (b->rc = load_file(cfg, b, &dir)))
+		return;
 	kiln_settings_default(&set);
 	b->rc = scene_doc_settings(cfg, b->doc, &set, b->err, sizeof(b->err));
 	if (!b->rc) {
@@ -509,8 +505,9 @@ static void act_load(struct job *job, json_t *args)
 		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
-	/* The worker reads the document while the handler's args are gone. */
-	b->doc = doc ? json_deep_copy(doc) : NULL;
+	/* A reference, not a copy: the job keeps its args until every work
+	 * item's done callback has run (job.h), and the worker only reads. */
+	b->doc = json_incref(doc);
 	b->budget = budget_for(job_config(job), NULL);
 	st.pending_loads++;
 	if (job_queue_work(job, load_work, load_done, b)) {
@@ -745,13 +742,8 @@ static void act_render(struct job *job, json_t *args)
 	json_t *fmt = json_object_get(args, "format"), *out = json_object_get(args, "output");
 	struct render_ctx *r;
 
-	if (!e)
+	if (!e || scene_busy(job, e, false))
 		return;
-	if (e->writing) {
-		job_fail(job, KILN_E_BUSY, json_pack("{s:I}", "scene_id", e->id),
-			 "scene %" JSON_INTEGER_FORMAT " is being modified; retry", e->id);
-		return;
-	}
 	r = calloc(1, sizeof(*r));
 	if (!r) {
 		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");

@@ -93,9 +93,11 @@ static int parse_color(json_t *v, kiln_vec3 *out)
 	return 0;
 }
 
-/* A required (or, if `dflt` is given, optional) vector member. */
-static int member_vec(json_t *obj, const char *key, const kiln_vec3 *dflt, kiln_vec3 *out,
-		      const char *where, char *err, size_t errlen)
+/* A required (or, if `dflt` is given, optional) vector or colour member,
+ * read by `parse`; `expected` describes the accepted forms in errors. */
+static int member_triple(json_t *obj, const char *key, const kiln_vec3 *dflt, kiln_vec3 *out,
+			 int (*parse)(json_t *, kiln_vec3 *), const char *expected, const char *where,
+			 char *err, size_t errlen)
 {
 	json_t *v = json_object_get(obj, key);
 
@@ -106,28 +108,24 @@ static int member_vec(json_t *obj, const char *key, const kiln_vec3 *dflt, kiln_
 		}
 		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: missing field \"%s\"", where, key);
 	}
-	if (parse_vec(v, out))
-		return fail(err, errlen, KILN_E_INVALID_ARGS,
-			    "%s.%s: expected [x, y, z] or {\"x\", \"y\", \"z\"} numbers", where, key);
+	if (parse(v, out))
+		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s.%s: expected %s", where, key, expected);
 	return 0;
+}
+
+#define VEC_FORMS "[x, y, z] or {\"x\", \"y\", \"z\"} numbers"
+#define COLOR_FORMS "a colour [r, g, b] or {\"red\", \"green\", \"blue\"}"
+
+static int member_vec(json_t *obj, const char *key, const kiln_vec3 *dflt, kiln_vec3 *out,
+		      const char *where, char *err, size_t errlen)
+{
+	return member_triple(obj, key, dflt, out, parse_vec, VEC_FORMS, where, err, errlen);
 }
 
 static int member_color(json_t *obj, const char *key, const kiln_vec3 *dflt, kiln_vec3 *out,
 			const char *where, char *err, size_t errlen)
 {
-	json_t *v = json_object_get(obj, key);
-
-	if (!v) {
-		if (dflt) {
-			*out = *dflt;
-			return 0;
-		}
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: missing field \"%s\"", where, key);
-	}
-	if (parse_color(v, out))
-		return fail(err, errlen, KILN_E_INVALID_ARGS,
-			    "%s.%s: expected a colour [r, g, b] or {\"red\", \"green\", \"blue\"}", where, key);
-	return 0;
+	return member_triple(obj, key, dflt, out, parse_color, COLOR_FORMS, where, err, errlen);
 }
 
 static int member_num(json_t *obj, const char *key, const double *dflt, double *out,
@@ -229,24 +227,25 @@ static int full_path(struct scene_doc_ctx *ctx, const char *path, char *out, siz
 	return 0;
 }
 
-/* Reads a file under path_roots; *resolved and *buf are malloc'ed. */
-static int read_file(struct scene_doc_ctx *ctx, const char *path, char **resolved, unsigned char **buf,
-		     size_t *len, const char *where, char *err, size_t errlen)
+int scene_doc_read_file(const struct kiln_config *cfg, const char *path, char **resolved, unsigned char **buf,
+			size_t *len, const char *where, char *err, size_t errlen)
 {
 	char msg[512];
 	struct stat st;
 	ssize_t got;
 	size_t off = 0;
-	int fd = kiln_path_open(ctx->cfg, path, O_RDONLY, resolved, msg, sizeof(msg));
+	/* kiln_path_open, not kiln_path_read: the resolved path is wanted too
+	 * (texture key, canonical document, base of relative paths). */
+	int fd = kiln_path_open(cfg, path, O_RDONLY, resolved, msg, sizeof(msg));
 
 	*buf = NULL;
 	if (fd < 0)
 		return fail(err, errlen, -fd, "%s: %s", where, msg);
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+	if (fstat(fd, &st)) {
 		close(fd);
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: %s is not a regular file", where, path);
+		return fail(err, errlen, KILN_E_INTERNAL, "%s: %s: %s", where, path, strerror(errno));
 	}
-	if ((uint64_t)st.st_size > ctx->cfg->max_file_bytes) {
+	if ((uint64_t)st.st_size > cfg->max_file_bytes) {
 		close(fd);
 		return fail(err, errlen, KILN_E_TOO_LARGE, "%s: %s is larger than max_file_bytes", where, path);
 	}
@@ -294,7 +293,7 @@ static int load_texture(struct scene_doc_ctx *ctx, const char *path, char **reso
 	}
 	free(resolved);
 	resolved = NULL;
-	rc = read_file(ctx, full, &resolved, &data, &len, where, err, errlen);
+	rc = scene_doc_read_file(ctx->cfg, full, &resolved, &data, &len, where, err, errlen);
 	if (rc)
 		goto out;
 	char msg[256];
@@ -404,8 +403,7 @@ static int parse_material(struct scene_doc_ctx *ctx, json_t *mat, struct kiln_ma
 			return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: give a color or a texture, not both", w);
 	}
 	if (c && parse_color(c, &m->color))
-		return fail(err, errlen, KILN_E_INVALID_ARGS,
-			    "%s.color: expected a colour [r, g, b] or {\"red\", \"green\", \"blue\"}", w);
+		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s.color: expected " COLOR_FORMS, w);
 	if (tex) {
 		if (!json_is_string(tex))
 			return fail(err, errlen, KILN_E_INVALID_ARGS, "%s.texture: expected a path", w);
@@ -594,7 +592,7 @@ static int add_mesh(struct scene_doc_ctx *ctx, json_t *e, const char *where, jso
 	char *resolved = NULL, full[PATH_MAX];
 	unsigned char *data = NULL;
 	struct kiln_material m;
-	kiln_vec3 tr, zero = {0, 0, 0};
+	kiln_vec3 zero = {0, 0, 0}, tr = zero;
 	double scale, one = 1;
 	size_t len, used = kiln_scene_primitive_count(ctx->scene);
 	int rc;
@@ -616,7 +614,7 @@ static int add_mesh(struct scene_doc_ctx *ctx, json_t *e, const char *where, jso
 			goto fail;
 		}
 		if ((rc = full_path(ctx, json_string_value(path), full, sizeof(full), where, err, errlen)) ||
-		    (rc = read_file(ctx, full, &resolved, &data, &len, where, err, errlen)))
+		    (rc = scene_doc_read_file(ctx->cfg, full, &resolved, &data, &len, where, err, errlen)))
 			goto fail;
 		size_t room = used < ctx->cfg->scene_max_elements ? ctx->cfg->scene_max_elements - used : 0;
 		rc = kiln_obj_parse((const char *)data, len, room, &parsed, msg, sizeof(msg));

@@ -40,6 +40,13 @@ struct scene_doc_ctx {
 	json_t *detail;                /* out: {"path": "..."} of the bad item (new ref) */
 };
 
+/* Reads a whole file under path_roots, at most max_file_bytes (too_large
+ * beyond).  *resolved (its real path) and *buf (NUL-terminated) are
+ * malloc'ed; the caller frees both, also on failure.  Errors start with
+ * `where`. */
+int scene_doc_read_file(const struct kiln_config *cfg, const char *path, char **resolved,
+			unsigned char **buf, size_t *len, const char *where, char *err, size_t errlen);
+
 /* Settings keys present in `obj` (width, height, fov, shadow_bias,
  * max_recursion_depth, camera, background, samples, gamma) over *s; other
  * keys are ignored.  Checks scene_max_pixels (too_large). */
