@@ -122,23 +122,6 @@ static void commit_bytes(struct conn *c, size_t n)
 	c->out_bytes += n;
 }
 
-/* Serializes `v` straight into the output queue, plus a newline. */
-static void append_json_line(struct conn *c, json_t *v)
-{
-	size_t room = c->out_tail && !c->out_tail->free_fn ? c->out_tail->cap - c->out_tail->len : 0;
-	char *p = room > 1 ? reserve_bytes(c, 1) : NULL;
-	size_t n = p ? json_dumpb(v, p, room - 1, JSON_COMPACT) : 0;
-
-	if (!p || n == 0 || n > room - 1) {
-		/* Too big for what is left of the tail chunk: size it, then dump again. */
-		n = json_dumpb(v, NULL, 0, JSON_COMPACT);
-		p = reserve_bytes(c, n + 1);
-		json_dumpb(v, p, n, JSON_COMPACT);
-	}
-	p[n] = '\n';
-	commit_bytes(c, n + 1);
-}
-
 /* Queues attachment bytes as their own chunk: written from where they are,
  * never copied. */
 static void queue_attachment(struct conn *c, void *attach, size_t len, void (*attach_free)(void *))
@@ -153,32 +136,6 @@ static void queue_attachment(struct conn *c, void *attach, size_t len, void (*at
 	ch->free_fn = attach_free;
 	ch->owner = attach;
 	queue_chunk(c, ch);
-}
-
-void conn_send_json(struct conn *c, json_t *reply, const struct request *req, void *attach,
-		    size_t attach_len, void (*attach_free)(void *))
-{
-	bool raw = attach && req && req->accept_raw;
-
-	if (c->closing) {
-		if (attach)
-			attach_free(attach);
-		return;
-	}
-	if (attach && !raw) {
-		/* The socat-friendly form: the bytes go base64-encoded in the line. */
-		size_t n;
-		char *b64 = base64_encode(attach, attach_len, &n);
-		json_object_set_new(reply, "raw_b64", json_stringn(b64, n));
-		free(b64);
-		attach_free(attach);
-		attach = NULL;
-	} else if (raw) {
-		json_object_set_new(reply, "raw", json_integer((json_int_t)attach_len));
-	}
-	append_json_line(c, reply);
-	if (raw)
-		queue_attachment(c, attach, attach_len, attach_free);
 }
 
 /* Appends `s` as a JSON string.  Invalid UTF-8 (a file name, say) becomes
@@ -255,6 +212,14 @@ static void append_literal(struct conn *c, const char *s)
 	commit_bytes(c, n);
 }
 
+void conn_send_json(struct conn *c, json_t *line)
+{
+	if (c->closing)
+		return;
+	append_json(c, line);
+	append_literal(c, "\n");
+}
+
 void conn_send_reply(struct conn *c, const struct request *req, const struct reply *r, void *attach,
 		     size_t attach_len, void (*attach_free)(void *))
 {
@@ -306,10 +271,10 @@ void conn_send_reply(struct conn *c, const struct request *req, const struct rep
 	append_literal(c, "}\n");
 }
 
-static void send_error(struct conn *c, const json_int_t *id, int code, json_t *detail, const char *msg)
+void conn_send_error(struct conn *c, const json_int_t *id, int code, json_t *detail, const char *msg)
 {
 	json_t *r = envelope_error(id, code, detail, msg);
-	conn_send_json(c, r, NULL, NULL, 0, NULL);
+	conn_send_json(c, r);
 	json_decref(r);
 }
 
@@ -592,7 +557,7 @@ static void start_job(struct conn *c, struct request *req)
 		char msg[128];
 		snprintf(msg, sizeof(msg), "job_id %" JSON_INTEGER_FORMAT " is already in flight on this connection",
 			 req->job_id);
-		send_error(c, &req->job_id, KILN_E_INVALID_REQUEST, json_pack("{s:s}", "key", "job_id"), msg);
+		conn_send_error(c, &req->job_id, KILN_E_INVALID_REQUEST, json_pack("{s:s}", "key", "job_id"), msg);
 		request_clear(req);
 		return;
 	}
@@ -607,7 +572,7 @@ static bool take_attachment(struct conn *c)
 		c->att_skip -= frame_take(&c->in, NULL, c->att_skip);
 		if (c->att_skip)
 			return false;
-		conn_send_json(c, c->att_error, NULL, NULL, 0, NULL);
+		conn_send_json(c, c->att_error);
 		json_decref(c->att_error);
 		c->att_error = NULL;
 		c->in_attach = false;
@@ -632,7 +597,7 @@ static void handle_line(struct conn *c, const char *line, size_t len)
 	rc = envelope_parse(line, len, config_current(), &req, &have_id, &detail, msg, sizeof(msg));
 	if (rc == -KILN_E_TOO_LARGE) {
 		/* The declared attachment cannot be skipped safely: answer and close. */
-		send_error(c, have_id ? &req.job_id : NULL, KILN_E_TOO_LARGE, detail, msg);
+		conn_send_error(c, have_id ? &req.job_id : NULL, KILN_E_TOO_LARGE, detail, msg);
 		c->close_after_flush = true;
 		c->linger = true;
 		return;
@@ -645,7 +610,7 @@ static void handle_line(struct conn *c, const char *line, size_t len)
 			c->att_skip = req.raw_len;
 			c->in_attach = true;
 		} else {
-			conn_send_json(c, r, NULL, NULL, 0, NULL);
+			conn_send_json(c, r);
 			json_decref(r);
 		}
 		request_clear(&req);
@@ -677,7 +642,7 @@ static void too_long(struct conn *c)
 	char msg[128];
 
 	snprintf(msg, sizeof(msg), "request line exceeds max_line_bytes (%zu)", cfg->max_line_bytes);
-	send_error(c, NULL, KILN_E_TOO_LARGE,
+	conn_send_error(c, NULL, KILN_E_TOO_LARGE,
 		   json_pack("{s:s, s:I}", "limit", "max_line_bytes", "value", (json_int_t)cfg->max_line_bytes),
 		   msg);
 	frame_take(&c->in, NULL, frame_pending(&c->in));

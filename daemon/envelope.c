@@ -270,12 +270,17 @@ json_t *envelope_reply(const json_int_t *job_id, const char *result, const char 
 	return r;
 }
 
-json_t *envelope_error(const json_int_t *job_id, int code, json_t *detail, const char *message)
+json_t *envelope_error_object(int code, json_t *detail)
 {
 	json_t *err = json_object();
 	json_object_set_new(err, "code", json_string(kiln_err_name(code)));
 	json_object_set_new(err, "detail", detail ? detail : json_null());
-	return envelope_reply(job_id, "error", message, NULL, NULL, err);
+	return err;
+}
+
+json_t *envelope_error(const json_int_t *job_id, int code, json_t *detail, const char *message)
+{
+	return envelope_reply(job_id, "error", message, NULL, NULL, envelope_error_object(code, detail));
 }
 
 static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

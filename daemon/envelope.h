@@ -31,6 +31,8 @@ void request_clear(struct request *req);
  * error are stolen (NULL: [], {}, absent). */
 json_t *envelope_reply(const json_int_t *job_id, const char *result, const char *message,
 		       json_t *failed_hosts, json_t *data, json_t *error);
+/* The {"code", "detail"} object of an error reply; detail stolen (NULL: null). */
+json_t *envelope_error_object(int code, json_t *detail);
 /* An error reply: result "error", error {code, detail}; detail stolen. */
 json_t *envelope_error(const json_int_t *job_id, int code, json_t *detail, const char *message);
 

@@ -240,14 +240,6 @@ static const char *vformat(char *buf, size_t len, const char *fmt, va_list ap)
 	return buf;
 }
 
-static json_t *error_object(int code, json_t *detail)
-{
-	json_t *err = json_object();
-	json_object_set_new(err, "code", json_string(kiln_err_name(code)));
-	json_object_set_new(err, "detail", detail ? detail : json_null());
-	return err;
-}
-
 void job_succeed(struct job *job, json_t *data, const char *fmt, ...)
 {
 	char buf[512];
@@ -263,7 +255,7 @@ void job_succeed(struct job *job, json_t *data, const char *fmt, ...)
 void job_fail(struct job *job, int code, json_t *detail, const char *fmt, ...)
 {
 	char buf[512];
-	struct reply r = { "error", NULL, NULL, NULL, error_object(code < 0 ? -code : code, detail) };
+	struct reply r = { "error", NULL, NULL, NULL, envelope_error_object(code < 0 ? -code : code, detail) };
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -313,9 +305,9 @@ void job_cancel(struct job *job, int reason)
 	if (reason == KILN_E_TIMEOUT) {
 		snprintf(msg, sizeof(msg), "timed out after %g s", job_timeout(job));
 		r.message = msg;
-		r.error = error_object(reason, json_pack("{s:f}", "timeout", job_timeout(job)));
+		r.error = envelope_error_object(reason, json_pack("{s:f}", "timeout", job_timeout(job)));
 	} else {
-		r.error = error_object(reason, NULL);
+		r.error = envelope_error_object(reason, NULL);
 	}
 	log_debug("job %" JSON_INTEGER_FORMAT " %s: %s", job->req.job_id, job->req.action,
 		  kiln_err_name(reason));
@@ -395,7 +387,7 @@ static void send_progress(struct job *job, json_t *progress)
 	}
 	line = json_pack("{s:I, s:s, s:o}", "job_id", job->req.job_id, "result", "progress",
 			 "progress", progress);
-	conn_send_json(job->conn, line, &job->req, NULL, 0, NULL);
+	conn_send_json(job->conn, line);
 	json_decref(line);
 }
 
@@ -507,7 +499,7 @@ static void send_accepted(void *arg, json_int_t handle)
 		if (c->id == a->conn_id) {
 			json_t *reply = envelope_reply(&a->job_id, "accepted", "detached", NULL,
 						       json_pack("{s:I}", "job", handle), NULL);
-			conn_send_json(c, reply, NULL, NULL, 0, NULL);
+			conn_send_json(c, reply);
 			json_decref(reply);
 			break;
 		}

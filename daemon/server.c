@@ -181,9 +181,7 @@ static bool peer_allowed(const struct kiln_config *cfg, const struct kiln_peer *
 
 static void refuse(struct conn *c, int code, const char *msg)
 {
-	json_t *r = envelope_error(NULL, code, NULL, msg);
-	conn_send_json(c, r, NULL, NULL, 0, NULL);
-	json_decref(r);
+	conn_send_error(c, NULL, code, NULL, msg);
 	c->close_after_flush = true;
 	c->linger = true;
 }

@@ -128,8 +128,10 @@ struct reply {
 /* conn.c */
 struct conn *conn_new(struct server *srv);
 void conn_start(struct conn *c);
-void conn_send_json(struct conn *c, json_t *reply, const struct request *req, void *attach,
-		    size_t attach_len, void (*attach_free)(void *));
+/* Writes one JSON line (a progress line, or an error before a job exists). */
+void conn_send_json(struct conn *c, json_t *line);
+/* An error reply (job_id NULL: null); detail is stolen. */
+void conn_send_error(struct conn *c, const json_int_t *id, int code, json_t *detail, const char *msg);
 /* Writes a final reply for `req`; the attachment (if any) is consumed. */
 void conn_send_reply(struct conn *c, const struct request *req, const struct reply *r, void *attach,
 		     size_t attach_len, void (*attach_free)(void *));
