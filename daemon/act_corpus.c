@@ -133,9 +133,15 @@ static int read_key_file(const struct kiln_config *cfg, const char *path, struct
 
 /* --- File lists ---------------------------------------------------------------- */
 
+struct file_result {
+	int code;          /* 0 or -KILN_E_* */
+	char reason[200];
+};
+
 struct file_list {
 	char **path; /* absolute, as given or dir + "/" + name */
 	char **name; /* document name: base name */
+	struct file_result *res; /* count entries once listed (file_source_open) */
 	size_t count;
 };
 
@@ -147,6 +153,7 @@ static void file_list_free(struct file_list *l)
 	}
 	free(l->path);
 	free(l->name);
+	free(l->res);
 	memset(l, 0, sizeof *l);
 }
 
@@ -261,12 +268,128 @@ static int list_paths(json_t *paths, struct file_list *l, char *err, size_t errl
 	return 0;
 }
 
-/* --- Failures ------------------------------------------------------------------ */
+static int cmp_name_index(const void *a, const void *b, void *names)
+{
+	char **n = names;
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	int r = strcmp(n[x], n[y]);
 
-struct file_result {
-	int code;          /* 0 or -KILN_E_* */
-	char reason[200];
+	return r ? r : (x > y) - (x < y);
+}
+
+/* Fails every file whose document name an earlier file already has. */
+static int mark_duplicates(struct file_list *l)
+{
+	size_t n = l->count, *idx = malloc(n * sizeof *idx);
+
+	if (!idx)
+		return -KILN_E_INTERNAL;
+	for (size_t i = 0; i < n; i++)
+		idx[i] = i;
+	qsort_r(idx, n, sizeof *idx, cmp_name_index, l->name);
+	/* Sorted by (name, index): the first of each run of equal names is
+	 * the one kept. */
+	for (size_t i = 1, first = idx[0]; i < n; i++) {
+		size_t dup = idx[i];
+		if (strcmp(l->name[first], l->name[dup]) != 0) {
+			first = dup;
+			continue;
+		}
+		l->res[dup].code = -KILN_E_INVALID_ARGS;
+		snprintf(l->res[dup].reason, sizeof l->res[dup].reason,
+			 "duplicate document name (also %s)", l->path[first]);
+	}
+	free(idx);
+	return 0;
+}
+
+/* --- File sources: the args corpus.load and corpus.seal share ------------------- */
+
+struct file_source {
+	json_t *paths;       /* owned reference, or NULL */
+	char *dir, *glob, *key_file;
+	struct secret pass;  /* args.passphrase, or the key file's once opened */
 };
+
+static void file_source_free(struct file_source *src)
+{
+	json_decref(src->paths);
+	free(src->dir);
+	free(src->glob);
+	free(src->key_file);
+	secret_free(&src->pass);
+	memset(src, 0, sizeof *src);
+}
+
+static char *dup_arg(json_t *args, const char *key, const char *dflt)
+{
+	json_t *v = json_object_get(args, key);
+
+	if (!v && !dflt)
+		return NULL;
+	return strdup(v ? json_string_value(v) : dflt);
+}
+
+/* On the loop: paths or dir + glob, and passphrase or key_file.  The
+ * passphrase is moved to locked memory whatever the outcome.  Returns 0 or
+ * -KILN_E_* with err. */
+static int file_source_parse(json_t *args, struct file_source *src, char *err, size_t errlen)
+{
+	bool both = json_object_get(args, "passphrase") && json_object_get(args, "key_file");
+
+	if (take_passphrase(args, &src->pass))
+		goto oom;
+	if (both) {
+		snprintf(err, errlen, "give passphrase or key_file, not both");
+		return -KILN_E_INVALID_ARGS;
+	}
+	if (json_object_get(args, "glob") && !json_object_get(args, "dir")) {
+		snprintf(err, errlen, "glob needs dir");
+		return -KILN_E_INVALID_ARGS;
+	}
+	src->dir = dup_arg(args, "dir", NULL);
+	src->glob = dup_arg(args, "glob", "*");
+	src->key_file = dup_arg(args, "key_file", NULL);
+	src->paths = json_incref(json_object_get(args, "paths"));
+	if (src->glob)
+		return 0;
+oom:
+	snprintf(err, errlen, "out of memory");
+	return -KILN_E_INTERNAL;
+}
+
+/* On a worker: lists the files (`verb` names the action in the error for
+ * none), gives each a result with duplicate names already failed, and
+ * reads the key file. */
+static int file_source_open(const struct kiln_config *cfg, struct file_source *src,
+			    const char *verb, struct file_list *files, char *err, size_t errlen)
+{
+	int rc;
+
+	if (src->dir)
+		rc = list_dir(cfg, src->dir, src->glob, files, err, errlen);
+	else
+		rc = list_paths(src->paths, files, err, errlen);
+	if (rc)
+		return rc;
+	if (files->count == 0) {
+		snprintf(err, errlen, "no files to %s (0 files matched)", verb);
+		return -KILN_E_INVALID_ARGS;
+	}
+	if (src->key_file) {
+		rc = read_key_file(cfg, src->key_file, &src->pass, err, errlen);
+		if (rc)
+			return rc;
+	}
+	files->res = calloc(files->count, sizeof *files->res);
+	if (!files->res || mark_duplicates(files)) {
+		snprintf(err, errlen, "out of memory");
+		return -KILN_E_INTERNAL;
+	}
+	return 0;
+}
+
+/* --- Failures ------------------------------------------------------------------ */
 
 /* Bytes of s that jansson accepts: reasons quote paths cut to
  * sizeof(reason) bytes, possibly inside a UTF-8 sequence, and file names
@@ -280,6 +403,23 @@ static json_t *failure_json(const char *name, const char *path, const struct fil
 {
 	return json_pack("{s:s%, s:s%, s:s, s:s%}", "document", name, utf8_len(name), "path", path,
 			 utf8_len(path), "code", kiln_err_name(r->code), "reason", r->reason, utf8_len(r->reason));
+}
+
+/* The failed files of l, in list order; *first gets the first one's code
+ * (0 when none failed). */
+static json_t *failures_json(const struct file_list *l, int *first)
+{
+	json_t *failed = json_array();
+
+	*first = 0;
+	for (size_t i = 0; i < l->count; i++) {
+		if (!l->res[i].code)
+			continue;
+		if (!*first)
+			*first = l->res[i].code;
+		json_array_append_new(failed, failure_json(l->name[i], l->path[i], &l->res[i]));
+	}
+	return failed;
 }
 
 /* --- corpus.load ------------------------------------------------------------------ */
@@ -302,7 +442,6 @@ struct load_file {
 	enum format fmt;
 	size_t group;        /* sealed: index into keys */
 	struct corpus_doc *doc;
-	struct file_result res;
 };
 
 struct load_ctx;
@@ -310,12 +449,10 @@ typedef void (*stage_fn)(struct job *job, struct load_ctx *L);
 
 struct load_ctx {
 	char *name;
-	json_t *paths;       /* owned reference, or NULL */
-	char *dir, *glob, *key_file;
+	struct file_source src;
 	enum format fmt;
 	enum kiln_osslenc_kdf kdf;
 	unsigned iter;
-	struct secret pass;
 	struct file_list files;
 	struct load_file *f;
 	struct kiln_seal_params *groups;
@@ -344,15 +481,11 @@ static void load_ctx_free(struct load_ctx *L)
 	}
 	free(L->f);
 	file_list_free(&L->files);
-	secret_free(&L->pass);
+	file_source_free(&L->src);
 	if (L->keys)
 		kiln_secmem_free(L->keys, L->keys_cap);
 	free(L->groups);
-	json_decref(L->paths);
 	free(L->name);
-	free(L->dir);
-	free(L->glob);
-	free(L->key_file);
 	free(L);
 }
 
@@ -380,13 +513,13 @@ static void derive_sealed_keys(struct load_ctx *L)
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct load_file *f = &L->f[i];
+		struct file_result *r = &L->files.res[i];
 		struct kiln_seal_params p;
 		size_t plain, g;
-		if (f->res.code || f->fmt != FMT_SEALED)
+		if (r->code || f->fmt != FMT_SEALED)
 			continue;
-		f->res.code = kiln_seal_parse(f->data, f->len, &p, &plain, f->res.reason,
-					      sizeof f->res.reason);
-		if (f->res.code)
+		r->code = kiln_seal_parse(f->data, f->len, &p, &plain, r->reason, sizeof r->reason);
+		if (r->code)
 			continue;
 		for (g = 0; g < L->ngroups; g++)
 			if (kiln_seal_params_equal(&L->groups[g], &p))
@@ -407,12 +540,13 @@ static void derive_sealed_keys(struct load_ctx *L)
 	}
 	double t0 = now_ms();
 	for (size_t g = 0; g < L->ngroups; g++) {
-		int rc = kiln_seal_derive(&L->groups[g], L->pass.buf, L->pass.len, &L->keys[g], err,
-					  sizeof err);
+		int rc = kiln_seal_derive(&L->groups[g], L->src.pass.buf, L->src.pass.len, &L->keys[g],
+					  err, sizeof err);
 		for (size_t i = 0; rc && i < n; i++) {
-			if (!L->f[i].res.code && L->f[i].fmt == FMT_SEALED && L->f[i].group == g) {
-				L->f[i].res.code = rc;
-				snprintf(L->f[i].res.reason, sizeof L->f[i].res.reason, "%s", err);
+			struct file_result *r = &L->files.res[i];
+			if (!r->code && L->f[i].fmt == FMT_SEALED && L->f[i].group == g) {
+				r->code = rc;
+				snprintf(r->reason, sizeof r->reason, "%s", err);
 			}
 		}
 	}
@@ -461,58 +595,15 @@ static size_t stage_items(struct job *job, size_t files)
 	return p < files ? p : files;
 }
 
-static int cmp_name_index(const void *a, const void *b, void *names)
-{
-	char **n = names;
-	size_t x = *(const size_t *)a, y = *(const size_t *)b;
-	int r = strcmp(n[x], n[y]);
-
-	return r ? r : (x > y) - (x < y);
-}
-
-/* Marks every file whose document name an earlier file already has. */
-static int mark_duplicates(struct load_ctx *L)
-{
-	size_t n = L->files.count, *idx = malloc(n * sizeof *idx);
-
-	if (!idx)
-		return -KILN_E_INTERNAL;
-	for (size_t i = 0; i < n; i++)
-		idx[i] = i;
-	qsort_r(idx, n, sizeof *idx, cmp_name_index, L->files.name);
-	/* Sorted by (name, index): the first of each run of equal names is
-	 * the one kept. */
-	for (size_t i = 1, first = idx[0]; i < n; i++) {
-		size_t dup = idx[i];
-		if (strcmp(L->files.name[first], L->files.name[dup]) != 0) {
-			first = dup;
-			continue;
-		}
-		L->f[dup].res.code = -KILN_E_INVALID_ARGS;
-		snprintf(L->f[dup].res.reason, sizeof L->f[dup].res.reason,
-			 "duplicate document name (also %s)", L->files.path[first]);
-	}
-	free(idx);
-	return 0;
-}
-
 /* Stage 1 (one item): the file list and the key file. */
 static void load_list_work(struct job *job, void *arg)
 {
 	struct load_ctx *L = arg;
 	const struct kiln_config *cfg = job_config(job);
 
-	if (L->dir)
-		L->code = list_dir(cfg, L->dir, L->glob, &L->files, L->err, sizeof L->err);
-	else
-		L->code = list_paths(L->paths, &L->files, L->err, sizeof L->err);
+	L->code = file_source_open(cfg, &L->src, "load", &L->files, L->err, sizeof L->err);
 	if (L->code)
 		return;
-	if (L->files.count == 0) {
-		L->code = -KILN_E_INVALID_ARGS;
-		snprintf(L->err, sizeof L->err, "no files to load (0 files matched)");
-		return;
-	}
 	/* Every document costs at least a page of locked memory. */
 	if (L->files.count > cfg->corpus_memory_budget / page_round(1)) {
 		L->code = -KILN_E_TOO_LARGE;
@@ -520,13 +611,8 @@ static void load_list_work(struct job *job, void *arg)
 			 L->files.count, cfg->corpus_memory_budget);
 		return;
 	}
-	if (L->key_file) {
-		L->code = read_key_file(cfg, L->key_file, &L->pass, L->err, sizeof L->err);
-		if (L->code)
-			return;
-	}
 	L->f = calloc(L->files.count, sizeof *L->f);
-	if (!L->f || mark_duplicates(L)) {
+	if (!L->f) {
 		L->code = -KILN_E_INTERNAL;
 		snprintf(L->err, sizeof L->err, "out of memory");
 	}
@@ -541,11 +627,12 @@ static void load_read_work(struct job *job, void *arg)
 
 	while ((i = atomic_fetch_add(&L->next, 1)) < L->files.count && !job_cancelled(job)) {
 		struct load_file *f = &L->f[i];
-		if (f->res.code)
+		struct file_result *r = &L->files.res[i];
+		if (r->code)
 			continue;
-		f->res.code = kiln_path_read(cfg, L->files.path[i], cfg->max_file_bytes, &f->data,
-					     &f->len, f->res.reason, sizeof f->res.reason);
-		if (!f->res.code)
+		r->code = kiln_path_read(cfg, L->files.path[i], cfg->max_file_bytes, &f->data, &f->len,
+					 r->reason, sizeof r->reason);
+		if (!r->code)
 			f->fmt = L->fmt == FMT_AUTO ? detect(f->data, f->len) : L->fmt;
 	}
 }
@@ -558,12 +645,13 @@ static void load_derive_work(struct job *job, void *arg)
 	openssl_thread_done();
 }
 
-static void decrypt_one(struct load_ctx *L, struct load_file *f, const char *name)
+static void decrypt_one(struct load_ctx *L, size_t i)
 {
+	struct load_file *f = &L->f[i];
+	struct file_result *r = &L->files.res[i];
 	size_t cap, n = 0;
 	unsigned char *buf;
 	bool locked;
-	struct file_result *r = &f->res;
 
 	switch (f->fmt) {
 	case FMT_OSSLENC:
@@ -583,8 +671,8 @@ static void decrypt_one(struct load_ctx *L, struct load_file *f, const char *nam
 		return;
 	}
 	if (f->fmt == FMT_OSSLENC) {
-		r->code = kiln_osslenc_decrypt(f->data, f->len, L->pass.buf, L->pass.len, L->kdf,
-					       L->iter, buf, &n, r->reason, sizeof r->reason);
+		r->code = kiln_osslenc_decrypt(f->data, f->len, L->src.pass.buf, L->src.pass.len,
+					       L->kdf, L->iter, buf, &n, r->reason, sizeof r->reason);
 	} else if (f->fmt == FMT_SEALED) {
 		n = cap - 1;
 		r->code = kiln_seal_open(&L->keys[f->group], f->data, f->len, buf, r->reason,
@@ -594,7 +682,7 @@ static void decrypt_one(struct load_ctx *L, struct load_file *f, const char *nam
 		memcpy(buf, f->data, n);
 	}
 	if (r->code == 0) {
-		f->doc = corpus_doc_new(name);
+		f->doc = corpus_doc_new(L->files.name[i]);
 		if (!f->doc) {
 			r->code = -KILN_E_INTERNAL;
 			snprintf(r->reason, sizeof r->reason, "out of memory");
@@ -625,8 +713,8 @@ static void load_decrypt_work(struct job *job, void *arg)
 	size_t i;
 
 	while ((i = atomic_fetch_add(&L->next, 1)) < L->files.count && !job_cancelled(job)) {
-		if (!L->f[i].res.code)
-			decrypt_one(L, &L->f[i], L->files.name[i]);
+		if (!L->files.res[i].code)
+			decrypt_one(L, i);
 		job_progress(job, atomic_fetch_add(&L->done, 1) + 1, L->files.count);
 	}
 	openssl_thread_done();
@@ -644,7 +732,7 @@ static void after_read(struct job *job, struct load_ctx *L)
 	bool encrypted = false, sealed = false;
 
 	for (size_t i = 0; i < L->files.count; i++) {
-		if (L->f[i].res.code)
+		if (L->files.res[i].code)
 			continue;
 		total += page_round(L->f[i].len);
 		encrypted |= L->f[i].fmt != FMT_PLAIN;
@@ -657,7 +745,7 @@ static void after_read(struct job *job, struct load_ctx *L)
 		snprintf(L->err, sizeof L->err,
 			 "the files hold %zu bytes, over corpus_memory_budget (%zu)", total,
 			 cfg->corpus_memory_budget);
-	} else if (encrypted && !L->pass.buf) {
+	} else if (encrypted && !L->src.pass.buf) {
 		L->code = -KILN_E_INVALID_ARGS;
 		snprintf(L->err, sizeof L->err, "encrypted files need a passphrase or key_file");
 	}
@@ -672,6 +760,15 @@ static void after_read(struct job *job, struct load_ctx *L)
 static void after_list(struct job *job, struct load_ctx *L)
 {
 	run_stage(job, L, load_read_work, stage_items(job, L->files.count), after_read);
+}
+
+/* A sealed format's KDF parameters as corpus.load and corpus.seal report them. */
+static json_t *seal_params_json(const struct kiln_seal_params *p)
+{
+	if (p->kdf == KILN_SEAL_KDF_SCRYPT)
+		return json_pack("{s:s, s:i, s:i, s:i}", "kdf", "scrypt", "log2_n", p->log2_n, "r", p->r,
+				 "p", p->p);
+	return json_pack("{s:s, s:i}", "kdf", "pbkdf2-sha256", "iterations", p->iter);
 }
 
 static json_t *load_source(const struct load_ctx *L)
@@ -692,15 +789,8 @@ static json_t *load_source(const struct load_ctx *L)
 					    : json_pack("{s:s}", "kdf", "evp-bytestokey-sha256"));
 	if (L->ngroups) {
 		json_t *g = json_array();
-		for (size_t i = 0; i < L->ngroups; i++) {
-			const struct kiln_seal_params *p = &L->groups[i];
-			json_array_append_new(
-				g, p->kdf == KILN_SEAL_KDF_SCRYPT
-					   ? json_pack("{s:s, s:i, s:i, s:i}", "kdf", "scrypt", "log2_n",
-						       p->log2_n, "r", p->r, "p", p->p)
-					   : json_pack("{s:s, s:i}", "kdf", "pbkdf2-sha256", "iterations",
-						       p->iter));
-		}
+		for (size_t i = 0; i < L->ngroups; i++)
+			json_array_append_new(g, seal_params_json(&L->groups[i]));
 		json_object_set_new(s, "sealed_kdf", g);
 	}
 	return s;
@@ -709,8 +799,8 @@ static json_t *load_source(const struct load_ctx *L)
 static void load_finish(struct job *job, struct load_ctx *L)
 {
 	const struct kiln_config *cfg = job_config(job);
-	size_t n = L->files.count, nfail = 0;
-	int first = 0;
+	size_t n = L->files.count;
+	int first;
 	char err[256];
 
 	if (job_cancelled(job)) {
@@ -721,16 +811,9 @@ static void load_finish(struct job *job, struct load_ctx *L)
 		job_fail(job, -L->code, NULL, "%s", L->err);
 		goto out;
 	}
-	json_t *failed = json_array();
-	for (size_t i = 0; i < n; i++) {
-		if (!L->f[i].res.code)
-			continue;
-		if (!first)
-			first = L->f[i].res.code;
-		nfail++;
-		json_array_append_new(failed, failure_json(L->files.name[i], L->files.path[i], &L->f[i].res));
-	}
-	if (nfail) {
+	json_t *failed = failures_json(&L->files, &first);
+	if (first) {
+		size_t nfail = json_array_size(failed);
 		job_fail(job, -first, json_pack("{s:o, s:i}", "failed", failed, "files", (json_int_t)n),
 			 "%zu of %zu files failed; corpus '%s' unchanged", nfail, n, L->name);
 		goto out;
@@ -779,51 +862,33 @@ out:
 	load_ctx_free(L);
 }
 
-static char *dup_arg(json_t *args, const char *key, const char *dflt)
-{
-	json_t *v = json_object_get(args, key);
-
-	if (!v && !dflt)
-		return NULL;
-	return strdup(v ? json_string_value(v) : dflt);
-}
-
 static void act_load(struct job *job, json_t *args)
 {
 	struct load_ctx *L = calloc(1, sizeof *L);
 	json_t *iter = json_object_get(args, "iterations");
 	const char *kdf = json_string_value(json_object_get(args, "kdf"));
+	char err[128];
+	int rc;
 
 	if (!L) {
 		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	L->start_ms = now_ms();
-	if (json_object_get(args, "passphrase") && json_object_get(args, "key_file")) {
-		take_passphrase(args, &L->pass);
-		load_ctx_free(L);
-		job_fail(job, KILN_E_INVALID_ARGS, NULL, "give passphrase or key_file, not both");
-		return;
-	}
-	if (json_object_get(args, "glob") && !json_object_get(args, "dir")) {
-		take_passphrase(args, &L->pass);
-		load_ctx_free(L);
-		job_fail(job, KILN_E_INVALID_ARGS, NULL, "glob needs dir");
-		return;
-	}
+	rc = file_source_parse(args, &L->src, err, sizeof err);
 	L->name = dup_arg(args, "name", NULL);
-	L->dir = dup_arg(args, "dir", NULL);
-	L->glob = dup_arg(args, "glob", "*");
-	L->key_file = dup_arg(args, "key_file", NULL);
-	L->paths = json_incref(json_object_get(args, "paths"));
+	if (!rc && !L->name) {
+		rc = -KILN_E_INTERNAL;
+		snprintf(err, sizeof err, "out of memory");
+	}
+	if (rc) {
+		load_ctx_free(L);
+		job_fail(job, -rc, NULL, "%s", err);
+		return;
+	}
 	L->fmt = format_parse(json_string_value(json_object_get(args, "format")));
 	L->kdf = kdf && strcmp(kdf, "legacy") == 0 ? KILN_OSSLENC_LEGACY : KILN_OSSLENC_PBKDF2;
 	L->iter = iter ? (unsigned)json_integer_value(iter) : KILN_OSSLENC_DEFAULT_ITER;
-	if (take_passphrase(args, &L->pass) || !L->name || !L->glob) {
-		load_ctx_free(L);
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
-		return;
-	}
 	run_stage(job, L, load_list_work, 1, after_list);
 }
 
@@ -1428,14 +1493,12 @@ static void act_unload(struct job *job, json_t *args)
 /* --- corpus.seal --------------------------------------------------------------------- */
 
 struct seal_ctx {
-	json_t *paths;
-	char *dir, *glob, *key_file, *out_dir;
+	struct file_source src;
+	char *out_dir;
 	bool overwrite;
 	struct kiln_seal_params params;
-	struct secret pass;
 	struct kiln_seal_key *key; /* secmem */
 	struct file_list files;
-	struct file_result *res;
 	json_t *written;
 	double kdf_ms;
 	int code;
@@ -1444,17 +1507,12 @@ struct seal_ctx {
 
 static void seal_ctx_free(struct seal_ctx *S)
 {
-	json_decref(S->paths);
+	file_source_free(&S->src);
 	json_decref(S->written);
-	free(S->dir);
-	free(S->glob);
-	free(S->key_file);
 	free(S->out_dir);
-	secret_free(&S->pass);
 	if (S->key)
 		kiln_secmem_free(S->key, sizeof *S->key);
 	file_list_free(&S->files);
-	free(S->res);
 	free(S);
 }
 
@@ -1475,7 +1533,7 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 static void seal_one(struct job *job, struct seal_ctx *S, size_t i)
 {
 	const struct kiln_config *cfg = job_config(job);
-	struct file_result *r = &S->res[i];
+	struct file_result *r = &S->files.res[i];
 	unsigned char *plain = NULL;
 	uint8_t *out = NULL;
 	size_t len = 0, outlen = 0;
@@ -1541,46 +1599,30 @@ static void seal_files(struct job *job, struct seal_ctx *S)
 	const struct kiln_config *cfg = job_config(job);
 	bool locked;
 
-	if (S->dir)
-		S->code = list_dir(cfg, S->dir, S->glob, &S->files, S->err, sizeof S->err);
-	else
-		S->code = list_paths(S->paths, &S->files, S->err, sizeof S->err);
-	if (!S->code && S->files.count == 0) {
-		S->code = -KILN_E_INVALID_ARGS;
-		snprintf(S->err, sizeof S->err, "no files to seal (0 files matched)");
-	}
-	if (!S->code && S->key_file)
-		S->code = read_key_file(cfg, S->key_file, &S->pass, S->err, sizeof S->err);
-	if (!S->code && !S->pass.buf) {
+	S->code = file_source_open(cfg, &S->src, "seal", &S->files, S->err, sizeof S->err);
+	if (!S->code && !S->src.pass.buf) {
 		S->code = -KILN_E_INVALID_ARGS;
 		snprintf(S->err, sizeof S->err, "passphrase or key_file required");
 	}
 	if (S->code)
 		return;
-	S->res = calloc(S->files.count, sizeof *S->res);
 	S->key = kiln_secmem_alloc(sizeof *S->key, &locked);
-	if (!S->res || !S->key) {
+	if (!S->key) {
 		S->code = -KILN_E_INTERNAL;
 		snprintf(S->err, sizeof S->err, "out of memory");
 		return;
 	}
 	double t0 = now_ms();
-	S->code = kiln_seal_derive(&S->params, S->pass.buf, S->pass.len, S->key, S->err, sizeof S->err);
+	S->code = kiln_seal_derive(&S->params, S->src.pass.buf, S->src.pass.len, S->key, S->err,
+				   sizeof S->err);
 	S->kdf_ms = now_ms() - t0;
-	secret_free(&S->pass);
+	secret_free(&S->src.pass);
 	if (S->code)
 		return;
 	for (size_t i = 0; i < S->files.count; i++) {
 		if (job_cancelled(job))
 			return;
-		for (size_t j = 0; j < i && !S->res[i].code; j++) {
-			if (strcmp(S->files.name[i], S->files.name[j]) == 0) {
-				S->res[i].code = -KILN_E_INVALID_ARGS;
-				snprintf(S->res[i].reason, sizeof S->res[i].reason,
-					 "duplicate document name (also %s)", S->files.path[j]);
-			}
-		}
-		if (!S->res[i].code)
+		if (!S->files.res[i].code)
 			seal_one(job, S, i);
 		job_progress(job, i + 1, S->files.count);
 	}
@@ -1590,8 +1632,7 @@ static void seal_done(struct job *job, void *arg, int status)
 {
 	struct seal_ctx *S = arg;
 	json_t *failed;
-	int first = 0;
-	const struct kiln_seal_params *p = &S->params;
+	int first;
 
 	if (status != 0 || job_cancelled(job)) {
 		job_fail(job, KILN_E_CANCELLED, NULL, "cancelled");
@@ -1601,23 +1642,14 @@ static void seal_done(struct job *job, void *arg, int status)
 		job_fail(job, -S->code, NULL, "%s", S->err);
 		goto out;
 	}
-	failed = json_array();
-	for (size_t i = 0; i < S->files.count; i++) {
-		if (!S->res[i].code)
-			continue;
-		first = first ? first : S->res[i].code;
-		json_array_append_new(failed, failure_json(S->files.name[i], S->files.path[i], &S->res[i]));
-	}
+	failed = failures_json(&S->files, &first);
 	if (first) {
 		size_t nf = json_array_size(failed);
 		job_fail(job, -first, json_pack("{s:o, s:O}", "failed", failed, "written", S->written),
 			 "%zu of %zu files could not be sealed", nf, S->files.count);
 		goto out;
 	}
-	json_t *kdf = p->kdf == KILN_SEAL_KDF_SCRYPT
-			      ? json_pack("{s:s, s:i, s:i, s:i}", "kdf", "scrypt", "log2_n", p->log2_n, "r",
-					  p->r, "p", p->p)
-			      : json_pack("{s:s, s:i}", "kdf", "pbkdf2-sha256", "iterations", p->iter);
+	json_t *kdf = seal_params_json(&S->params);
 	size_t n = json_array_size(S->written);
 	job_succeed(job, json_pack("{s:O, s:o, s:f, s:o}", "files", S->written, "kdf", kdf, "kdf_ms",
 				   S->kdf_ms, "failed", failed),
@@ -1637,18 +1669,15 @@ static void act_seal(struct job *job, json_t *args)
 		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
-	bool both = json_object_get(args, "passphrase") && json_object_get(args, "key_file");
-	if (take_passphrase(args, &S->pass) || both) {
+	int rc = file_source_parse(args, &S->src, err, sizeof err);
+	if (rc) {
 		seal_ctx_free(S);
-		if (both)
-			job_fail(job, KILN_E_INVALID_ARGS, NULL, "give passphrase or key_file, not both");
-		else
-			job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -rc, NULL, "%s", err);
 		return;
 	}
 	enum kiln_seal_kdf k = kdf && strcmp(kdf, "pbkdf2") == 0 ? KILN_SEAL_KDF_PBKDF2
 								  : KILN_SEAL_KDF_SCRYPT;
-	int rc = kiln_seal_params_default(&S->params, k, iter ? (uint32_t)json_integer_value(iter) : 0,
+	rc = kiln_seal_params_default(&S->params, k, iter ? (uint32_t)json_integer_value(iter) : 0,
 					  err, sizeof err);
 	if ((v = json_object_get(args, "log2_n")))
 		S->params.log2_n = (uint8_t)json_integer_value(v);
@@ -1663,14 +1692,10 @@ static void act_seal(struct job *job, json_t *args)
 		job_fail(job, -rc, NULL, "%s", err);
 		return;
 	}
-	S->dir = dup_arg(args, "dir", NULL);
-	S->glob = dup_arg(args, "glob", "*");
-	S->key_file = dup_arg(args, "key_file", NULL);
 	S->out_dir = dup_arg(args, "out_dir", NULL);
-	S->paths = json_incref(json_object_get(args, "paths"));
 	S->overwrite = json_is_true(json_object_get(args, "overwrite"));
 	S->written = json_array();
-	if (!S->glob || !S->out_dir || !S->written) {
+	if (!S->out_dir || !S->written) {
 		seal_ctx_free(S);
 		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
 		return;
