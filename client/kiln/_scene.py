@@ -20,6 +20,8 @@ from __future__ import annotations
 import sys
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
+from ._util import set_given
+
 Vec = Sequence[float]
 Progress = Union[bool, Callable[[Dict[str, Any]], None], None]
 
@@ -35,13 +37,7 @@ def material(color: Optional[Vec] = None, texture: Optional[str] = None, *, albe
         m["texture"] = texture
     else:
         m["color"] = list(color if color is not None else (1.0, 1.0, 1.0))
-    if reflectivity is not None:
-        m["reflectivity"] = reflectivity
-    if index is not None:
-        m["index"] = index
-    if transparency is not None:
-        m["transparency"] = transparency
-    return m
+    return set_given(m, reflectivity=reflectivity, index=index, transparency=transparency)
 
 
 def _stderr_bar(label: str) -> Callable[[Dict[str, Any]], None]:
@@ -151,11 +147,7 @@ class Scene:
         """The whole ProcedureOutput of scene.render (data and attachment).
         progress=True draws a bar on stderr; a callable gets the progress
         dicts."""
-        args: Dict[str, Any] = {"scene_id": self.scene_id, "format": format}
-        if region is not None:
-            args["region"] = dict(region)
-        if output is not None:
-            args["output"] = output
+        args = set_given({"scene_id": self.scene_id, "format": format}, region=region, output=output)
         fn = _stderr_bar(f"scene {self.scene_id}") if progress is True else (progress or None)
         return self.client.call("scene.render", args, timeout=timeout, progress=fn)
 
