@@ -9,7 +9,8 @@
  * stops, and the requests still waiting start over without it.
  *
  * The largest result up to pi_cache_max_digits is kept (as a reference-
- * counted blob) and smaller requests are answered from its prefix.  Results
+ * counted blob, which the plan writes its digits into, so nothing is
+ * copied) and smaller requests are answered from its prefix.  Results
  * up to INLINE_MAX bytes go inline in data.pi; larger ones as a reply
  * attachment (pointing into the blob, not copied) or, if the request names
  * an `output` file under path_roots, written there on the thread pool.
@@ -62,6 +63,7 @@ struct pi_comp {
 	struct job *owner;
 	struct pi_waiter *waiters;   /* owner included */
 	kiln_pi_plan *plan;
+	struct pi_blob *blob;        /* the plan writes its result into blob->s */
 	unsigned pending;            /* work items not yet done */
 	struct pi_item items[KILN_PI_MAX_TASKS];
 	int rc;
@@ -206,6 +208,7 @@ static void comp_free(struct pi_comp *c)
 		}
 	}
 	kiln_pi_plan_free(c->plan);
+	blob_unref(c->blob);
 	free(c);
 }
 
@@ -228,24 +231,12 @@ static void comp_end(struct pi_comp *c)
 
 	if (!c->rc) {
 		char *result;
-		size_t len;
 
-		kiln_pi_plan_result(c->plan, &result, &len);
-		/* One copy into a blob, so attachments can share it; done once
-		 * per computation, not per request. */
-		blob = malloc(sizeof(*blob) + len + 1);
-		if (blob) {
-			atomic_init(&blob->refs, 1);
-			blob->digits = c->digits;
-			blob->len = len;
-			memcpy(blob->s, result, len + 1);
-			cache_offer(job_config(c->owner), blob);
-		}
-		free(result);
-		if (!blob) {
-			c->rc = -KILN_E_INTERNAL;
-			snprintf(c->err, sizeof(c->err), "out of memory");
-		}
+		/* The result is c->blob->s: take the computation's reference. */
+		kiln_pi_plan_result(c->plan, &result, &c->blob->len);
+		blob = c->blob;
+		c->blob = NULL;
+		cache_offer(job_config(c->owner), blob);
 	}
 	w = c->waiters;
 	rc = c->rc;
@@ -332,13 +323,22 @@ static void comp_start(struct job *job, struct pi_waiter *w)
 	struct pi_comp *c = calloc(1, sizeof(*c));
 	unsigned threads = pool_threads(job_config(job));
 
-	if (!c || !(c->plan = kiln_pi_plan_new(w->digits, threads, KILN_PI_GUARD))) {
+	if (!c || !(c->plan = kiln_pi_plan_new(w->digits, threads, KILN_PI_GUARD)) ||
+	    !(c->blob = malloc(sizeof(*c->blob) + w->digits + 3))) {
+		if (c)
+			kiln_pi_plan_free(c->plan);
 		free(c);
 		free(w->output);
 		free(w);
 		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
+	/* Written only by the plan's last stages: until then the pages of a
+	 * large blob are not touched, so allocating it now costs little. */
+	atomic_init(&c->blob->refs, 1);
+	c->blob->digits = w->digits;
+	c->blob->len = 0;
+	kiln_pi_plan_set_output(c->plan, c->blob->s);
 	c->digits = w->digits;
 	c->owner = job;
 	c->waiters = w;

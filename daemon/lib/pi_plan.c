@@ -59,6 +59,7 @@ struct kiln_pi_plan {
 	int more;             /* APPROX asked for more guard digits */
 
 	char *out;            /* "3.1415..." being written */
+	char *user_out;       /* the caller's buffer for it, or NULL */
 	char *lo_str;         /* the low half's digits */
 	size_t len;
 
@@ -110,7 +111,8 @@ void kiln_pi_plan_free(kiln_pi_plan *p)
 	free(p->cur);
 	free(p->next);
 	kiln_pi_root_free(p->root);
-	free(p->out);
+	if (p->out != p->user_out)
+		free(p->out);
 	free(p->lo_str);
 	free(p);
 }
@@ -194,7 +196,7 @@ static int prep_one(kiln_pi_plan *p, enum stage st, enum kind kind)
 
 static int prep_str(kiln_pi_plan *p)
 {
-	p->out = malloc(p->digits + 3);
+	p->out = p->user_out ? p->user_out : malloc(p->digits + 3);
 	if (!p->out)
 		return -KILN_E_INTERNAL;
 	if (!p->split_str)
@@ -256,6 +258,11 @@ int kiln_pi_plan_stage(kiln_pi_plan *p, char *err, size_t errlen)
 	if (rc < 0)
 		snprintf(err, errlen, "pi: out of memory");
 	return rc;
+}
+
+void kiln_pi_plan_set_output(kiln_pi_plan *p, char *buf)
+{
+	p->user_out = buf;
 }
 
 void kiln_pi_plan_progress(const kiln_pi_plan *p, unsigned *done, unsigned *total)

@@ -89,6 +89,13 @@ typedef struct kiln_pi_plan kiln_pi_plan;
  * arguments are out of range. */
 kiln_pi_plan *kiln_pi_plan_new(uint64_t digits, unsigned parts, unsigned guard);
 
+/* Has the plan write its result into `buf` (at least digits + 3 bytes)
+ * instead of a buffer of its own, so a caller can put the digits where they
+ * will be kept (say after a header) without copying them.  `buf` stays the
+ * caller's: kiln_pi_plan_result() hands it back and kiln_pi_plan_free()
+ * leaves it alone.  Call before the first kiln_pi_plan_stage(). */
+void kiln_pi_plan_set_output(kiln_pi_plan *p, char *buf);
+
 /* Prepares the next stage once every task of the previous one has returned:
  * the number of tasks to run (> 0), 0 when the result is ready, or the
  * first error of the last stage (-KILN_E_*, message in err).  Cheap: no
@@ -103,7 +110,8 @@ int kiln_pi_plan_task(kiln_pi_plan *p, unsigned i, const kiln_cancel *cancel);
 void kiln_pi_plan_progress(const kiln_pi_plan *p, unsigned *done, unsigned *total);
 
 /* After kiln_pi_plan_stage() returned 0: takes the result ("3.1415...",
- * NUL-terminated, malloc'ed, *len bytes). */
+ * NUL-terminated, *len bytes; malloc'ed, or the kiln_pi_plan_set_output()
+ * buffer). */
 void kiln_pi_plan_result(kiln_pi_plan *p, char **out, size_t *len);
 
 void kiln_pi_plan_free(kiln_pi_plan *p);
