@@ -3,10 +3,10 @@
  * semantics (include/kiln/text.h).
  *
  * The text comes from exactly one source: `text` (inline), the request's
- * attachment, or `path` (a file under path_roots, read on the thread pool).
- * text_input_pick() chooses the source on the loop thread and
- * text_input_load() produces the bytes on a worker; a new source (corpus
- * documents) adds one branch to each.
+ * attachment, a loaded corpus's document (`corpus` with `document`), or
+ * `path` (a file under path_roots).  text_input_pick() chooses the source on
+ * the loop thread and points at the bytes already in memory; only a file is
+ * left for text_input_load() to read on a worker.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,15 +21,12 @@
 #include "kiln/text.h"
 #include "paths.h"
 
-enum text_source { SRC_TEXT, SRC_ATTACHMENT, SRC_PATH, SRC_CORPUS };
-
 struct text_input {
-	enum text_source source;
-	const char *where;           /* "args.text", "attachment", "args.path" for errors */
-	json_t *text;                /* SRC_TEXT: a reference held until the request ends */
-	char *path;                  /* SRC_PATH: owned */
-	struct corpus_doc *doc;      /* SRC_CORPUS: a borrowed reference (corpus_store.h) */
-	/* Filled by text_input_load(): borrowed (text, attachment) or owned (file). */
+	const char *where;           /* "args.text", "attachment", ... for errors */
+	const char *path;            /* a file to read, in the request's args; else NULL */
+	struct corpus_doc *doc;      /* a borrowed reference (corpus_store.h), or NULL */
+	/* The text: in the args (which the request holds), the attachment or
+	 * the document, or `owned` once the file is read. */
 	const unsigned char *data;
 	size_t len;
 	unsigned char *owned;
@@ -56,8 +53,9 @@ struct text_req {
 };
 
 /*
- * Chooses the input source (loop thread).  Exactly one of `text`, `path` and
- * an attachment must be given.  Returns 0 or fails the job and returns -1.
+ * Chooses the input source (loop thread).  Exactly one of `text`, `path`,
+ * `corpus` with `document` and an attachment must be given; `args` must
+ * outlive `in`.  Returns 0 or fails the job and returns -1.
  */
 static int text_input_pick(struct job *job, json_t *args, struct text_input *in)
 {
@@ -66,24 +64,25 @@ static int text_input_pick(struct job *job, json_t *args, struct text_input *in)
 	json_t *corpus = json_object_get(args, "corpus");
 	json_t *document = json_object_get(args, "document");
 	size_t attach_len = 0;
-	int attached = job_attachment(job, &attach_len) != NULL;
-	int given = !!text + !!path + attached + !!corpus;
+	const unsigned char *attached = job_attachment(job, &attach_len);
+	int given = !!text + !!path + !!attached + !!corpus;
 
-	if (given != 1) {
-		job_fail(job, KILN_E_INVALID_ARGS, json_pack("{s:s}", "path", "args"),
-			 given ? "give only one of args.text, args.path and an attachment"
-			       : "give the text as args.text, args.path or an attachment");
-		return -1;
-	}
 	if (!corpus != !document) {
 		job_fail(job, KILN_E_INVALID_ARGS, json_pack("{s:s}", "path", "args"),
 			 "args.corpus and args.document go together");
 		return -1;
 	}
+	if (given != 1) {
+		job_fail(job, KILN_E_INVALID_ARGS, json_pack("{s:s}", "path", "args"),
+			 given ? "give only one of args.text, args.path, args.corpus and an attachment"
+			       : "give the text as args.text, args.path, args.corpus with args.document "
+				 "or an attachment");
+		return -1;
+	}
 	if (corpus) {
 		char err[256];
 		int code;
-		in->source = SRC_CORPUS;
+
 		in->where = "args.document";
 		in->doc = corpus_store_borrow(json_string_value(corpus), json_string_value(document),
 					      &code, err, sizeof(err));
@@ -91,57 +90,39 @@ static int text_input_pick(struct job *job, json_t *args, struct text_input *in)
 			job_fail(job, -code, NULL, "%s", err);
 			return -1;
 		}
+		in->data = corpus_doc_text(in->doc, &in->len);
 	} else if (text) {
-		in->source = SRC_TEXT;
 		in->where = "args.text";
-		in->text = json_incref(text);
+		in->data = (const unsigned char *)json_string_value(text);
+		in->len = json_string_length(text);
 	} else if (path) {
-		in->source = SRC_PATH;
 		in->where = "args.path";
-		in->path = strdup(json_string_value(path));
-		if (!in->path) {
-			job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
-			return -1;
-		}
+		in->path = json_string_value(path);
 	} else {
-		in->source = SRC_ATTACHMENT;
 		in->where = "attachment";
+		in->data = attached;
+		in->len = attach_len;
 	}
 	return 0;
 }
 
-/* Produces the bytes (worker thread).  0 or -KILN_E_* with a message. */
+/* Reads a file input (worker thread); other inputs are in memory already.
+ * 0 or -KILN_E_* with a message. */
 static int text_input_load(struct job *job, struct text_input *in, char *err, size_t errlen)
 {
 	const struct kiln_config *cfg = job_config(job);
+	int rc;
 
-	switch (in->source) {
-	case SRC_TEXT:
-		in->data = (const unsigned char *)json_string_value(in->text);
-		in->len = json_string_length(in->text);
+	if (!in->path)
 		return 0;
-	case SRC_ATTACHMENT:
-		in->data = job_attachment(job, &in->len);
-		return 0;
-	case SRC_CORPUS:
-		in->data = corpus_doc_text(in->doc, &in->len);
-		return 0;
-	case SRC_PATH: {
-		int rc = kiln_path_read(cfg, in->path, cfg->max_file_bytes, &in->owned, &in->len, err, errlen);
-
-		in->data = in->owned;
-		return rc;
-	}
-	}
-	snprintf(err, errlen, "unknown text source");
-	return -KILN_E_INTERNAL;
+	rc = kiln_path_read(cfg, in->path, cfg->max_file_bytes, &in->owned, &in->len, err, errlen);
+	in->data = in->owned;
+	return rc;
 }
 
 static void text_input_release(struct text_input *in)
 {
-	json_decref(in->text);
 	corpus_doc_release(in->doc);
-	free(in->path);
 	free(in->owned);
 }
 
@@ -281,7 +262,7 @@ static void text_start(struct job *job, json_t *args, int stats)
 		return;
 	}
 	r->stats = stats;
-	/* The ignore words and inline text point into args: keep it. */
+	/* The ignore words, inline text and path point into args: keep it. */
 	r->args = json_incref(args);
 	if (req_options(r, args)) {
 		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");

@@ -174,7 +174,10 @@ class TextTest(kilntest.KilnTestCase):
                  ({"text": "a", "min_length": -1}, None, "invalid_args"),
                  ({"text": "a", "ignore": "the"}, None, "invalid_args"),
                  ({"text": "a", "ignore": [1]}, None, "invalid_args"),
-                 ({"text": "a", "bogus": 1}, None, "invalid_args")]
+                 ({"text": "a", "bogus": 1}, None, "invalid_args"),
+                 ({"document": "doc.txt"}, None, "invalid_args"),
+                 ({"corpus": "c", "document": "doc.txt"}, b"b", "invalid_args"),
+                 ({"corpus": "none", "document": "doc.txt"}, None, "not_found")]
         for args, attachment, code in cases:
             with self.subTest(args=args):
                 with self.assertRaises(kiln.KilnError) as cm:
@@ -183,6 +186,8 @@ class TextTest(kilntest.KilnTestCase):
                     self.assertIn(cm.exception.code, ("forbidden", "invalid_args"))
                 else:
                     self.assertEqual(cm.exception.code, code)
+                if args.get("document") and "corpus" not in args:
+                    self.assertIn("go together", str(cm.exception))
         self.assertEqual(self.client.short_long("still fine"), 0.0)
 
     @kilntest.heavy
