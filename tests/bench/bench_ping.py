@@ -11,7 +11,7 @@ import subprocess
 import time
 from typing import Dict, List, Optional
 
-from benchlib import BUILD, Server, header, percentile, pin_self, row, taskset, unpin_self
+from benchlib import BUILD, EchoServer, Server, header, percentile, pin_self, row, taskset, unpin_self
 
 import kiln
 
@@ -62,7 +62,7 @@ def main() -> None:
     for place, scpu, ccpu in (("same CPU", "0", "0"), ("split CPUs", "0", "1")):
         print(f"\n### placement: {place}")
         row("figure", "kilnd", "echo floor", "ratio")
-        with Server(cpus=scpu) as k, Server(cpus=scpu, argv=[ECHO]) as e:
+        with Server(cpus=scpu) as k, EchoServer(ECHO, cpus=scpu) as e:
             for label, fn, key in (
                 ("C seq p50 (us)", lambda p: c_client(p, "seq", N_SEQ_C, ccpu), "p50_us"),
                 ("C seq p99 (us)", None, "p99_us"),

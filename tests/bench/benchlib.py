@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,68 +15,52 @@ DATA = os.path.join(ROOT, "tests", "data")
 BUILD = os.environ.get("BUILD", os.path.join(ROOT, "build"))
 KILND = os.environ.get("KILND", os.path.join(BUILD, "kilnd"))
 sys.path.insert(0, os.path.join(ROOT, "client"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "python"))
+os.environ.setdefault("KILND", KILND)
 
-import kiln  # noqa: E402
+import kiln  # noqa: E402,F401  (re-exported for the bench scripts)
+import kilntest  # noqa: E402
 
 
 def taskset(cpus: Optional[str]) -> List[str]:
     return ["taskset", "-c", cpus] if cpus and shutil.which("taskset") else []
 
 
-def wait_socket(path: str, proc: subprocess.Popen, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            with socket.socket(socket.AF_UNIX) as s:
-                s.connect(path)
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError("server did not start")
+class Server(kilntest.Daemon):
+    """kilnd for a benchmark (the test suite's Daemon, logging only warnings),
+    optionally pinned to `cpus` with taskset."""
 
+    def __init__(self, config: Optional[Dict[str, Any]] = None, *, cpus: Optional[str] = None) -> None:
+        cfg: Dict[str, Any] = {"log_level": "warn"}
+        cfg.update(config or {})
+        super().__init__(cfg, prefix=taskset(cpus))
 
-class Server:
-    """kilnd (or another server binary) on a temporary socket."""
-
-    def __init__(self, config: Optional[Dict[str, Any]] = None, *, cpus: Optional[str] = None,
-                 argv: Optional[Sequence[str]] = None) -> None:
-        self.dir = tempfile.mkdtemp(prefix="kilnbench-")
-        self.socket_path = os.path.join(self.dir, "s.sock")
-        if argv is None:
-            cfg = {"path_roots": [DATA, self.dir], "log_level": "warn"}
-            cfg.update(config or {})
-            cfgpath = os.path.join(self.dir, "kiln.json")
-            with open(cfgpath, "w") as f:
-                json.dump(cfg, f)
-            argv = [KILND, "--socket", self.socket_path, "--config", cfgpath]
-        else:
-            argv = list(argv) + [self.socket_path]
-        self.proc = subprocess.Popen(taskset(cpus) + list(argv), stderr=subprocess.DEVNULL)
-        wait_socket(self.socket_path, self.proc)
-
-    def rss(self) -> int:
-        with open(f"/proc/{self.proc.pid}/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-    def client(self) -> kiln.Client:
-        return kiln.Client(self.socket_path)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+    def stop(self, *args: Any, **kw: Any) -> int:
+        rc = super().stop(*args, **kw)
         shutil.rmtree(self.dir, ignore_errors=True)
+        return rc
 
-    def __enter__(self) -> "Server":
+
+class EchoServer:
+    """The floor for bench_ping: a bare C echo server (tests/bench/echo_server.c)."""
+
+    def __init__(self, binary: str, *, cpus: Optional[str] = None) -> None:
+        self.dir = tempfile.mkdtemp(prefix="kilnbench-")
+        self.socket_path = os.path.join(self.dir, "echo.sock")
+        self.proc = subprocess.Popen(taskset(cpus) + [binary, self.socket_path], stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.socket_path):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("echo server did not start")
+            time.sleep(0.01)
+
+    def __enter__(self) -> "EchoServer":
         return self
 
     def __exit__(self, *a: Any) -> None:
-        self.stop()
+        self.proc.kill()
+        self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def percentile(xs: List[float], p: float) -> float:

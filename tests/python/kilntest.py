@@ -41,11 +41,16 @@ def heavy(fn: Any) -> Any:
 
 
 class Daemon:
-    """A kilnd process with its own socket, config and log file."""
+    """A kilnd process with its own socket, config and log file.
+
+    `dir` reuses a directory (a restart then finds the previous run's stale
+    socket and state, and appends to its log); `prefix` goes before the
+    command (e.g. taskset for benchmarks)."""
 
     def __init__(self, config: Optional[Dict[str, Any]] = None, *, args: Optional[List[str]] = None,
-                 env: Optional[Dict[str, str]] = None) -> None:
-        self.dir = tempfile.mkdtemp(prefix="kilntest-")
+                 env: Optional[Dict[str, str]] = None, dir: Optional[str] = None,
+                 prefix: Optional[List[str]] = None) -> None:
+        self.dir = dir or tempfile.mkdtemp(prefix="kilntest-")
         self.socket_path = os.path.join(self.dir, "kiln.sock")
         self.config_path = os.path.join(self.dir, "kiln.json")
         cfg: Dict[str, Any] = {"path_roots": [DATA, self.dir], "log_level": "debug"}
@@ -53,17 +58,23 @@ class Daemon:
         with open(self.config_path, "w") as f:
             json.dump(cfg, f)
         self.log_path = os.path.join(self.dir, "kilnd.log")
-        self.log = open(self.log_path, "wb")
+        self.log = open(self.log_path, "ab")
         e = dict(os.environ)
         e.pop("KILN_SOCKET", None)
         e.update(env or {})
         self.proc = subprocess.Popen(
-            WRAPPER + [KILND, "--socket", self.socket_path, "--config", self.config_path] + (args or []),
-            stdout=self.log, stderr=subprocess.STDOUT, env=e)
+            list(prefix or []) + WRAPPER + [KILND, "--socket", self.socket_path, "--config", self.config_path]
+            + (args or []), stdout=self.log, stderr=subprocess.STDOUT, env=e)
         self.pid = self.proc.pid
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop(signal.SIGKILL)
+            raise
 
     def _wait_ready(self) -> None:
+        # A stale socket file refuses connections, so a successful connect
+        # means this daemon is listening.
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -84,16 +95,29 @@ class Daemon:
             return f.read().decode(errors="replace")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError("kilnd did not exit after signal:\n" + self.read_log())
-        self.log.close()
+        try:
+            if self.proc.poll() is None:
+                self.proc.send_signal(sig)
+                try:
+                    self.proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+                    raise AssertionError("kilnd did not exit after signal:\n" + self.read_log())
+        finally:
+            self.log.close()
         return self.proc.returncode
+
+    def rss(self) -> int:
+        """Resident memory of the daemon, in bytes."""
+        with open(f"/proc/{self.pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def __enter__(self) -> "Daemon":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
 
 
 class KilnTestCase(unittest.TestCase):

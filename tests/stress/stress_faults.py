@@ -479,7 +479,7 @@ class Kill9Test(unittest.TestCase):
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def start(self):
-        self.daemon = S.DaemonAt(self.dir, self.cfg)
+        self.daemon = S.Daemon(self.cfg, dir=self.dir)
         return self.daemon
 
     def records(self):

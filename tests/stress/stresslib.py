@@ -126,49 +126,6 @@ def percentile(values: List[float], p: float) -> float:
     return s[k]
 
 
-class DaemonAt(kilntest.Daemon):
-    """A kilnd on a socket in a directory the caller chooses, so a restart
-    finds the previous run's (stale) socket and state.  The log is appended
-    to, across runs."""
-
-    def __init__(self, dir: str, config: Dict[str, Any], *, preexec: Optional[Callable[[], None]] = None,
-                 stale_ok: bool = True) -> None:
-        import subprocess
-        self.dir = dir
-        self.socket_path = os.path.join(dir, "kiln.sock")
-        self.config_path = os.path.join(dir, "kiln.json")
-        cfg: Dict[str, Any] = {"path_roots": [DATA, dir], "log_level": "debug"}
-        cfg.update(config)
-        with open(self.config_path, "w") as f:
-            json.dump(cfg, f)
-        self.log_path = os.path.join(dir, "kilnd.log")
-        self.log = open(self.log_path, "ab")
-        env = dict(os.environ)
-        env.pop("KILN_SOCKET", None)
-        self.proc = subprocess.Popen(
-            kilntest.WRAPPER + [kilntest.KILND, "--socket", self.socket_path, "--config", self.config_path],
-            stdout=self.log, stderr=subprocess.STDOUT, env=env, preexec_fn=preexec)
-        self.pid = self.proc.pid
-        if not stale_ok and os.path.exists(self.socket_path):
-            raise AssertionError("socket file exists before start")
-        self._wait_ready_fresh()
-
-    def _wait_ready_fresh(self) -> None:
-        """Like _wait_ready, but a stale socket file from a killed run does
-        not count: the daemon must answer a ping."""
-        deadline = time.monotonic() + kilntest.START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"kilnd exited with {self.proc.returncode}:\n{self.read_log()[-3000:]}")
-            try:
-                with Conn(self.socket_path, timeout=5) as c:
-                    if c.call("ping")["data"]["pid"] == self.pid:
-                        return
-            except (OSError, EOFError, KeyError):
-                time.sleep(0.02)
-        raise RuntimeError("kilnd did not start:\n" + self.read_log()[-3000:])
-
-
 # --- A blocking connection with the wire format ------------------------------
 
 class Conn:
