@@ -27,7 +27,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -44,6 +43,7 @@
 #include "log.h"
 #include "proc.h"
 #include "server.h"
+#include "workq.h"
 
 #define DEFAULT_MAX_PARALLEL 16
 #define DEFAULT_KILL_GRACE 5.0
@@ -88,11 +88,11 @@ struct attempt {
 	bool exited;      /* reaped (or never started) */
 	pid_t pid;
 	struct attempt *live_prev, *live_next; /* started and not yet reaped */
-	/* Handed to the spawner thread and back (see spawner_main). */
+	/* Handed to a spawner thread and back (see spawn_child). */
+	struct workq_item qi;
 	char **argv, **env;
 	int out_w, err_w;
 	int spawn_err;
-	struct attempt *q_next;
 };
 
 struct host {
@@ -129,26 +129,19 @@ struct run {
 static struct run *runs;
 
 /*
- * Children are started by a thread of our own with posix_spawnp (a vfork-
- * style clone: no copy of the daemon's page tables), because even that
+ * Children are started by threads of our own (a workq) with posix_spawnp (a
+ * vfork-style clone: no copy of the daemon's page tables), because even that
  * blocks the caller until the child has called exec, and the loop must never
- * block.  The loop queues an attempt with its argv, env and pipe ends; the
- * thread spawns it and queues it back, waking the loop with `async`.
- * Children are reaped on SIGCHLD by waitpid on their own pids only.
+ * block.  The loop queues an attempt with its argv, env and pipe ends; a
+ * thread spawns it and on_spawned() takes it back on the loop.  Children are
+ * reaped on SIGCHLD by waitpid on their own pids only.
  */
 static struct {
-	bool started;
-	pthread_t threads[SPAWNERS];
-	int nthreads;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool stop;
-	struct attempt *todo, *todo_tail, *done, *done_tail;
-	uv_async_t async;
+	struct workq q;
 	uv_signal_t sigchld;
 	struct attempt *live;
 	size_t nlive;
-} sp = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+} sp;
 
 static void attempt_spawn(struct host *h);
 static void attempt_end(struct host *h);
@@ -897,13 +890,14 @@ static void spawn_failed(struct host *h, struct attempt *a, const char *what)
 	attempt_end(h);
 }
 
-/* Spawner thread: starts one child.  Returns 0 or an errno value. */
-static int spawn_child(struct attempt *a)
+/* Spawner thread: starts one child, leaving 0 or an errno value in
+ * a->spawn_err. */
+static void spawn_child(struct workq_item *it)
 {
+	struct attempt *a = workq_entry(it, struct attempt, qi);
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
 	sigset_t all, none;
-	int rc;
 
 	sigfillset(&all);
 	sigemptyset(&none);
@@ -917,120 +911,65 @@ static int spawn_child(struct attempt *a)
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
 	posix_spawnattr_setsigdefault(&at, &all);
 	posix_spawnattr_setsigmask(&at, &none);
-	rc = posix_spawnp(&a->pid, a->argv[0], &fa, &at, a->argv, a->env);
+	a->spawn_err = posix_spawnp(&a->pid, a->argv[0], &fa, &at, a->argv, a->env);
 	posix_spawnattr_destroy(&at);
 	posix_spawn_file_actions_destroy(&fa);
 	close(a->out_w);
 	close(a->err_w);
-	return rc;
 }
 
-static void *spawner_main(void *arg)
+/* Loop thread: one attempt back from a spawner thread. */
+static void on_spawned(struct workq_item *it)
 {
-	(void)arg;
-	pthread_mutex_lock(&sp.mu);
-	for (;;) {
-		struct attempt *a;
-		while (!sp.todo && !sp.stop)
-			pthread_cond_wait(&sp.cv, &sp.mu);
-		if (!sp.todo)
-			break;
-		a = sp.todo;
-		sp.todo = a->q_next;
-		if (!sp.todo)
-			sp.todo_tail = NULL;
-		pthread_mutex_unlock(&sp.mu);
-		a->spawn_err = spawn_child(a);
-		pthread_mutex_lock(&sp.mu);
-		a->q_next = NULL;
-		if (sp.done_tail)
-			sp.done_tail->q_next = a;
-		else
-			sp.done = a;
-		sp.done_tail = a;
-		uv_async_send(&sp.async);
-	}
-	pthread_mutex_unlock(&sp.mu);
-	return NULL;
-}
+	struct attempt *a = workq_entry(it, struct attempt, qi);
+	struct host *h = a->h;
 
-/* Loop thread: the spawner's results. */
-static void on_spawned(uv_async_t *as)
-{
-	struct attempt *a, *next;
-
-	(void)as;
-	pthread_mutex_lock(&sp.mu);
-	a = sp.done;
-	sp.done = sp.done_tail = NULL;
-	pthread_mutex_unlock(&sp.mu);
-	for (; a; a = next) {
-		struct host *h = a->h;
-		next = a->q_next;
-		a->spawning = false;
-		free_strv(a->env);
-		a->env = NULL;
-		if (a->spawn_err) {
-			char what[sizeof(h->error)];
-			snprintf(what, sizeof(what), "cannot run %.100s: %s", a->argv[0], strerror(a->spawn_err));
-			free_strv(a->argv);
-			a->argv = NULL;
-			spawn_failed(h, a, what);
-			continue;
-		}
+	a->spawning = false;
+	free_strv(a->env);
+	a->env = NULL;
+	if (a->spawn_err) {
+		char what[sizeof(h->error)];
+		snprintf(what, sizeof(what), "cannot run %.100s: %s", a->argv[0], strerror(a->spawn_err));
 		free_strv(a->argv);
 		a->argv = NULL;
-		a->live_next = sp.live;
-		if (sp.live)
-			sp.live->live_prev = a;
-		sp.live = a;
-		sp.nlive++;
-		uv_read_start((uv_stream_t *)&a->out, alloc_cb, on_read);
-		uv_read_start((uv_stream_t *)&a->err, alloc_cb, on_read);
-		uv_timer_start(&h->timer, on_timeout, (uint64_t)(h->run->timeout * 1000), 0);
-		if (h->run->cancelled)
-			terminate(h, h->run->spec.kill_grace);
-		/* It may have exited before it was on the live list. */
-		reap(a);
+		spawn_failed(h, a, what);
+		return;
 	}
+	free_strv(a->argv);
+	a->argv = NULL;
+	a->live_next = sp.live;
+	if (sp.live)
+		sp.live->live_prev = a;
+	sp.live = a;
+	sp.nlive++;
+	uv_read_start((uv_stream_t *)&a->out, alloc_cb, on_read);
+	uv_read_start((uv_stream_t *)&a->err, alloc_cb, on_read);
+	uv_timer_start(&h->timer, on_timeout, (uint64_t)(h->run->timeout * 1000), 0);
+	if (h->run->cancelled)
+		terminate(h, h->run->spec.kill_grace);
+	/* It may have exited before it was on the live list. */
+	reap(a);
 }
 
 static int spawner_start(uv_loop_t *loop)
 {
-	if (sp.started)
+	if (sp.q.started)
 		return 0;
-	if (uv_async_init(loop, &sp.async, on_spawned) != 0)
+	if (workq_start(&sp.q, loop, SPAWNERS, spawn_child, on_spawned) != 0)
 		return -1;
 	uv_signal_init(loop, &sp.sigchld);
 	uv_signal_start(&sp.sigchld, on_sigchld, SIGCHLD);
-	/* Neither keeps the loop alive: runs in progress hold their jobs. */
-	uv_unref((uv_handle_t *)&sp.async);
+	/* It does not keep the loop alive: runs in progress hold their jobs. */
 	uv_unref((uv_handle_t *)&sp.sigchld);
-	sp.stop = false;
-	sp.started = true;
-	for (sp.nthreads = 0; sp.nthreads < SPAWNERS; sp.nthreads++)
-		if (pthread_create(&sp.threads[sp.nthreads], NULL, spawner_main, NULL) != 0)
-			break;
-	if (sp.nthreads == 0) {
-		proc_release();
-		return -1;
-	}
 	return 0;
 }
 
 void proc_release(void)
 {
-	if (!sp.started)
+	if (!sp.q.started)
 		return;
-	pthread_mutex_lock(&sp.mu);
-	sp.stop = true;
-	pthread_cond_broadcast(&sp.cv);
-	pthread_mutex_unlock(&sp.mu);
-	for (int i = 0; i < sp.nthreads; i++)
-		pthread_join(sp.threads[i], NULL);
-	uv_close((uv_handle_t *)&sp.async, NULL);
+	workq_stop(&sp.q);
 	uv_close((uv_handle_t *)&sp.sigchld, NULL);
-	sp.started = false;
 }
 
 static void start_failed(struct host *h, struct attempt *a, const char *why)
@@ -1097,14 +1036,7 @@ static void attempt_spawn(struct host *h)
 	a->out_w = po[1];
 	a->err_w = pe[1];
 	a->spawning = true;
-	pthread_mutex_lock(&sp.mu);
-	if (sp.todo_tail)
-		sp.todo_tail->q_next = a;
-	else
-		sp.todo = a;
-	sp.todo_tail = a;
-	pthread_cond_signal(&sp.cv);
-	pthread_mutex_unlock(&sp.mu);
+	workq_push(&sp.q, &a->qi);
 }
 
 static void host_start(struct host *h)

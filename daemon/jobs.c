@@ -5,18 +5,22 @@
  * swept whenever the registry is used (a new detached job, job.status,
  * job.list, ...) and at startup, so no timer keeps the loop alive.
  *
- * Persistence.  Record files are written by one writer thread of our own,
- * not the libuv pool, whose threads long CPU jobs may hold for minutes.  The
- * loop thread queues snapshots (path + text, or NULL text to unlink) and
- * never waits for the disk; a snapshot for a path already queued replaces
- * the queued one, so each file gets its newest content, in order.  At
- * shutdown the writer drains the queue before the daemon exits.
+ * Persistence.  Record files are written by one writer thread of our own
+ * (a workq), not the libuv pool, whose threads long CPU jobs may hold for
+ * minutes.  The loop thread queues snapshots (path + JSON document, or NULL
+ * to unlink) and never waits for the disk; the writer also serializes the
+ * document, which for a finished job holds its whole reply (a detached
+ * render's attachment, base64).  The document shares the record's reply:
+ * that reply is never changed once stored, and jansson's reference counts
+ * are atomic (JANSSON_THREAD_SAFE_REFCOUNT), so both threads may read it.
+ * A snapshot for a path already queued replaces the queued one, so each
+ * file gets its newest content, in order.  At shutdown the writer drains the
+ * queue before the daemon exits.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +34,7 @@
 #include "kiln/error.h"
 #include "log.h"
 #include "server.h"
+#include "workq.h"
 
 enum rec_state { REC_RUNNING, REC_FINISHED, REC_INTERRUPTED };
 
@@ -57,13 +62,13 @@ struct jobrec {
 	struct jobrec *prev, *next;
 };
 
-/* A queued file update; owned by the queue, then by the writer thread.
- * With `done`, it goes to the completed list afterwards, and done(ctx) runs
- * on the loop: that is how "accepted" waits for the record on disk. */
+/* A queued file update; owned by the writer queue until written_one()
+ * frees it on the loop.  done(ctx), if set, runs then: that is how
+ * "accepted" waits for the record on disk. */
 struct write_req {
-	struct write_req *next;
+	struct workq_item qi;
 	char *path;
-	char *text;                 /* NULL: unlink the file */
+	json_t *doc;                /* NULL: unlink the file */
 	void (*done)(void *ctx, json_int_t handle);
 	void *done_ctx;
 	json_int_t handle;
@@ -76,16 +81,7 @@ static struct {
 	char *dir;                  /* NULL: memory only */
 } reg;
 
-static struct {
-	pthread_t thread;
-	bool started;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct write_req *head, *tail;
-	struct write_req *completed; /* written, done() still to run on the loop */
-	uv_async_t async;           /* wakes the loop for `completed` */
-	bool stop;
-} writer = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+static struct workq writer;
 
 static double wall_now(void)
 {
@@ -109,16 +105,13 @@ static char *rec_path(json_int_t handle)
 	return p;
 }
 
+/* The file's content: the record as job.status shows it, plus the gid.
+ * load_one() reads it back. */
 static json_t *rec_file_json(const struct jobrec *r)
 {
-	json_t *o = json_pack("{s:I, s:I, s:I, s:s, s:I, s:s, s:f}", "job", r->handle, "uid",
-			      (json_int_t)r->uid, "gid", (json_int_t)r->gid, "action", r->action, "job_id",
-			      r->job_id, "state", state_names[r->state], "created", r->created);
+	json_t *o = jobs_record_json(r, true);
 
-	if (r->state != REC_RUNNING) {
-		json_object_set_new(o, "finished", json_real(r->finished));
-		json_object_set(o, "reply", r->reply);
-	}
+	json_object_set_new(o, "gid", json_integer((json_int_t)r->gid));
 	return o;
 }
 
@@ -165,49 +158,23 @@ fail:
 	return -1;
 }
 
-static void write_one(struct write_req *w)
+/* Writer thread. */
+static void write_one(struct workq_item *it)
 {
-	char err[200];
+	struct write_req *w = workq_entry(it, struct write_req, qi);
+	char err[200], *text;
 
-	if (!w->text) {
+	if (!w->doc) {
 		if (unlink(w->path) != 0 && errno != ENOENT)
 			log_warn("job record %.100s: %s", w->path, strerror(errno));
 		return;
 	}
-	if (write_atomic(w->path, w->text, err, sizeof(err)) != 0)
+	text = json_dumps(w->doc, JSON_COMPACT);
+	if (!text)
+		log_warn("job record %.100s: out of memory", w->path);
+	else if (write_atomic(w->path, text, err, sizeof(err)) != 0)
 		log_warn("job record: %s", err);
-}
-
-static void *writer_main(void *arg)
-{
-	(void)arg;
-	pthread_mutex_lock(&writer.mu);
-	for (;;) {
-		struct write_req *w;
-		while (!writer.head && !writer.stop)
-			pthread_cond_wait(&writer.cv, &writer.mu);
-		if (!writer.head)
-			break;
-		w = writer.head;
-		writer.head = w->next;
-		if (!writer.head)
-			writer.tail = NULL;
-		pthread_mutex_unlock(&writer.mu);
-		write_one(w);
-		free(w->path);
-		free(w->text);
-		w->path = w->text = NULL;
-		pthread_mutex_lock(&writer.mu);
-		if (w->done) {
-			w->next = writer.completed;
-			writer.completed = w;
-			uv_async_send(&writer.async);
-		} else {
-			free(w);
-		}
-	}
-	pthread_mutex_unlock(&writer.mu);
-	return NULL;
+	free(text);
 }
 
 static void rec_free(struct jobrec *r)
@@ -218,22 +185,34 @@ static void rec_free(struct jobrec *r)
 	free(r);
 }
 
-/* Runs the done() callbacks of written records (loop thread). */
-static void on_written(uv_async_t *a)
+/* Loop thread: a record file is written (or not: then it was logged). */
+static void written_one(struct workq_item *it)
 {
-	struct write_req *w;
+	struct write_req *w = workq_entry(it, struct write_req, qi);
 
-	(void)a;
-	pthread_mutex_lock(&writer.mu);
-	w = writer.completed;
-	writer.completed = NULL;
-	pthread_mutex_unlock(&writer.mu);
-	while (w) {
-		struct write_req *next = w->next;
+	if (w->done)
 		w->done(w->done_ctx, w->handle);
-		free(w);
-		w = next;
+	json_decref(w->doc);
+	free(w->path);
+	free(w);
+}
+
+/* A newer state of a record still queued replaces the older one; a pending
+ * done() then waits for the newer write.  Called with the queue locked. */
+static bool merge_queued(struct workq_item *it, void *ctx)
+{
+	struct write_req *q = workq_entry(it, struct write_req, qi), *w = ctx;
+
+	if (strcmp(q->path, w->path) != 0 || (w->done && q->done))
+		return false;
+	json_decref(q->doc);
+	q->doc = w->doc;
+	w->doc = NULL;
+	if (w->done) {
+		q->done = w->done;
+		q->done_ctx = w->done_ctx;
 	}
+	return true;
 }
 
 /* Queues the record's current content, or with `remove` the unlink of its
@@ -243,52 +222,26 @@ static void persist_then(const struct jobrec *r, bool remove, void (*done)(void 
 			 void *ctx)
 {
 	struct write_req *w;
-	char *path, *text = NULL;
 
 	if (!reg.dir) {
 		if (done)
 			done(ctx, r->handle);
 		return;
 	}
-	path = rec_path(r->handle);
-	if (!remove) {
-		json_t *o = rec_file_json(r);
-		text = json_dumps(o, JSON_COMPACT);
-		json_decref(o);
-		if (!text)
-			fatal("out of memory");
-	}
-	pthread_mutex_lock(&writer.mu);
-	for (w = writer.head; w; w = w->next) {
-		/* A newer state of a record still queued replaces the older one;
-		 * a pending done() then waits for the newer write. */
-		if (strcmp(w->path, path) == 0 && (!done || !w->done)) {
-			free(w->text);
-			w->text = text;
-			if (done) {
-				w->done = done;
-				w->done_ctx = ctx;
-			}
-			pthread_mutex_unlock(&writer.mu);
-			free(path);
-			return;
-		}
-	}
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		fatal("out of memory");
-	w->path = path;
-	w->text = text;
+	w->path = rec_path(r->handle);
+	w->doc = remove ? NULL : rec_file_json(r);
 	w->done = done;
 	w->done_ctx = ctx;
 	w->handle = r->handle;
-	if (writer.tail)
-		writer.tail->next = w;
-	else
-		writer.head = w;
-	writer.tail = w;
-	pthread_cond_signal(&writer.cv);
-	pthread_mutex_unlock(&writer.mu);
+	if (workq_find_queued(&writer, merge_queued, w)) {
+		free(w->path);
+		free(w);
+		return;
+	}
+	workq_push(&writer, &w->qi);
 }
 
 static void persist(const struct jobrec *r, bool remove)
@@ -587,10 +540,8 @@ static int load_dir(const struct kiln_config *cfg)
 	}
 	while ((e = readdir(d))) {
 		size_t n = strlen(e->d_name);
-		char path[PATH_MAX], err[200];
+		char path[PATH_MAX];
 		struct jobrec *r;
-		char *text;
-		json_t *o;
 
 		if (strncmp(e->d_name, "job-", 4) != 0)
 			continue;
@@ -610,12 +561,9 @@ static int load_dir(const struct kiln_config *cfg)
 			reg.next_handle = r->handle + 1;
 		if (r->state == REC_INTERRUPTED) {
 			/* Startup may block: record the verdict before serving. */
-			o = rec_file_json(r);
-			text = json_dumps(o, JSON_COMPACT);
-			if (!text || write_atomic(path, text, err, sizeof(err)) != 0)
-				log_warn("job record %s: %s", path, text ? err : "out of memory");
-			free(text);
-			json_decref(o);
+			struct write_req w = { .path = path, .doc = rec_file_json(r) };
+			write_one(&w.qi);
+			json_decref(w.doc);
 			interrupted++;
 		}
 		rec_append(r);
@@ -670,15 +618,10 @@ int jobs_init(const struct kiln_config *cfg)
 		return -KILN_E_INTERNAL;
 	}
 	sort_records();
-	uv_async_init(uv_default_loop(), &writer.async, on_written);
-	/* The handle must not keep a finished loop running. */
-	uv_unref((uv_handle_t *)&writer.async);
-	if (pthread_create(&writer.thread, NULL, writer_main, NULL) != 0) {
+	if (workq_start(&writer, uv_default_loop(), 1, write_one, written_one) != 0) {
 		log_error("cannot start the job record writer thread");
-		uv_close((uv_handle_t *)&writer.async, NULL);
 		return -KILN_E_INTERNAL;
 	}
-	writer.started = true;
 	return 0;
 }
 
@@ -686,24 +629,10 @@ void jobs_shutdown(void)
 {
 	struct jobrec *r, *next;
 
-	if (writer.started) {
-		/* Every queued record reaches the disk before we exit. */
-		pthread_mutex_lock(&writer.mu);
-		writer.stop = true;
-		pthread_cond_signal(&writer.cv);
-		pthread_mutex_unlock(&writer.mu);
-		pthread_join(writer.thread, NULL);
-		writer.started = false;
-		writer.stop = false;
-		/* Nobody is left to tell "accepted": release those callbacks' requests. */
-		while (writer.completed) {
-			struct write_req *w = writer.completed;
-			writer.completed = w->next;
-			w->done(w->done_ctx, w->handle);
-			free(w);
-		}
-		uv_close((uv_handle_t *)&writer.async, NULL);
-	}
+	/* Every queued record reaches the disk before we exit; the done()
+	 * callbacks still due find no client to tell "accepted" and free
+	 * their contexts. */
+	workq_stop(&writer);
 
 	for (r = reg.head; r; r = next) {
 		next = r->next;
