@@ -3,26 +3,8 @@
 # JSON, binary garbage, a line over the limit, a partial line then
 # disconnect, 1000 pipelined requests, two clients at once.
 set -uo pipefail
-ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-KILND="${KILND:-$ROOT/build/kilnd}"
-PY=/usr/bin/python3
-command -v socat >/dev/null || { echo "socat not installed"; exit 77; }
-
-tmp="$(mktemp -d)"
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
-sock="$tmp/kiln.sock"
-cat > "$tmp/kiln.json" <<JSON
-{"path_roots": ["$ROOT/tests/data"], "max_line_bytes": 65536}
-JSON
-"$KILND" --socket "$sock" --config "$tmp/kiln.json" 2> "$tmp/kilnd.log" &
-pid=$!
-for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
-
-fail=0
-check() { # name, condition-result
-	if [ "$2" = 0 ]; then echo "ok   $1"; else echo "FAIL $1"; fail=1; fi
-}
-send() { socat -t 30 - "UNIX-CONNECT:$sock"; }
+. "$(dirname "$0")/lib.sh"
+start_kilnd "{\"path_roots\": [\"$ROOT/tests/data\"], \"max_line_bytes\": 65536}"
 
 # Golden examples: one connection per case, replies checked by the shared matcher.
 for f in "$ROOT"/proto/examples/*.json; do
