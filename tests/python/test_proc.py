@@ -108,6 +108,13 @@ class ProcTest(kilntest.KilnTestCase):
     def run_proc(self, name, hosts, **kw):
         return self.client.run_procedure(name, hosts, **kw)
 
+    def run_flaky(self, host, retries):
+        """Runs t.behave on one flaky host: (reply, the host's result, how
+        many times host.sh really ran)."""
+        out = self.run_proc("t.behave", [host], retries=retries)
+        with open(os.path.join(STATE, f"{host}.count")) as f:
+            return out, out.data["hosts"][host], int(f.read())
+
     def assertNoChildren(self):
         # Every attempt's child is reaped before the reply: none may remain.
         kids = children_of(self.daemon.pid)
@@ -164,22 +171,16 @@ class ProcTest(kilntest.KilnTestCase):
         self.assertEqual(out.data["hosts"]["fail-r2"]["attempts"], 1)
 
     def test_flaky_succeeds_on_third_run(self):
-        out = self.run_proc("t.behave", ["flaky-a"], retries=2)
-        h = out.data["hosts"]["flaky-a"]
-        self.assertEqual((out.result, h["ok"], h["attempts"]), ("success", True, 3))
+        out, h, runs = self.run_flaky("flaky-a", retries=2)
+        self.assertEqual((out.result, h["ok"], h["attempts"], runs), ("success", True, 3, 3))
         self.assertEqual(h["stdout_tail"], "ok on run 3\n")
         # The tail is that of the last attempt only.
         self.assertEqual(h["stderr_tail"], "")
-        with open(os.path.join(STATE, "flaky-a.count")) as f:
-            self.assertEqual(f.read().strip(), "3")
 
     def test_flaky_runs_out_of_retries(self):
-        out = self.run_proc("t.behave", ["flaky-b"], retries=1)
-        h = out.data["hosts"]["flaky-b"]
-        self.assertEqual((out.result, h["ok"], h["attempts"], h["exit_code"]), ("failure", False, 2, 1))
+        out, h, runs = self.run_flaky("flaky-b", retries=1)
+        self.assertEqual((out.result, h["ok"], h["attempts"], h["exit_code"], runs), ("failure", False, 2, 1, 2))
         self.assertEqual(h["stderr_tail"], "run 2 fails\n")
-        with open(os.path.join(STATE, "flaky-b.count")) as f:
-            self.assertEqual(f.read().strip(), "2")
 
     # -- timeouts and process groups --------------------------------------------
     def test_timeout_terminates(self):
