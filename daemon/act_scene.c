@@ -264,6 +264,20 @@ static struct build_ctx *build_ctx_new(void)
 	return b;
 }
 
+/* Fails the batch with too_large if the scene needs more than `left`
+ * bytes.  The same error whether the worker or, later, the loop finds it. */
+static bool over_budget(struct build_ctx *b, size_t need, size_t left)
+{
+	if (need <= left)
+		return false;
+	b->rc = -KILN_E_TOO_LARGE;
+	snprintf(b->err, sizeof(b->err), "the scene would need %zu bytes; scene_memory_budget leaves %zu", need,
+		 left);
+	json_decref(b->detail);
+	b->detail = json_pack("{s:s}", "limit", "scene_memory_budget");
+	return true;
+}
+
 /* Adds the document's items to `scene` within the budget, then rebuilds the
  * BVH.  All or nothing. */
 static void build_scene(struct job *job, struct build_ctx *b, kiln_scene *scene, const char *base_dir)
@@ -273,11 +287,8 @@ static void build_scene(struct job *job, struct build_ctx *b, kiln_scene *scene,
 	kiln_scene_mark(scene, &b->mark);
 	b->rc = scene_doc_add_all(&dc, b->doc, b->elements, b->lights, b->err, sizeof(b->err));
 	b->detail = dc.detail;
-	if (!b->rc && kiln_scene_memory(scene) > b->budget) {
-		b->rc = -KILN_E_TOO_LARGE;
-		snprintf(b->err, sizeof(b->err), "the scene would need %zu bytes; scene_memory_budget leaves %zu",
-			 kiln_scene_memory(scene), b->budget);
-	}
+	if (!b->rc)
+		over_budget(b, kiln_scene_memory(scene), b->budget);
 	if (!b->rc && job_cancelled(job)) {
 		b->rc = -KILN_E_CANCELLED;
 		snprintf(b->err, sizeof(b->err), "cancelled");
@@ -316,10 +327,7 @@ static void add_finish(struct job *job, struct build_ctx *b)
 	struct scene_entry *e = b->entry;
 
 	e->writing = false;
-	if (b->rc == -KILN_E_TOO_LARGE)
-		job_fail(job, KILN_E_TOO_LARGE, json_pack("{s:s}", "limit", "scene_memory_budget"), "%s", b->err);
-	else
-		job_fail(job, KILN_E_INTERNAL, NULL, "%s", b->err);
+	job_fail(job, -b->rc, b->rc == -KILN_E_TOO_LARGE ? json_incref(b->detail) : NULL, "%s", b->err);
 	entry_unref(e);
 	build_ctx_free(b);
 }
@@ -338,12 +346,9 @@ static void add_done(struct job *job, void *arg, int status)
 	struct build_ctx *b = arg;
 	struct scene_entry *e = b->entry;
 
-	if (!status && !b->rc && kiln_scene_memory(e->scene) > budget_for(job_config(job), e)) {
-		/* The worker checked the budget left when the request came; adds
-		 * to other scenes that finished meanwhile may have taken it. */
-		b->rc = -KILN_E_TOO_LARGE;
-		snprintf(b->err, sizeof(b->err), "the scene would need %zu bytes; scene_memory_budget leaves %zu",
-			 kiln_scene_memory(e->scene), budget_for(job_config(job), e));
+	/* The worker checked the budget left when the request came; adds to
+	 * other scenes that finished meanwhile may have taken it. */
+	if (!status && !b->rc && over_budget(b, kiln_scene_memory(e->scene), budget_for(job_config(job), e))) {
 		if (job_queue_work(job, undo_work, undo_done, b) != 0)
 			undo_done(job, b, UV_ECANCELED);
 		return;
@@ -471,14 +476,11 @@ static void load_done(struct job *job, void *arg, int status)
 	st.pending_loads--;
 	if (status) {
 		job_fail(job, KILN_E_CANCELLED, NULL, "cancelled");
-	} else if (b->rc) {
+	} else if (b->rc || over_budget(b, kiln_scene_memory(b->scene), budget_for(job_config(job), NULL))) {
+		/* Besides the worker's errors: it checked the budget left when
+		 * the request came, and loads that finished meanwhile may have
+		 * taken it. */
 		job_fail(job, -b->rc, json_incref(b->detail), "%s", b->err);
-	} else if (kiln_scene_memory(b->scene) > budget_for(job_config(job), NULL)) {
-		/* The worker checked the budget left when the request came; loads
-		 * that finished meanwhile may have taken it. */
-		job_fail(job, KILN_E_TOO_LARGE, json_pack("{s:s}", "limit", "scene_memory_budget"),
-			 "the scene needs %zu bytes; scene_memory_budget leaves %zu", kiln_scene_memory(b->scene),
-			 budget_for(job_config(job), NULL));
 	} else if (!(e = entry_new(b->scene))) {
 		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
 	} else {

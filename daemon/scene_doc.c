@@ -367,7 +367,8 @@ static int parse_surface(json_t *mat, struct kiln_material *m, const char *where
 	return 0;
 }
 
-/* Reads a material and writes its canonical form into *canon. */
+/* Reads an element's material (NULL: missing) and writes its canonical
+ * form into *canon. */
 static int parse_material(struct scene_doc_ctx *ctx, json_t *mat, struct kiln_material *m, json_t **canon,
 			  const char *where, char *err, size_t errlen)
 {
@@ -379,6 +380,8 @@ static int parse_material(struct scene_doc_ctx *ctx, json_t *mat, struct kiln_ma
 
 	*canon = NULL;
 	*m = (struct kiln_material){.color = {1, 1, 1}, .texture = -1};
+	if (!mat)
+		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: missing field \"material\"", where);
 	snprintf(w, sizeof(w), "%s.material", where);
 	if (!json_is_object(mat))
 		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: expected an object", w);
@@ -462,8 +465,6 @@ static int add_sphere(struct scene_doc_ctx *ctx, json_t *e, const char *where, j
 		return rc;
 	if (!(r > 0))
 		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s.radius: must be > 0 (got %g)", where, r);
-	if (!json_object_get(e, "material"))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: missing field \"material\"", where);
 	rc = parse_material(ctx, json_object_get(e, "material"), &m, &mc, where, err, errlen);
 	if (rc)
 		return rc;
@@ -493,8 +494,6 @@ static int add_plane(struct scene_doc_ctx *ctx, json_t *e, bool rust, const char
 	/* The Rust tracer's plane normal points away from the visible side. */
 	if (rust)
 		n = (kiln_vec3){-n.x, -n.y, -n.z};
-	if (!json_object_get(e, "material"))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: missing field \"material\"", where);
 	rc = parse_material(ctx, json_object_get(e, "material"), &m, &mc, where, err, errlen);
 	if (rc)
 		return rc;
@@ -633,10 +632,6 @@ static int add_mesh(struct scene_doc_ctx *ctx, json_t *e, const char *where, jso
 		v[0] = v[0] * scale + tr.x;
 		v[1] = v[1] * scale + tr.y;
 		v[2] = v[2] * scale + tr.z;
-	}
-	if (!json_object_get(e, "material")) {
-		rc = fail(err, errlen, KILN_E_INVALID_ARGS, "%s: missing field \"material\"", where);
-		goto fail;
 	}
 	rc = parse_material(ctx, json_object_get(e, "material"), &m, &mc, where, err, errlen);
 	if (rc)

@@ -388,9 +388,12 @@ class LimitsTest(kilntest.KilnTestCase):
                                                                 texture=os.path.join(SCENES, "stripes.png"))),
                                  "too_large")
                 self.assertEqual(self.code(lambda: self.client.scene(width=10, height=10)), "too_large")
-                self.assertEqual(self.code(lambda: t.add([{"type": "mesh", "vertices": [[0, 0, 0]] * 20000,
-                                                           "faces": [[0, 0, 0]] * 3,
-                                                           "material": {}}])), "too_large")
+                big_mesh = {"type": "mesh", "vertices": [[0, 0, 0]] * 20000, "faces": [[0, 0, 0]] * 3,
+                            "material": {}}
+                with self.assertRaises(kiln.KilnError) as cm:
+                    t.add([big_mesh])
+                self.assertEqual(cm.exception.code, "too_large")
+                self.assertEqual(cm.exception.detail, {"limit": "scene_memory_budget"})
 
 
 if __name__ == "__main__":
