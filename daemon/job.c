@@ -78,7 +78,8 @@ const struct kiln_config *job_config(const struct job *job)
 	return job->cfg;
 }
 
-double job_elapsed_ms(const struct job *job)
+/* Milliseconds since the request was received. */
+static double job_elapsed_ms(const struct job *job)
 {
 	return (double)(uv_hrtime() - job->received_ns) / 1e6;
 }
@@ -87,15 +88,6 @@ const unsigned char *job_attachment(const struct job *job, size_t *len)
 {
 	*len = job->req.attach_len;
 	return job->req.attach;
-}
-
-unsigned char *job_take_attachment(struct job *job, size_t *len)
-{
-	unsigned char *p = job->req.attach;
-	*len = job->req.attach_len;
-	job->req.attach = NULL;
-	job->req.attach_len = 0;
-	return p;
 }
 
 bool job_cancelled(const struct job *job)

@@ -63,13 +63,9 @@ const struct kiln_peer *job_peer(const struct job *job);
 uv_loop_t *job_loop(const struct job *job);
 /* The configuration the job started under; valid until the job is freed. */
 const struct kiln_config *job_config(const struct job *job);
-/* Milliseconds since the request was received. */
-double job_elapsed_ms(const struct job *job);
 
 /* The request's attachment (raw bytes or decoded raw_b64); NULL if none. */
 const unsigned char *job_attachment(const struct job *job, size_t *len);
-/* Takes ownership of the attachment (free() it); the job no longer has one. */
-unsigned char *job_take_attachment(struct job *job, size_t *len);
 
 /* --- Finishing (loop thread, exactly once) -------------------------------- */
 
