@@ -69,6 +69,35 @@ static void openssl_thread_done(void)
 	OPENSSL_thread_stop();
 }
 
+/* Drops a reference to a corpus.  The last one (a corpus unloaded or
+ * replaced meanwhile, or never installed) wipes and unmaps all its text, so
+ * it is dropped in a work item rather than on the loop.  A job that has
+ * already replied lives until that item is done. */
+static void corpus_release_work(struct job *job, void *c)
+{
+	(void)job;
+	corpus_unref(c);
+}
+
+static void corpus_release_done(struct job *job, void *c, int status)
+{
+	(void)job;
+	if (status != 0)
+		corpus_unref(c); /* the work never ran */
+}
+
+static void corpus_release(struct job *job, struct corpus *c)
+{
+	/* With other holders this is not the last reference (only a racing
+	 * release could make it so, and then the loop wipes: rare, and still
+	 * correct), and a work item would cost more than it saves. */
+	if (!c)
+		return;
+	if (atomic_load(&c->refs) > 1 ||
+	    job_queue_work(job, corpus_release_work, corpus_release_done, c) != 0)
+		corpus_unref(c);
+}
+
 /* --- Secrets ---------------------------------------------------------------- */
 
 /* A passphrase in locked memory. */
@@ -464,6 +493,7 @@ struct load_ctx {
 	atomic_size_t next;
 	atomic_size_t done;
 	stage_fn then;
+	struct corpus *replaced;    /* reference: the corpus this load replaced */
 	double start_ms, kdf_ms, read_ms;
 	int code;                   /* whole-load failure */
 	char err[256];
@@ -486,7 +516,29 @@ static void load_ctx_free(struct load_ctx *L)
 		kiln_secmem_free(L->keys, L->keys_cap);
 	free(L->groups);
 	free(L->name);
+	corpus_unref(L->replaced);
 	free(L);
+}
+
+static void load_free_work(struct job *job, void *L)
+{
+	(void)job;
+	load_ctx_free(L);
+}
+
+static void load_free_done(struct job *job, void *L, int status)
+{
+	(void)job;
+	if (status != 0)
+		load_ctx_free(L); /* the work never ran */
+}
+
+/* Frees a finished load on the pool: it may hold decrypted documents of a
+ * failed load and the corpus it replaced, whose wiping takes a while. */
+static void load_ctx_release(struct job *job, struct load_ctx *L)
+{
+	if (job_queue_work(job, load_free_work, load_free_done, L) != 0)
+		load_ctx_free(L);
 }
 
 static enum format detect(const unsigned char *d, size_t len)
@@ -820,7 +872,7 @@ static void load_finish(struct job *job, struct load_ctx *L)
 	}
 	struct corpus *c = corpus_new(L->name);
 	if (!c || !(c->docs = calloc(n, sizeof *c->docs))) {
-		corpus_unref(c);
+		corpus_release(job, c);
 		json_decref(failed);
 		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
 		goto out;
@@ -841,9 +893,9 @@ static void load_finish(struct job *job, struct load_ctx *L)
 	size_t bytes = c->bytes, memory = c->memory;
 	bool locked = c->locked;
 	json_t *source = json_incref(c->source);
-	int rc = corpus_store_put(c, cfg->corpus_memory_budget, err, sizeof err);
+	int rc = corpus_store_put(c, cfg->corpus_memory_budget, &L->replaced, err, sizeof err);
 	if (rc) {
-		corpus_unref(c);
+		corpus_release(job, c);
 		json_decref(source);
 		json_decref(failed);
 		job_fail(job, -rc, NULL, "%s", err);
@@ -859,7 +911,7 @@ static void load_finish(struct job *job, struct load_ctx *L)
 				 source, "failed", failed);
 	job_succeed(job, data, "loaded %zu documents (%zu bytes) as '%s'", n, bytes, L->name);
 out:
-	load_ctx_free(L);
+	load_ctx_release(job, L);
 }
 
 static void act_load(struct job *job, json_t *args)
@@ -916,9 +968,9 @@ struct query {
 	bool failed;               /* a part could not be queued */
 };
 
-static void query_free(struct query *q)
+static void query_free(struct job *job, struct query *q)
 {
-	corpus_unref(q->c);
+	corpus_release(job, q->c);
 	free(q->parts);
 	free(q);
 }
@@ -948,7 +1000,7 @@ static void query_done(struct job *job, void *arg, int status)
 	} else {
 		q->finish(job, q);
 	}
-	query_free(q);
+	query_free(job, q);
 }
 
 /* Looks up the corpus named in args, or fails the job. */
@@ -975,7 +1027,7 @@ static void query_start(struct job *job, struct corpus *c, part_fn run, finish_f
 		parts = c->ndocs ? c->ndocs : 1;
 	if (!q || !(q->parts = calloc(parts, sizeof *q->parts))) {
 		free(q);
-		corpus_unref(c);
+		corpus_release(job, c);
 		free_state(state);
 		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
 		return;
@@ -1005,7 +1057,7 @@ static void query_start(struct job *job, struct corpus *c, part_fn run, finish_f
 			q->failed = true;
 			if (i == 0) {
 				free_state(state);
-				query_free(q);
+				query_free(job, q);
 				job_fail(job, KILN_E_INTERNAL, NULL, "cannot queue work");
 			}
 			return;
@@ -1151,7 +1203,7 @@ static void act_count(struct job *job, json_t *args)
 	}
 	s->counts = calloc(s->nq * (c->ndocs ? c->ndocs : 1), sizeof *s->counts);
 	if (!s->counts) {
-		corpus_unref(c);
+		corpus_release(job, c);
 		count_state_free(s);
 		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
 		return;
@@ -1310,7 +1362,7 @@ static void act_search(struct job *job, json_t *args)
 	for (size_t i = 0; ok && i < parts; i++)
 		ok = (s->hits[i] = malloc((s->max + 1) * sizeof **s->hits)) != NULL;
 	if (!ok) {
-		corpus_unref(c);
+		corpus_release(job, c);
 		search_state_free(s);
 		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
 		return;
@@ -1437,7 +1489,7 @@ static void act_stats(struct job *job, json_t *args)
 	s->counts = calloc(c->ndocs + 1, sizeof *s->counts);
 	s->rc = calloc(c->ndocs + 1, sizeof *s->rc);
 	if (!s->counts || !s->rc) {
-		corpus_unref(c);
+		corpus_release(job, c);
 		stats_state_free(s);
 		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
 		return;
@@ -1473,21 +1525,22 @@ static void act_info(struct job *job, json_t *args)
 						      (json_int_t)d->chars, "lines", (json_int_t)d->lines));
 	}
 	json_object_set_new(data, "document_list", docs);
-	corpus_unref(c);
+	corpus_release(job, c);
 	job_succeed(job, data, "corpus info");
 }
 
 static void act_unload(struct job *job, json_t *args)
 {
 	const char *name = json_string_value(json_object_get(args, "name"));
-	size_t bytes = 0;
+	struct corpus *c = corpus_store_take(name);
 
-	if (corpus_store_remove(name, &bytes) != 0) {
+	if (!c) {
 		job_fail(job, KILN_E_NOT_FOUND, NULL, "no corpus named '%s'", name);
 		return;
 	}
-	job_succeed(job, json_pack("{s:s, s:I}", "name", name, "bytes", (json_int_t)bytes),
+	job_succeed(job, json_pack("{s:s, s:I}", "name", name, "bytes", (json_int_t)c->bytes),
 		    "unloaded '%s'", name);
+	corpus_release(job, c);
 }
 
 /* --- corpus.seal --------------------------------------------------------------------- */

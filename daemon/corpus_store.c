@@ -142,12 +142,13 @@ struct corpus_doc *corpus_store_borrow(const char *corpus, const char *document,
 	return d;
 }
 
-int corpus_store_put(struct corpus *c, size_t budget, char *err, size_t errlen)
+int corpus_store_put(struct corpus *c, size_t budget, struct corpus **replaced, char *err,
+		     size_t errlen)
 {
-	struct corpus *old = NULL;
 	bool found;
 	int rc = 0;
 
+	*replaced = NULL;
 	pthread_mutex_lock(&store.lock);
 	size_t i = locate(c->name, &found);
 	size_t after = store.memory - (found ? store.items[i]->memory : 0) + c->memory;
@@ -160,7 +161,7 @@ int corpus_store_put(struct corpus *c, size_t budget, char *err, size_t errlen)
 		goto out;
 	}
 	if (found) {
-		old = store.items[i];
+		*replaced = store.items[i];
 		store.items[i] = c;
 	} else {
 		if (store.count == store.cap) {
@@ -181,12 +182,10 @@ int corpus_store_put(struct corpus *c, size_t budget, char *err, size_t errlen)
 	store.memory = after;
 out:
 	pthread_mutex_unlock(&store.lock);
-	/* Unreferenced outside the lock: wiping megabytes takes a while. */
-	corpus_unref(old);
 	return rc;
 }
 
-int corpus_store_remove(const char *name, size_t *bytes)
+struct corpus *corpus_store_take(const char *name)
 {
 	struct corpus *c = NULL;
 	bool found;
@@ -200,11 +199,7 @@ int corpus_store_remove(const char *name, size_t *bytes)
 		store.count--;
 	}
 	pthread_mutex_unlock(&store.lock);
-	if (!c)
-		return -KILN_E_NOT_FOUND;
-	*bytes = c->bytes;
-	corpus_unref(c);
-	return 0;
+	return c;
 }
 
 json_t *corpus_summary(const struct corpus *c)

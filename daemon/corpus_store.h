@@ -57,12 +57,20 @@ void corpus_unref(struct corpus *c);
 
 /* The named corpus with a new reference, or NULL. */
 struct corpus *corpus_store_get(const char *name);
-/* Installs c under its name (replacing any corpus of that name) if the
- * memory of all corpora stays within budget; takes over the caller's
- * reference on success.  -KILN_E_TOO_LARGE otherwise. */
-int corpus_store_put(struct corpus *c, size_t budget, char *err, size_t errlen);
-/* Removes the named corpus; 0 or -KILN_E_NOT_FOUND. *bytes gets its size. */
-int corpus_store_remove(const char *name, size_t *bytes);
+/*
+ * The store never drops the last reference of a corpus it gives up (that
+ * wipes all its text): it hands the reference to the caller, who releases
+ * it off the event loop.
+ */
+
+/* Installs c under its name if the memory of all corpora stays within
+ * budget; takes over the caller's reference on success, and *replaced gets
+ * the reference to the corpus of that name it replaced (or NULL).
+ * -KILN_E_TOO_LARGE otherwise. */
+int corpus_store_put(struct corpus *c, size_t budget, struct corpus **replaced, char *err,
+		     size_t errlen);
+/* Removes the named corpus and returns its reference, or NULL. */
+struct corpus *corpus_store_take(const char *name);
 /* New reference to a JSON array of summaries, sorted by name. */
 json_t *corpus_store_list(void);
 json_t *corpus_summary(const struct corpus *c);

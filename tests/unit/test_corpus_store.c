@@ -35,24 +35,31 @@ START_TEST(test_borrow_survives_unload_and_replace)
 {
 	char err[128];
 	int code;
-	size_t len, bytes;
+	size_t len;
+	struct corpus *old;
 
-	ck_assert_int_eq(corpus_store_put(make_corpus("c", "d.txt", "first text", 100), 1000, err, sizeof err), 0);
+	ck_assert_int_eq(corpus_store_put(make_corpus("c", "d.txt", "first text", 100), 1000, &old, err, sizeof err), 0);
+	ck_assert_ptr_null(old);
 	struct corpus_doc *d = corpus_store_borrow("c", "d.txt", &code, err, sizeof err);
 	ck_assert_ptr_nonnull(d);
 	/* Replacing the corpus leaves the borrowed document intact. */
-	ck_assert_int_eq(corpus_store_put(make_corpus("c", "d.txt", "second", 100), 1000, err, sizeof err), 0);
+	ck_assert_int_eq(corpus_store_put(make_corpus("c", "d.txt", "second", 100), 1000, &old, err, sizeof err), 0);
+	ck_assert_ptr_nonnull(old);
+	ck_assert_uint_eq(old->bytes, 10);
+	corpus_unref(old);
 	ck_assert_str_eq((const char *)corpus_doc_text(d, &len), "first text");
 	struct corpus_doc *d2 = corpus_store_borrow("c", "d.txt", &code, err, sizeof err);
 	ck_assert_str_eq((const char *)corpus_doc_text(d2, &len), "second");
-	ck_assert_int_eq(corpus_store_remove("c", &bytes), 0);
-	ck_assert_uint_eq(bytes, 6);
+	struct corpus *taken = corpus_store_take("c");
+	ck_assert_ptr_nonnull(taken);
+	ck_assert_uint_eq(taken->bytes, 6);
+	corpus_unref(taken);
 	ck_assert_str_eq((const char *)corpus_doc_text(d2, &len), "second");
 	corpus_doc_release(d);
 	corpus_doc_release(d2);
 	ck_assert_ptr_null(corpus_store_borrow("c", "d.txt", &code, err, sizeof err));
 	ck_assert_int_eq(code, -KILN_E_NOT_FOUND);
-	ck_assert_int_eq(corpus_store_remove("c", &bytes), -KILN_E_NOT_FOUND);
+	ck_assert_ptr_null(corpus_store_take("c"));
 }
 END_TEST
 
@@ -60,14 +67,17 @@ START_TEST(test_budget)
 {
 	char err[256];
 	int code;
+	struct corpus *old;
 
-	ck_assert_int_eq(corpus_store_put(make_corpus("a", "x", "aaa", 600), 1000, err, sizeof err), 0);
+	ck_assert_int_eq(corpus_store_put(make_corpus("a", "x", "aaa", 600), 1000, &old, err, sizeof err), 0);
 	struct corpus *big = make_corpus("b", "x", "bbb", 500);
-	ck_assert_int_eq(corpus_store_put(big, 1000, err, sizeof err), -KILN_E_TOO_LARGE);
+	ck_assert_int_eq(corpus_store_put(big, 1000, &old, err, sizeof err), -KILN_E_TOO_LARGE);
+	ck_assert_ptr_null(old);
 	ck_assert_ptr_nonnull(strstr(err, "corpus_memory_budget"));
 	corpus_unref(big);
 	/* Replacing "a" frees its share first. */
-	ck_assert_int_eq(corpus_store_put(make_corpus("a", "x", "new", 900), 1000, err, sizeof err), 0);
+	ck_assert_int_eq(corpus_store_put(make_corpus("a", "x", "new", 900), 1000, &old, err, sizeof err), 0);
+	corpus_unref(old);
 	ck_assert_uint_eq(corpus_store_memory(), 900);
 	ck_assert_uint_eq(corpus_store_count(), 1);
 	ck_assert_ptr_null(corpus_store_borrow("a", "missing", &code, err, sizeof err));
