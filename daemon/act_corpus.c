@@ -46,13 +46,6 @@ static double now_ms(void)
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static size_t page_round(size_t n)
-{
-	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-
-	return (n ? n + pg - 1 : pg) / pg * pg;
-}
-
 /* Worker items to split a query over: the pool size. */
 static size_t pool_parts(const struct kiln_config *cfg)
 {
@@ -657,7 +650,7 @@ static void load_list_work(struct job *job, void *arg)
 	if (L->code)
 		return;
 	/* Every document costs at least a page of locked memory. */
-	if (L->files.count > cfg->corpus_memory_budget / page_round(1)) {
+	if (L->files.count > cfg->corpus_memory_budget / kiln_secmem_size(1)) {
 		L->code = -KILN_E_TOO_LARGE;
 		snprintf(L->err, sizeof L->err, "%zu files cannot fit corpus_memory_budget (%zu)",
 			 L->files.count, cfg->corpus_memory_budget);
@@ -786,7 +779,7 @@ static void after_read(struct job *job, struct load_ctx *L)
 	for (size_t i = 0; i < L->files.count; i++) {
 		if (L->files.res[i].code)
 			continue;
-		total += page_round(L->f[i].len);
+		total += kiln_secmem_size(L->f[i].len);
 		encrypted |= L->f[i].fmt != FMT_PLAIN;
 		sealed |= L->f[i].fmt == FMT_SEALED;
 	}
@@ -882,9 +875,7 @@ static void load_finish(struct job *job, struct load_ctx *L)
 		L->f[i].doc = NULL;
 		c->docs[c->ndocs++] = d;
 		c->bytes += d->cdoc.text_len;
-		c->memory += page_round(d->cdoc.text_cap) +
-			     (d->cdoc.fold_cap ? page_round(d->cdoc.fold_cap) : 0) +
-			     d->cdoc.nonword_count * sizeof(size_t) + sizeof *d + strlen(d->name) + 1;
+		c->memory += kiln_cdoc_memory(&d->cdoc) + sizeof *d + strlen(d->name) + 1;
 		c->locked &= d->cdoc.locked;
 	}
 	c->load_ms = now_ms() - L->start_ms;

@@ -108,7 +108,7 @@ size_t kiln_utf8_valid_prefix(const uint8_t *s, size_t n)
 
 /* --- Locked memory -------------------------------------------------------- */
 
-static size_t page_round(size_t n)
+size_t kiln_secmem_size(size_t n)
 {
 	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
 
@@ -119,7 +119,7 @@ static size_t page_round(size_t n)
 
 void *kiln_secmem_alloc(size_t n, bool *locked)
 {
-	size_t sz = page_round(n);
+	size_t sz = kiln_secmem_size(n);
 	void *p = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	if (p == MAP_FAILED)
@@ -133,7 +133,7 @@ void *kiln_secmem_alloc(size_t n, bool *locked)
 
 void kiln_secmem_free(void *p, size_t n)
 {
-	size_t sz = page_round(n);
+	size_t sz = kiln_secmem_size(n);
 
 	if (!p)
 		return;
@@ -298,5 +298,6 @@ void kiln_cdoc_clear(struct kiln_cdoc *d)
 
 size_t kiln_cdoc_memory(const struct kiln_cdoc *d)
 {
-	return d->text_cap + d->fold_cap + d->nonword_count * sizeof(size_t);
+	return kiln_secmem_size(d->text_cap) + (d->fold_cap ? kiln_secmem_size(d->fold_cap) : 0) +
+	       d->nonword_count * sizeof(size_t);
 }

@@ -47,6 +47,9 @@ size_t kiln_utf8_valid_prefix(const uint8_t *s, size_t n);
 void *kiln_secmem_alloc(size_t n, bool *locked);
 /* Wipes (OPENSSL_cleanse) and unmaps a kiln_secmem_alloc() block of size n. */
 void kiln_secmem_free(void *p, size_t n);
+/* Bytes a kiln_secmem_alloc(n) block holds: n rounded up to whole pages,
+ * at least one. */
+size_t kiln_secmem_size(size_t n);
 
 /* --- Documents ------------------------------------------------------------ */
 
@@ -80,7 +83,8 @@ int kiln_cdoc_init(struct kiln_cdoc *d, uint8_t *text, size_t len, size_t cap, b
 		   char *err, size_t errlen);
 /* Wipes and frees everything; the struct is zeroed. */
 void kiln_cdoc_clear(struct kiln_cdoc *d);
-/* Bytes of memory held (text + fold + offsets). */
+/* Bytes of memory held: the text and fold blocks (whole pages) and the
+ * offsets. */
 size_t kiln_cdoc_memory(const struct kiln_cdoc *d);
 
 /* --- Queries -------------------------------------------------------------- */

@@ -233,6 +233,26 @@ START_TEST(test_search_lines_columns)
 }
 END_TEST
 
+/* Memory held counts whole pages: one block when no character folds, a
+ * second for the fold otherwise. */
+START_TEST(test_doc_memory)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	struct kiln_cdoc d;
+
+	ck_assert_uint_eq(kiln_secmem_size(0), pg);
+	ck_assert_uint_eq(kiln_secmem_size(pg), pg);
+	ck_assert_uint_eq(kiln_secmem_size(pg + 1), 2 * pg);
+	doc_from(&d, "plain text", 10);
+	ck_assert_uint_eq(kiln_cdoc_memory(&d), pg);
+	kiln_cdoc_clear(&d);
+	doc_from(&d, "Folded Text", 11);
+	ck_assert_uint_eq(d.fold_cap, 12);
+	ck_assert_uint_eq(kiln_cdoc_memory(&d), 2 * pg);
+	kiln_cdoc_clear(&d);
+}
+END_TEST
+
 /* --- openssl enc ------------------------------------------------------------ */
 
 static uint8_t *slurp(const char *path, size_t *len)
@@ -419,6 +439,7 @@ static Suite *corpus_suite(void)
 	tcase_add_test(tc, test_utf8_strict);
 	tcase_add_test(tc, test_doc_rejects_bad_utf8);
 	tcase_add_test(tc, test_search_lines_columns);
+	tcase_add_test(tc, test_doc_memory);
 	tcase_add_test(tc, test_osslenc_pbkdf2_default);
 	tcase_add_test(tc, test_osslenc_pbkdf2_iter);
 	tcase_add_test(tc, test_osslenc_legacy);
