@@ -367,6 +367,33 @@ class CorpusTest(kilntest.KilnTestCase):
             self.client.corpus_seal(out, [os.path.join(self.tmp, "y.txt")], **args)
         self.client.corpus_seal(out, [os.path.join(self.tmp, "y.txt")], overwrite=True, **args)
 
+    def test_load_and_seal_share_file_rules(self) -> None:
+        """corpus.load and corpus.seal take their files and passphrase the same way."""
+        os.makedirs(os.path.join(self.tmp, "d1"))
+        os.makedirs(os.path.join(self.tmp, "d2"))
+        a = self.write("d1/same.txt", b"one")
+        b = self.write("d2/same.txt", b"two")
+        key = self.write("key", (PASS + "\n").encode())
+        out = os.path.join(self.tmp, "o")
+        os.makedirs(out)
+        calls = {"load": lambda **kw: self.client.corpus_load("rules", **kw),
+                 "seal": lambda **kw: self.client.corpus_seal(out, log2_n=10, **kw)}
+        for action, call in calls.items():
+            for kw, code, text in (
+                    (dict(paths=[a], glob="*.txt", passphrase=PASS), "invalid_args", "glob needs dir"),
+                    (dict(paths=[a], passphrase=PASS, key_file=key), "invalid_args", "not both"),
+                    (dict(paths=[a, b], passphrase=PASS), "invalid_args", None)):
+                with self.assertRaises(kiln.KilnError, msg=f"{action} {kw}") as cm:
+                    call(**kw)
+                self.assertEqual(cm.exception.code, code, f"{action} {kw}")
+                if text:
+                    self.assertIn(text, str(cm.exception), action)
+                else:
+                    failed = cm.exception.detail["failed"]
+                    self.assertEqual([f["path"] for f in failed], [b], action)
+                    self.assertIn("duplicate document name (also " + a, failed[0]["reason"])
+        self.assertEqual(os.listdir(out), ["same.txt.kseal"])
+
     @unittest.skipUnless(AESGCM, "python3-cryptography not installed")
     def test_sealed_format_matches_documentation(self) -> None:
         """Decrypts a sealed file following proto/sealed-format.md only."""
