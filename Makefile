@@ -145,12 +145,12 @@ FUZZ_CC      := clang
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?=
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-FUZZ_CFLAGS  := -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -Iinclude -Idaemon -Itests/fuzz \
+FUZZ_CFLAGS  := -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -Iinclude -Idaemon -Itests/fuzz -Itests/unit \
 	-MMD -MP $(FUZZ_SAN) -DKILN_FUZZ_DATA='"$(CURDIR)/tests/data"'
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_OBJ     := $(LIB_SRC:%.c=$(BUILD)/fuzz/obj/%.o) $(DAEMON_SRC:%.c=$(BUILD)/fuzz/obj/%.o) \
-	$(BUILD)/fuzz/obj/tests/fuzz/common.o
+	$(BUILD)/fuzz/obj/tests/fuzz/common.o $(BUILD)/fuzz/obj/tests/unit/harness.o
 
 $(BUILD)/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)

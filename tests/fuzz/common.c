@@ -18,6 +18,7 @@
 #include "action.h"
 #include "config.h"
 #include "log.h"
+#include "harness.h"
 #include "server.h"
 
 /* Directories of tests/data copied into the root; everything the golden
@@ -27,9 +28,7 @@ static const char *const copied[] = { "corpus", "scenes", "text" };
 static struct {
 	char tmp[64];
 	char root[128];
-	char sock[128];
 	bool started;
-	struct server srv;
 	int shared_fd;
 	uint64_t root_stamp; /* sum of mtimes and sizes under root after copying */
 	char buf[1 << 20];   /* received, not yet returned reply bytes */
@@ -179,83 +178,25 @@ static const char config_fmt[] =
 
 void fz_daemon_start(void)
 {
-	char path[256], err[512];
-	struct kiln_config *cfg;
-	FILE *f;
+	char cfg[sizeof(config_fmt) + sizeof(fz.root)];
 
 	if (fz.started)
 		return;
 	fz.started = true;
 	fz_quiet();
-	signal(SIGPIPE, SIG_IGN);
-	/* Job records must stay in memory, and the server must bind its own socket. */
-	unsetenv("STATE_DIRECTORY");
-	unsetenv("LISTEN_FDS");
-	unsetenv("LISTEN_PID");
-	unsetenv("NOTIFY_SOCKET");
 	setenv("UV_THREADPOOL_SIZE", "2", 1);
 	snprintf(fz.root, sizeof(fz.root), "%s/data", fz_tmpdir());
-	snprintf(fz.sock, sizeof(fz.sock), "%s/kiln.sock", fz_tmpdir());
 	fill_root();
-	snprintf(path, sizeof(path), "%s/kiln.json", fz_tmpdir());
-	f = fopen(path, "w");
-	if (!f)
-		abort();
-	fprintf(f, config_fmt, fz.root);
-	fclose(f);
-	cfg = config_load(path, err, sizeof(err));
-	if (!cfg) {
-		fprintf(stderr, "fuzz: %s\n", err);
-		abort();
-	}
-	config_install(cfg);
-	if (dispatch_init(cfg, err, sizeof(err)) != 0 ||
-	    server_start(&fz.srv, uv_default_loop(), fz.sock, err, sizeof(err)) != 0) {
-		fprintf(stderr, "fuzz: %s\n", err);
-		abort();
-	}
-}
-
-/* Runs the loop until fd is readable (or writable with POLLOUT) or ms pass. */
-static int wait_fd(int fd, short events, int ms)
-{
-	uv_loop_t *loop = uv_default_loop();
-	struct pollfd p[2];
-	struct timespec t0, t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
-		int left, tmo;
-		/* Twice: replies queued during one iteration are written by the
-		 * server's prepare handle at the start of the next. */
-		uv_run(loop, UV_RUN_NOWAIT);
-		uv_run(loop, UV_RUN_NOWAIT);
-		p[0] = (struct pollfd){ fd, events, 0 };
-		p[1] = (struct pollfd){ uv_backend_fd(loop), POLLIN, 0 };
-		if (poll(p, 1, 0) == 1)
-			return 1;
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		left = ms - (int)((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
-		if (left <= 0)
-			return 0;
-		tmo = uv_backend_timeout(loop);
-		if (tmo < 0 || tmo > 5)
-			tmo = 5;
-		if (tmo > left)
-			tmo = left;
-		poll(p, 2, tmo);
-	}
+	snprintf(cfg, sizeof(cfg), config_fmt, fz.root);
+	/* The same in-process daemon as the check tests (tests/unit/harness.c). */
+	harness_start(cfg);
+	/* harness_start() sets its own level; keep KILN_FUZZ_DEBUG's. */
+	log_set_level(getenv("KILN_FUZZ_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_ERROR);
 }
 
 int fz_connect(void)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", fz.sock);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
-		abort();
-	return fd;
+	return harness_connect();
 }
 
 void fz_send(int fd, const void *data, size_t len)
@@ -267,7 +208,7 @@ void fz_send(int fd, const void *data, size_t len)
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			/* The daemon stops reading when its output is not drained
 			 * (backpressure): read and check replies meanwhile. */
-			if (!wait_fd(fd, POLLOUT, 1)) {
+			if (!harness_wait_fd(fd, POLLOUT, 1)) {
 				json_t *r = fz_recv(fd, 0);
 				json_decref(r);
 			}
@@ -329,7 +270,7 @@ static void skip_raw(int fd, size_t n)
 		n -= k;
 		if (n == 0)
 			return;
-		if (!wait_fd(fd, POLLIN, 5000))
+		if (!harness_wait_fd(fd, POLLIN, 5000))
 			abort();
 		got = recv(fd, fz.buf, sizeof(fz.buf), 0);
 		if (got <= 0)
@@ -368,7 +309,7 @@ json_t *fz_recv(int fd, int timeout_ms)
 			fprintf(stderr, "fuzz: reply line longer than %zu bytes\n", sizeof(fz.buf));
 			abort();
 		}
-		if (!wait_fd(fd, POLLIN, timeout_ms)) {
+		if (!harness_wait_fd(fd, POLLIN, timeout_ms)) {
 			if (timeout_ms == 0)
 				return NULL;
 			fprintf(stderr, "fuzz: no reply within %d ms\n", timeout_ms);

@@ -52,6 +52,11 @@ void harness_start(const char *config_json)
 	fclose(f);
 	signal(SIGPIPE, SIG_IGN);
 	log_set_level(getenv("KILN_TEST_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_ERROR);
+	/* Hermetic: job records in memory, our own socket, no systemd. */
+	unsetenv("STATE_DIRECTORY");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_PID");
+	unsetenv("NOTIFY_SOCKET");
 	cfg = config_load(h.cfgpath, err, sizeof(err));
 	if (!cfg) {
 		fprintf(stderr, "harness: %s\n", err);
@@ -65,13 +70,40 @@ void harness_start(const char *config_json)
 	}
 }
 
+int harness_wait_fd(int fd, short events, int ms)
+{
+	uv_loop_t *loop = uv_default_loop();
+	struct pollfd p[2];
+	struct timespec t0, t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		int left, tmo;
+		/* Twice: replies queued during one iteration are written by the
+		 * server's prepare handle at the start of the next. */
+		uv_run(loop, UV_RUN_NOWAIT);
+		uv_run(loop, UV_RUN_NOWAIT);
+		p[0] = (struct pollfd){ fd, events, 0 };
+		p[1] = (struct pollfd){ uv_backend_fd(loop), POLLIN, 0 };
+		if (fd >= 0 && poll(p, 1, 0) == 1)
+			return 1;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		left = ms - (int)((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+		if (left <= 0)
+			return 0;
+		/* Sleep until the client fd, a loop event or the loop's next timer. */
+		tmo = uv_backend_timeout(loop);
+		if (tmo < 0 || tmo > 5)
+			tmo = 5;
+		if (tmo > left)
+			tmo = left;
+		poll(fd >= 0 ? p : p + 1, fd >= 0 ? 2 : 1, tmo);
+	}
+}
+
 void harness_spin(int ms)
 {
-	struct timespec ts = { 0, 1000000 };
-	for (int i = 0; i < ms; i++) {
-		uv_run(uv_default_loop(), UV_RUN_NOWAIT);
-		nanosleep(&ts, NULL);
-	}
+	harness_wait_fd(-1, 0, ms);
 }
 
 void harness_stop(void)
@@ -109,7 +141,7 @@ void harness_send(int fd, const void *data, size_t len)
 	while (len > 0) {
 		ssize_t n = send(fd, p, len, MSG_DONTWAIT);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			harness_spin(1);
+			harness_wait_fd(fd, POLLOUT, 1);
 			continue;
 		}
 		if (n < 0)
@@ -125,24 +157,22 @@ json_t *harness_recv(int fd, int timeout_ms)
 		h.len = 0;
 		h.buf_fd = fd;
 	}
-	for (int waited = 0; waited <= timeout_ms; waited++) {
+	for (;;) {
 		char *nl = memchr(h.buf, '\n', h.len);
-		struct pollfd p = { fd, POLLIN, 0 };
+		ssize_t n;
 		if (nl) {
 			json_t *r = json_loadb(h.buf, (size_t)(nl - h.buf), 0, NULL);
 			h.len -= (size_t)(nl + 1 - h.buf);
 			memmove(h.buf, nl + 1, h.len);
 			return r;
 		}
-		uv_run(uv_default_loop(), UV_RUN_NOWAIT);
-		if (poll(&p, 1, 1) == 1) {
-			ssize_t n = recv(fd, h.buf + h.len, sizeof(h.buf) - h.len, 0);
-			if (n <= 0)
-				return NULL;
-			h.len += (size_t)n;
-		}
+		if (!harness_wait_fd(fd, POLLIN, timeout_ms))
+			return NULL;
+		n = recv(fd, h.buf + h.len, sizeof(h.buf) - h.len, 0);
+		if (n <= 0)
+			return NULL;
+		h.len += (size_t)n;
 	}
-	return NULL;
 }
 
 json_t *harness_call(const char *line)

@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 /* Starts the server with a config given as JSON text (NULL: defaults). */
 void harness_start(const char *config_json);
@@ -29,6 +30,9 @@ void harness_send(int fd, const void *data, size_t len);
 json_t *harness_recv(int fd, int timeout_ms);
 /* Sends `line` + "\n" on a shared connection and returns the next reply. */
 json_t *harness_call(const char *line);
+/* Runs the loop until fd (-1: none) is ready for `events` (POLLIN,
+ * POLLOUT) or `ms` pass; 1 if it became ready. */
+int harness_wait_fd(int fd, short events, int ms);
 /* Runs the loop for about `ms` milliseconds. */
 void harness_spin(int ms);
 /* The error code of a reply ("invalid_args"), or NULL for non-errors. */
