@@ -258,11 +258,12 @@ static void comp_end(struct pi_comp *c)
 	blob_unref(blob);
 }
 
-static unsigned pool_threads(const struct kiln_config *cfg)
+/* Parallel parts of a computation: the pool size, at most 64. */
+static unsigned pool_threads(void)
 {
-	long n = cfg->threads ? (long)cfg->threads : sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned n = config_pool_threads();
 
-	return n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
+	return n > 64 ? 64 : n;
 }
 
 static void item_work(struct job *job, void *arg)
@@ -321,7 +322,7 @@ static void item_done(struct job *job, void *arg, int status)
 static void comp_start(struct job *job, struct pi_waiter *w)
 {
 	struct pi_comp *c = calloc(1, sizeof(*c));
-	unsigned threads = pool_threads(job_config(job));
+	unsigned threads = pool_threads();
 
 	if (!c || !(c->plan = kiln_pi_plan_new(w->digits, threads, KILN_PI_GUARD)) ||
 	    !(c->blob = malloc(sizeof(*c->blob) + w->digits + 3))) {

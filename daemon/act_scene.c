@@ -783,9 +783,8 @@ static void act_render(struct job *job, json_t *args)
 
 static int scene_init(const struct kiln_config *cfg)
 {
-	long n = cfg->threads ? (long)cfg->threads : sysconf(_SC_NPROCESSORS_ONLN);
-
-	st.workers = n < 1 ? 1 : (unsigned)n;
+	(void)cfg;
+	st.workers = config_pool_threads();
 	st.next_id = 1;
 	return 0;
 }

@@ -92,6 +92,7 @@ static const struct key keys[] = {
 
 static struct {
 	struct kiln_config *current;
+	unsigned pool_threads; /* fixed at the first config_pool_threads() */
 } config_state;
 
 #define FIELD(cfg, k, type) ((type *)((char *)(cfg) + (k)->off))
@@ -364,6 +365,16 @@ void config_unref(struct kiln_config *cfg)
 {
 	if (cfg && atomic_fetch_sub(&cfg->refs, 1) == 1)
 		config_free(cfg);
+}
+
+unsigned config_pool_threads(void)
+{
+	if (!config_state.pool_threads) {
+		const struct kiln_config *cfg = config_state.current;
+		long n = cfg && cfg->threads ? (long)cfg->threads : sysconf(_SC_NPROCESSORS_ONLN);
+		config_state.pool_threads = n < 1 ? 1 : n > 1024 ? 1024 : (unsigned)n;
+	}
+	return config_state.pool_threads;
 }
 
 const struct kiln_config *config_current(void)

@@ -75,6 +75,12 @@ const struct kiln_config *config_current(void);
 /* Installs `cfg` as current, taking over the caller's reference. */
 void config_install(struct kiln_config *cfg);
 
+/* Size of the libuv thread pool: `threads` (0: the number of CPUs) as it
+ * was at the first call.  libuv reads UV_THREADPOOL_SIZE once, so main()
+ * calls this before the loop starts and a reload cannot change it; families
+ * split parallel work by it. */
+unsigned config_pool_threads(void);
+
 /* The documented key table as JSON, for proto/config.md and tests:
  * [{"key", "type", "default", "doc"}...].  New reference. */
 json_t *config_describe(void);

@@ -33,15 +33,12 @@ static void usage(FILE *f)
 		   "  --version         print the version\n");
 }
 
-static void set_threadpool_size(const struct kiln_config *cfg)
+static void set_threadpool_size(void)
 {
 	char buf[24];
-	long n = cfg->threads ? (long)cfg->threads : sysconf(_SC_NPROCESSORS_ONLN);
 
 	/* libuv reads this once, when the pool first starts. */
-	if (n < 1)
-		n = 1;
-	snprintf(buf, sizeof(buf), "%ld", n);
+	snprintf(buf, sizeof(buf), "%u", config_pool_threads());
 	setenv("UV_THREADPOOL_SIZE", buf, 1);
 }
 
@@ -125,7 +122,7 @@ int main(int argc, char **argv)
 		fatal("default socket path is too long");
 
 	signal(SIGPIPE, SIG_IGN);
-	set_threadpool_size(cfg);
+	set_threadpool_size();
 	if (dispatch_init(cfg, err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		return 1;
