@@ -64,8 +64,9 @@ static void openssl_thread_done(void)
 
 /* Drops a reference to a corpus.  The last one (a corpus unloaded or
  * replaced meanwhile, or never installed) wipes and unmaps all its text, so
- * it is dropped in a work item rather than on the loop.  A job that has
- * already replied lives until that item is done. */
+ * it is dropped in a work item rather than on the loop.  Call before the
+ * job replies: a job finished with no work pending is freed at once, one
+ * with work queued lives until that work is done. */
 static void corpus_release_work(struct job *job, void *c)
 {
 	(void)job;
@@ -841,7 +842,10 @@ static json_t *load_source(const struct load_ctx *L)
 	return s;
 }
 
-static void load_finish(struct job *job, struct load_ctx *L)
+/* Installs the corpus if every file succeeded.  Returns 0 with the reply's
+ * data in *out, or a KILN_E_* code with the error detail (or NULL); msg gets
+ * the reply message either way. */
+static int load_result(struct job *job, struct load_ctx *L, json_t **out, char *msg, size_t msglen)
 {
 	const struct kiln_config *cfg = job_config(job);
 	size_t n = L->files.count;
@@ -849,26 +853,26 @@ static void load_finish(struct job *job, struct load_ctx *L)
 	char err[256];
 
 	if (job_cancelled(job)) {
-		job_fail(job, KILN_E_CANCELLED, NULL, "cancelled");
-		goto out;
+		snprintf(msg, msglen, "cancelled");
+		return KILN_E_CANCELLED;
 	}
 	if (L->code) {
-		job_fail(job, -L->code, NULL, "%s", L->err);
-		goto out;
+		snprintf(msg, msglen, "%s", L->err);
+		return -L->code;
 	}
 	json_t *failed = failures_json(&L->files, &first);
 	if (first) {
-		size_t nfail = json_array_size(failed);
-		job_fail(job, -first, json_pack("{s:o, s:i}", "failed", failed, "files", (json_int_t)n),
-			 "%zu of %zu files failed; corpus '%s' unchanged", nfail, n, L->name);
-		goto out;
+		snprintf(msg, msglen, "%zu of %zu files failed; corpus '%s' unchanged",
+			 json_array_size(failed), n, L->name);
+		*out = json_pack("{s:o, s:i}", "failed", failed, "files", (json_int_t)n);
+		return -first;
 	}
 	struct corpus *c = corpus_new(L->name);
 	if (!c || !(c->docs = calloc(n, sizeof *c->docs))) {
 		corpus_release(job, c);
 		json_decref(failed);
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
-		goto out;
+		snprintf(msg, msglen, "out of memory");
+		return KILN_E_INTERNAL;
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct corpus_doc *d = L->f[i].doc;
@@ -889,20 +893,33 @@ static void load_finish(struct job *job, struct load_ctx *L)
 		corpus_release(job, c);
 		json_decref(source);
 		json_decref(failed);
-		job_fail(job, -rc, NULL, "%s", err);
-		goto out;
+		snprintf(msg, msglen, "%s", err);
+		return -rc;
 	}
 	if (!locked)
 		log_warn("corpus '%s': mlock failed (RLIMIT_MEMLOCK too low?); its text may be swapped",
 			 L->name);
-	json_t *data = json_pack("{s:s, s:I, s:I, s:I, s:f, s:f, s:f, s:b, s:o, s:o}", "name",
-				 L->name, "documents", (json_int_t)n, "bytes", (json_int_t)bytes,
-				 "memory_bytes", (json_int_t)memory, "load_ms", now_ms() - L->start_ms,
-				 "read_ms", L->read_ms, "kdf_ms", L->kdf_ms, "locked", locked, "source",
-				 source, "failed", failed);
-	job_succeed(job, data, "loaded %zu documents (%zu bytes) as '%s'", n, bytes, L->name);
-out:
+	*out = json_pack("{s:s, s:I, s:I, s:I, s:f, s:f, s:f, s:b, s:o, s:o}", "name", L->name,
+			 "documents", (json_int_t)n, "bytes", (json_int_t)bytes, "memory_bytes",
+			 (json_int_t)memory, "load_ms", now_ms() - L->start_ms, "read_ms", L->read_ms,
+			 "kdf_ms", L->kdf_ms, "locked", locked, "source", source, "failed", failed);
+	snprintf(msg, msglen, "loaded %zu documents (%zu bytes) as '%s'", n, bytes, L->name);
+	return 0;
+}
+
+static void load_finish(struct job *job, struct load_ctx *L)
+{
+	json_t *out = NULL;
+	char msg[512];
+	int code = load_result(job, L, &out, msg, sizeof msg);
+
+	/* Queued before the reply: a job finished with no work pending is
+	 * freed at once. */
 	load_ctx_release(job, L);
+	if (code)
+		job_fail(job, code, out, "%s", msg);
+	else
+		job_succeed(job, out, "%s", msg);
 }
 
 static void act_load(struct job *job, json_t *args)
@@ -959,9 +976,12 @@ struct query {
 	bool failed;               /* a part could not be queued */
 };
 
-static void query_free(struct job *job, struct query *q)
+/* The job may be gone (a finished job with no work pending is freed), so
+ * the reference is dropped here; only a corpus unloaded or replaced while
+ * the query ran is wiped on the loop by this. */
+static void query_free(struct query *q)
 {
-	corpus_release(job, q->c);
+	corpus_unref(q->c);
 	free(q->parts);
 	free(q);
 }
@@ -991,7 +1011,7 @@ static void query_done(struct job *job, void *arg, int status)
 	} else {
 		q->finish(job, q);
 	}
-	query_free(job, q);
+	query_free(q);
 }
 
 /* Looks up the corpus named in args, or fails the job. */
@@ -1048,7 +1068,7 @@ static void query_start(struct job *job, struct corpus *c, part_fn run, finish_f
 			q->failed = true;
 			if (i == 0) {
 				free_state(state);
-				query_free(job, q);
+				query_free(q);
 				job_fail(job, KILN_E_INTERNAL, NULL, "cannot queue work");
 			}
 			return;
@@ -1529,9 +1549,10 @@ static void act_unload(struct job *job, json_t *args)
 		job_fail(job, KILN_E_NOT_FOUND, NULL, "no corpus named '%s'", name);
 		return;
 	}
-	job_succeed(job, json_pack("{s:s, s:I}", "name", name, "bytes", (json_int_t)c->bytes),
-		    "unloaded '%s'", name);
+	json_t *data = json_pack("{s:s, s:I}", "name", name, "bytes", (json_int_t)c->bytes);
+	/* Released before the reply, which may free the job. */
 	corpus_release(job, c);
+	job_succeed(job, data, "unloaded '%s'", name);
 }
 
 /* --- corpus.seal --------------------------------------------------------------------- */
