@@ -432,30 +432,18 @@ static void tail_append(struct tail *t, size_t cap, const char *data, size_t n)
  * invalid bytes become U+FFFD, since children may print anything. */
 static json_t *tail_json(const struct tail *t)
 {
-	const unsigned char *p = (const unsigned char *)t->buf, *end = p + t->len;
-	char *out = malloc(t->len * 3 + 1);
-	size_t n = 0;
+	const char *p = t->buf, *end = p + t->len;
+	char *clean;
+	size_t n;
 	json_t *s;
 
-	if (!out)
-		return json_string("");
-	while (p < end && (*p & 0xC0) == 0x80 && p - (const unsigned char *)t->buf < 3)
+	while (p < end && (*p & 0xC0) == 0x80 && p - t->buf < 3)
 		p++;
-	while (p < end) {
-		uint32_t cp;
-		size_t len = kiln_utf8_decode(p, (size_t)(end - p), &cp);
-		if (len) {
-			memcpy(out + n, p, len);
-			n += len;
-			p += len;
-		} else {
-			memcpy(out + n, "\xEF\xBF\xBD", 3);
-			n += 3;
-			p++;
-		}
-	}
-	s = json_stringn(out, n);
-	free(out);
+	clean = kiln_utf8_scrub(p, (size_t)(end - p), &n);
+	if (!clean)
+		return json_string("");
+	s = json_stringn(clean, n);
+	free(clean);
 	return s ? s : json_string("");
 }
 

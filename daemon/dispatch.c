@@ -99,17 +99,6 @@ const struct action *dispatch_find(const char *name)
 	return e ? e->action : NULL;
 }
 
-/* Length of the longest valid UTF-8 prefix of s. */
-static size_t utf8_prefix(const char *s)
-{
-	size_t n = strlen(s), i = 0, k;
-	uint32_t c;
-
-	while (i < n && (k = kiln_utf8_decode((const uint8_t *)s + i, n - i, &c)))
-		i += k;
-	return i;
-}
-
 int dispatch_validate(const struct action *a, json_t *args, json_t **detail, char *msg, size_t msglen)
 {
 	const struct entry *e = find_entry(a->name);
@@ -121,7 +110,7 @@ int dispatch_validate(const struct action *a, json_t *args, json_t **detail, cha
 	/* The path quotes client keys cut to a byte limit, which may split a
 	 * UTF-8 sequence; jansson would refuse it and drop the whole detail. */
 	p = path ? path : "args";
-	*detail = json_pack("{s:s%}", "path", p, utf8_prefix(p));
+	*detail = json_pack("{s:s%}", "path", p, kiln_utf8_valid_prefix((const uint8_t *)p, strlen(p)));
 	free(path);
 	return -KILN_E_INVALID_ARGS;
 }

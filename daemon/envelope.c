@@ -228,30 +228,23 @@ void request_clear(struct request *req)
 	memset(req, 0, sizeof(*req));
 }
 
-/* Messages quote client input with "%.100s"-style cuts, which can split a
- * UTF-8 sequence; jansson refuses such a string and the reply would lose its
- * message.  Invalid bytes become '?' instead. */
+/* Messages quote client input cut to byte limits ("%.100s"), which can
+ * split a UTF-8 sequence, and may name files; jansson refuses invalid UTF-8
+ * and the reply would lose its message.  Invalid bytes become U+FFFD, as in
+ * replies written by conn.c. */
 static json_t *message_string(const char *message)
 {
-	size_t n = strlen(message), i = 0;
+	size_t n = strlen(message), len;
 	json_t *s = json_stringn(message, n);
-	char *copy;
+	char *clean;
 
 	if (s)
 		return s;
-	copy = strdup(message);
-	if (!copy)
+	clean = kiln_utf8_scrub(message, n, &len);
+	if (!clean)
 		fatal("out of memory");
-	while (i < n) {
-		uint32_t c;
-		size_t k = kiln_utf8_decode((const uint8_t *)copy + i, n - i, &c);
-		if (k)
-			i += k;
-		else
-			copy[i++] = '?';
-	}
-	s = json_stringn(copy, n);
-	free(copy);
+	s = json_stringn(clean, len);
+	free(clean);
 	return s;
 }
 

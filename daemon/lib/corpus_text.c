@@ -79,33 +79,6 @@ uint32_t kiln_uword_key(uint32_t c)
 
 /* --- UTF-8 ---------------------------------------------------------------- */
 
-/* True when none of the 8 bytes at s has its high bit set. */
-static bool ascii8(const uint8_t *s)
-{
-	uint64_t v;
-
-	memcpy(&v, s, 8);
-	return (v & 0x8080808080808080ull) == 0;
-}
-
-size_t kiln_utf8_valid_prefix(const uint8_t *s, size_t n)
-{
-	size_t i = 0;
-	uint32_t c;
-
-	while (i < n) {
-		if (i + 8 <= n && ascii8(s + i)) {
-			i += 8;
-			continue;
-		}
-		size_t k = kiln_utf8_decode(s + i, n - i, &c);
-		if (!k)
-			return i;
-		i += k;
-	}
-	return n;
-}
-
 /* --- Locked memory -------------------------------------------------------- */
 
 size_t kiln_secmem_size(size_t n)

@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kiln/utf8.h"
+
 #include "kiln/cancel.h"
 
 /* --- Unicode classes (Python 3.11 / Unicode 14.0 semantics) -------------- */
@@ -33,11 +35,6 @@ uint32_t kiln_uword_lower(uint32_t c);
  * representative.  Two characters match under re.IGNORECASE iff their keys
  * are equal. */
 uint32_t kiln_uword_key(uint32_t c);
-
-/* Length of the longest valid UTF-8 prefix of s (strict, as Python's
- * bytes.decode("utf-8"): no overlongs, surrogates or values > U+10FFFF).
- * Equal to n when the whole buffer is valid. */
-size_t kiln_utf8_valid_prefix(const uint8_t *s, size_t n);
 
 /* --- Locked, wiped memory ------------------------------------------------ */
 

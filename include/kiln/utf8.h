@@ -105,4 +105,13 @@ static inline size_t kiln_utf8_encode(uint32_t c, uint8_t *o)
 	return 4;
 }
 
+/* Length of the longest valid UTF-8 prefix of s (strict, as Python's
+ * bytes.decode("utf-8")); n when the whole buffer is valid. */
+size_t kiln_utf8_valid_prefix(const uint8_t *s, size_t n);
+
+/* A copy of s[0..n) with each byte that does not start a valid sequence
+ * replaced by U+FFFD; NUL-terminated, *outlen set.  malloc'ed (NULL when out
+ * of memory); the caller frees it. */
+char *kiln_utf8_scrub(const char *s, size_t n, size_t *outlen);
+
 #endif

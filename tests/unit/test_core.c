@@ -11,6 +11,7 @@
 #include "check_main.h"
 #include "envelope.h"
 #include "harness.h"
+#include "kiln/utf8.h"
 
 static void setup(void)
 {
@@ -322,6 +323,21 @@ START_TEST(base64_round_trip)
 }
 END_TEST
 
+START_TEST(utf8_scrub_and_prefix)
+{
+	/* Every byte of a cut sequence, a lone continuation byte and an
+	 * overlong form becomes U+FFFD; valid text passes through. */
+	const char in[] = "ok \xc3\xa9 \xe2\x82 \x80 \xc0\xaf end";
+	size_t n;
+	char *out = kiln_utf8_scrub(in, sizeof(in) - 1, &n);
+
+	ck_assert_str_eq(out, "ok \xc3\xa9 \xef\xbf\xbd\xef\xbf\xbd \xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd end");
+	ck_assert_uint_eq(n, strlen(out));
+	ck_assert_uint_eq(kiln_utf8_valid_prefix((const uint8_t *)in, sizeof(in) - 1), 6);
+	free(out);
+}
+END_TEST
+
 static Suite *core_suite(void)
 {
 	Suite *s = suite_create("core");
@@ -342,6 +358,7 @@ static Suite *core_suite(void)
 	tcase_add_test(tc, inflight_limit_is_backpressure);
 	tcase_add_test(tc, disconnect_cancels_work);
 	tcase_add_test(tc, base64_round_trip);
+	tcase_add_test(tc, utf8_scrub_and_prefix);
 	suite_add_tcase(s, tc);
 	return s;
 }
