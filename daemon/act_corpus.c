@@ -46,14 +46,6 @@ static double now_ms(void)
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-/* Worker items to split a query over: the pool size. */
-static size_t pool_parts(const struct kiln_config *cfg)
-{
-	long n = cfg->threads ? (long)cfg->threads : sysconf(_SC_NPROCESSORS_ONLN);
-
-	return n > 0 ? (size_t)n : 1;
-}
-
 /* OpenSSL keeps per-thread state (error queue, random generator) that the
  * pool threads would otherwise hold until exit, unfreed; work items that
  * used OpenSSL release it when done. */
@@ -634,9 +626,10 @@ static void run_stage(struct job *job, struct load_ctx *L, job_work_fn work, siz
 	}
 }
 
-static size_t stage_items(struct job *job, size_t files)
+/* Work items for a per-file stage: one per pool thread, at most one per file. */
+static size_t stage_items(size_t files)
 {
-	size_t p = pool_parts(job_config(job));
+	size_t p = (size_t)config_pool_threads();
 
 	return p < files ? p : files;
 }
@@ -768,7 +761,7 @@ static void load_decrypt_work(struct job *job, void *arg)
 
 static void after_derive(struct job *job, struct load_ctx *L)
 {
-	run_stage(job, L, load_decrypt_work, stage_items(job, L->files.count), load_finish);
+	run_stage(job, L, load_decrypt_work, stage_items(L->files.count), load_finish);
 }
 
 static void after_read(struct job *job, struct load_ctx *L)
@@ -805,7 +798,7 @@ static void after_read(struct job *job, struct load_ctx *L)
 
 static void after_list(struct job *job, struct load_ctx *L)
 {
-	run_stage(job, L, load_read_work, stage_items(job, L->files.count), after_read);
+	run_stage(job, L, load_read_work, stage_items(L->files.count), after_read);
 }
 
 /* A sealed format's KDF parameters as corpus.load and corpus.seal report them. */
@@ -1032,7 +1025,7 @@ static void query_start(struct job *job, struct corpus *c, part_fn run, finish_f
 			void (*free_state)(void *))
 {
 	struct query *q = calloc(1, sizeof *q);
-	size_t parts = pool_parts(job_config(job));
+	size_t parts = (size_t)config_pool_threads();
 
 	if (parts > c->ndocs)
 		parts = c->ndocs ? c->ndocs : 1;
@@ -1364,7 +1357,7 @@ static void act_search(struct job *job, json_t *args)
 		search_state_free(s);
 		return;
 	}
-	size_t parts = pool_parts(job_config(job));
+	size_t parts = (size_t)config_pool_threads();
 	s->hits = calloc(parts + 1, sizeof *s->hits); /* NULL-terminated */
 	s->nhits = calloc(parts, sizeof *s->nhits);
 	s->more = calloc(parts, sizeof *s->more);

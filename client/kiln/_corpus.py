@@ -10,21 +10,13 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Optional, Union
 
+from ._util import set_given
+
 
 def _files_args(paths: Optional[Iterable[str]], dir: Optional[str], glob: Optional[str],
                 passphrase: Optional[str], key_file: Optional[str]) -> Dict[str, Any]:
-    args: Dict[str, Any] = {}
-    if paths is not None:
-        args["paths"] = list(paths)
-    if dir is not None:
-        args["dir"] = dir
-    if glob is not None:
-        args["glob"] = glob
-    if passphrase is not None:
-        args["passphrase"] = passphrase
-    if key_file is not None:
-        args["key_file"] = key_file
-    return args
+    return set_given({}, paths=list(paths) if paths is not None else None, dir=dir, glob=glob,
+                     passphrase=passphrase, key_file=key_file)
 
 
 class CorpusMixin:
@@ -40,11 +32,7 @@ class CorpusMixin:
         sealed, plain; kdf (openssl-enc): pbkdf2 (default) or legacy.
         Raises kiln.KilnError whose .detail["failed"] lists failing files."""
         args = _files_args(paths, dir, glob, passphrase, key_file)
-        args.update(name=name, format=format)
-        if kdf is not None:
-            args["kdf"] = kdf
-        if iterations is not None:
-            args["iterations"] = iterations
+        set_given(args, name=name, format=format, kdf=kdf, iterations=iterations)
         return self.call("corpus.load", args, timeout=timeout,  # type: ignore[attr-defined]
                          progress=progress).data
 
@@ -69,11 +57,8 @@ class CorpusMixin:
 
     def corpus_stats(self, name: str, *, min_length: Optional[int] = None,
                      ignore: Optional[List[str]] = None) -> Dict[str, Any]:
-        args: Dict[str, Any] = {"name": name}
-        if min_length is not None:
-            args["min_length"] = min_length
-        if ignore is not None:
-            args["ignore"] = list(ignore)
+        args = set_given({"name": name}, min_length=min_length,
+                         ignore=list(ignore) if ignore is not None else None)
         return self.call("corpus.stats", args).data  # type: ignore[attr-defined]
 
     def corpus_list(self) -> List[Dict[str, Any]]:
@@ -94,8 +79,6 @@ class CorpusMixin:
         """Seals UTF-8 files into out_dir/<name>.kseal (kiln sealed format,
         one shared KDF salt): {files, kdf, kdf_ms}."""
         args = _files_args(paths, dir, glob, passphrase, key_file)
-        args.update(out_dir=out_dir, kdf=kdf, overwrite=overwrite)
-        for k, v in (("iterations", iterations), ("log2_n", log2_n), ("r", r), ("p", p)):
-            if v is not None:
-                args[k] = v
+        set_given(args, out_dir=out_dir, kdf=kdf, overwrite=overwrite, iterations=iterations,
+                  log2_n=log2_n, r=r, p=p)
         return self.call("corpus.seal", args, timeout=timeout).data  # type: ignore[attr-defined]

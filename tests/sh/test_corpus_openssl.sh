@@ -4,28 +4,9 @@
 # into kilnd and count like grep -ow does; a sealed file written by
 # corpus.seal is not readable as openssl-enc and vice versa.
 set -uo pipefail
-ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-KILND="${KILND:-$ROOT/build/kilnd}"
-command -v socat >/dev/null || { echo "socat not installed"; exit 77; }
+. "$(dirname "$0")/lib.sh"
 command -v openssl >/dev/null || { echo "openssl not installed"; exit 77; }
-
-tmp="$(mktemp -d)"
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
-sock="$tmp/kiln.sock"
-printf '{"path_roots": ["%s"]}\n' "$tmp" > "$tmp/kiln.json"
-"$KILND" --socket "$sock" --config "$tmp/kiln.json" 2> "$tmp/kilnd.log" &
-pid=$!
-for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
-
-fail=0
-check() { # name, condition-result
-	if [ "$2" = 0 ]; then echo "ok   $1"; else echo "FAIL $1"; fail=1; fi
-}
-send() { socat -t 30 - "UNIX-CONNECT:$sock"; }
-for _ in $(seq 100); do
-	echo '{"job_id":0,"action":"ping"}' | send 2>/dev/null | grep -q success && break
-	sleep 0.05
-done
+start_kilnd "{\"path_roots\": [\"$tmp\"]}"
 
 mkdir "$tmp/plain" "$tmp/enc" "$tmp/iter" "$tmp/legacy" "$tmp/sealed"
 for i in 1 2 3; do
