@@ -18,18 +18,22 @@ PYTHON  ?= /usr/bin/python3
 PREFIX  ?= /usr/local
 DESTDIR ?=
 
-# Debian packages needed to build and test.  deps installs the missing ones.
-DEB_PKGS := gcc make pkg-config libuv1-dev libjansson-dev libssl-dev openssl \
-	check libsubunit-dev libgmp-dev libpng-dev zlib1g-dev libunistring-dev \
-	socat python3 valgrind systemd procps clang libclang-rt-14-dev
+# Debian packages to build and run kilnd (`make deps`, which `make run` uses)...
+DEB_PKGS := gcc make pkg-config libuv1-dev libjansson-dev libssl-dev libgmp-dev libpng-dev \
+	zlib1g-dev libunistring-dev python3
+# ...and to test, fuzz and benchmark it (`make deps-test`, for test, bench, fuzz, stress).
+DEB_TEST_PKGS := check libsubunit-dev openssl socat valgrind systemd procps clang libclang-rt-14-dev
 # Optional: used by benchmarks and some tests when present (skipped otherwise).
 DEB_OPT_PKGS := python3-gmpy2 python3-cryptography python3-pil
 
-PC_PKGS := libuv jansson libcrypto check gmp libpng
+PC_PKGS := libuv jansson libcrypto gmp libpng
 # Recursively expanded on purpose: pkg-config runs only when compiling, so
 # `make deps` works on a machine that has no pkg-config yet.
 PC_CFLAGS = $(shell pkg-config --cflags $(PC_PKGS))
 PC_LIBS   = $(shell pkg-config --libs $(PC_PKGS))
+# The check framework links into the unit tests only, never into kilnd.
+CHECK_CFLAGS = $(shell pkg-config --cflags check)
+CHECK_LIBS   = $(shell pkg-config --libs check)
 
 # V=1 shows the full compiler command lines.
 ifeq ($(V),1)
@@ -53,11 +57,9 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
-TOOL_SRC   := $(wildcard tests/tools/*.c)
-TOOL_BIN   := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all deps run test unit proto test-unit test-python test-sh test-asan test-valgrind \
-	bench stress clean install uninstall tools fuzz fuzz-build
+.PHONY: all deps deps-test run test unit proto bench stress clean install uninstall tools fuzz \
+	fuzz-build
 all: $(BUILD)/kilnd $(BUILD)/libkiln.a $(BUILD)/libkiln.so
 
 $(BUILD)/obj/%.o: %.c
@@ -83,11 +85,7 @@ HARNESS_OBJ := $(BUILD)/obj/tests/unit/harness.o
 $(BUILD)/tests/%: tests/unit/%.c $(HARNESS_OBJ) $(DAEMON_OBJ) $(BUILD)/libkiln.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CCLD    $@")
-	$(Q)$(CC) $(CFLAGS) $(PC_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $^ $(LDLIBS)
-
-$(BUILD)/tools/%: tests/tools/%.c $(DAEMON_OBJ) $(BUILD)/libkiln.a
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PC_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) $(PC_CFLAGS) $(CHECK_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
 
 # Keep intermediate objects (the test harness) between runs.
 .SECONDARY:
@@ -98,14 +96,17 @@ $(BUILD)/bench/%: tests/bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -std=c11 -D_GNU_SOURCE $(WARN) -o $@ $<
 
-tools: $(TOOL_BIN) $(BENCH_BIN)
+tools: $(BENCH_BIN)
 unit: $(UNIT_BIN)
 
-deps:
-	@missing=""; for p in $(DEB_PKGS); do \
+# $(call install_missing,REQUIRED,OPTIONAL): as root, apt-get installs what is
+# missing; otherwise the exact command is printed (and a missing required
+# package is an error).
+define install_missing
+	@missing=""; for p in $(1); do \
 		dpkg-query -W -f='$${db:Status-Status}' $$p 2>/dev/null | grep -qx installed || missing="$$missing $$p"; \
 	done; \
-	optional=""; for p in $(DEB_OPT_PKGS); do \
+	optional=""; for p in $(2); do \
 		dpkg-query -W -f='$${db:Status-Status}' $$p 2>/dev/null | grep -qx installed || optional="$$optional $$p"; \
 	done; \
 	if [ -z "$$missing$$optional" ]; then exit 0; fi; \
@@ -120,16 +121,23 @@ deps:
 	apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
 	[ -z "$$optional" ] || apt-get install -y -qq --no-install-recommends $$optional >/dev/null || \
 		echo "deps: optional packages could not be installed:$$optional (tests using them will skip)"
+endef
+
+deps:
+	$(call install_missing,$(DEB_PKGS),)
+
+deps-test:
+	$(call install_missing,$(DEB_PKGS) $(DEB_TEST_PKGS),$(DEB_OPT_PKGS))
 
 run: deps
 	@$(MAKE) --no-print-directory all
 	$(BUILD)/kilnd --config daemon/kiln.dev.json --foreground
 
-test: deps
+test: deps-test
 	@$(MAKE) --no-print-directory all tools unit
 	@$(PYTHON) tests/run_all.py --build $(BUILD)
 
-bench: deps
+bench: deps-test
 	@$(MAKE) --no-print-directory all tools
 	@$(PYTHON) tests/bench/run.py --build $(BUILD) $(BENCH)
 
@@ -163,11 +171,11 @@ $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ)
 
 fuzz-build: $(FUZZ_BIN)
 
-fuzz: deps
+fuzz: deps-test
 	@$(MAKE) --no-print-directory fuzz-build
 	@$(PYTHON) tests/fuzz/run.py --build $(BUILD) --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
-stress: deps
+stress: deps-test
 	@$(MAKE) --no-print-directory all
 	@$(PYTHON) tests/stress/run.py --build $(BUILD) $(STRESS)
 
