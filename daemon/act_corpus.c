@@ -59,17 +59,9 @@ static void openssl_thread_done(void)
  * it is dropped in a work item rather than on the loop.  Call before the
  * job replies: a job finished with no work pending is freed at once, one
  * with work queued lives until that work is done. */
-static void corpus_release_work(struct job *job, void *c)
+static void corpus_unref_any(void *c)
 {
-	(void)job;
 	corpus_unref(c);
-}
-
-static void corpus_release_done(struct job *job, void *c, int status)
-{
-	(void)job;
-	if (status != 0)
-		corpus_unref(c); /* the work never ran */
 }
 
 static void corpus_release(struct job *job, struct corpus *c)
@@ -79,9 +71,10 @@ static void corpus_release(struct job *job, struct corpus *c)
 	 * correct), and a work item would cost more than it saves. */
 	if (!c)
 		return;
-	if (atomic_load(&c->refs) > 1 ||
-	    job_queue_work(job, corpus_release_work, corpus_release_done, c) != 0)
+	if (atomic_load(&c->refs) > 1)
 		corpus_unref(c);
+	else
+		job_release_on_pool(job, corpus_unref_any, c);
 }
 
 /* --- Secrets ---------------------------------------------------------------- */
@@ -506,25 +499,16 @@ static void load_ctx_free(struct load_ctx *L)
 	free(L);
 }
 
-static void load_free_work(struct job *job, void *L)
+static void load_ctx_free_any(void *L)
 {
-	(void)job;
 	load_ctx_free(L);
-}
-
-static void load_free_done(struct job *job, void *L, int status)
-{
-	(void)job;
-	if (status != 0)
-		load_ctx_free(L); /* the work never ran */
 }
 
 /* Frees a finished load on the pool: it may hold decrypted documents of a
  * failed load and the corpus it replaced, whose wiping takes a while. */
 static void load_ctx_release(struct job *job, struct load_ctx *L)
 {
-	if (job_queue_work(job, load_free_work, load_free_done, L) != 0)
-		load_ctx_free(L);
+	job_release_on_pool(job, load_ctx_free_any, L);
 }
 
 static enum format detect(const unsigned char *d, size_t len)

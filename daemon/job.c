@@ -365,6 +365,45 @@ int job_queue_work(struct job *job, job_work_fn work, job_done_fn done, void *ct
 	return 0;
 }
 
+struct release {
+	void (*fn)(void *obj);
+	void *obj;
+};
+
+static void release_work(struct job *job, void *arg)
+{
+	struct release *r = arg;
+
+	(void)job;
+	r->fn(r->obj);
+	r->obj = NULL;
+}
+
+static void release_done(struct job *job, void *arg, int status)
+{
+	struct release *r = arg;
+
+	(void)job;
+	(void)status;
+	if (r->obj) /* the work never ran */
+		r->fn(r->obj);
+	free(r);
+}
+
+void job_release_on_pool(struct job *job, void (*release)(void *obj), void *obj)
+{
+	struct release *r = malloc(sizeof(*r));
+
+	if (r) {
+		r->fn = release;
+		r->obj = obj;
+		if (job_queue_work(job, release_work, release_done, r) == 0)
+			return;
+		free(r);
+	}
+	release(obj);
+}
+
 /* --- Progress ------------------------------------------------------------- */
 
 static void send_progress(struct job *job, json_t *progress)

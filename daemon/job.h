@@ -94,6 +94,12 @@ typedef void (*job_done_fn)(struct job *job, void *ctx, int status); /* loop thr
  * is freed only after every `done` has run.  Returns 0 or -KILN_E_INTERNAL. */
 int job_queue_work(struct job *job, job_work_fn work, job_done_fn done, void *ctx);
 
+/* Calls release(obj) on a pool thread, for releases too slow for the loop
+ * (wiping and unmapping large buffers); on the loop instead if the work
+ * cannot be queued or the job is cancelled first.  Call it before the job
+ * finishes: a finished job with no work pending is freed at once. */
+void job_release_on_pool(struct job *job, void (*release)(void *obj), void *obj);
+
 /* True once the job is cancelled (any thread). */
 bool job_cancelled(const struct job *job);
 /* The flag as a token for compute functions (any thread). */
