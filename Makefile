@@ -20,9 +20,9 @@ DESTDIR ?=
 
 # Debian packages to build and run kilnd (`make deps`, which `make run` uses)...
 DEB_PKGS := gcc make pkg-config libuv1-dev libjansson-dev libssl-dev libgmp-dev libpng-dev \
-	zlib1g-dev libunistring-dev python3
+	zlib1g-dev libunistring-dev python3 socat
 # ...and to test, fuzz and benchmark it (`make deps-test`, for test, bench, fuzz, stress).
-DEB_TEST_PKGS := check libsubunit-dev openssl socat valgrind systemd procps clang libclang-rt-14-dev
+DEB_TEST_PKGS := check libsubunit-dev openssl valgrind systemd procps clang libclang-rt-14-dev
 # Optional: used by benchmarks and some tests when present (skipped otherwise).
 DEB_OPT_PKGS := python3-gmpy2 python3-cryptography python3-pil
 
