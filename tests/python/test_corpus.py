@@ -452,7 +452,42 @@ class CorpusBudgetTest(kilntest.KilnTestCase):
         with self.assertRaises(kiln.KilnError) as cm:
             self.client.corpus_load("big", paths)
         self.assertEqual(cm.exception.code, "too_large")
+        # Refused from the files' sizes, before decrypting and indexing.
+        self.assertIn("over corpus_memory_budget", str(cm.exception))
         self.assertEqual([c["name"] for c in self.client.corpus_list()], ["small"])
+
+    def test_budget_counts_every_corpus(self) -> None:
+        # Each fits the budget alone; together they do not.
+        d = os.path.join(self.daemon.dir, "t")
+        os.makedirs(d)
+        paths = []
+        for i in range(2):
+            paths.append(os.path.join(d, f"half{i}.txt"))
+            with open(paths[-1], "w") as f:
+                f.write("word " * 7000)
+        try:
+            self.client.corpus_load("half0", [paths[0]])
+            with self.assertRaises(kiln.KilnError) as cm:
+                self.client.corpus_load("half1", [paths[1]])
+            self.assertEqual(cm.exception.code, "too_large")
+            self.assertIn("held by other corpora", str(cm.exception))
+            self.assertNotIn("half1", [c["name"] for c in self.client.corpus_list()])
+            # Replacing a corpus counts only the new one.
+            self.client.corpus_load("half0", [paths[1]])
+        finally:
+            self.client.corpus_unload("half0")
+
+    def test_too_many_files_refused_before_reading(self) -> None:
+        # Every document takes at least a page: 64 KiB hold 16 at most.
+        d = os.path.join(self.daemon.dir, "many")
+        os.makedirs(d)
+        for i in range(17):
+            with open(os.path.join(d, f"f{i:02}.txt"), "w") as f:
+                f.write("w")
+        with self.assertRaises(kiln.KilnError) as cm:
+            self.client.corpus_load("many", dir=d, glob="*.txt")
+        self.assertEqual(cm.exception.code, "too_large")
+        self.assertIn("17 files cannot fit corpus_memory_budget", str(cm.exception))
 
 
 if __name__ == "__main__":
