@@ -573,7 +573,7 @@ class SecretsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls) -> None:
         if not shutil.which("openssl"):
-            raise unittest.SkipTest("openssl is not installed")
+            raise AssertionError("required test tool openssl is missing (make deps-test installs it)")
         cls.tmp = tempfile.mkdtemp(prefix="kiln-sec-secret-")
         tag = os.urandom(6).hex()
         cls.passphrase = f"pass-{tag}-phrase"
