@@ -409,39 +409,46 @@ class PathTest(kilntest.KilnTestCase):
     @kilntest.heavy
     def test_swapped_directory_race(self):
         """A directory swapped, atomically and endlessly, with a symlink to
-        the outside while requests name a file in it: between resolving
-        and opening, the path may lead outside, and the opened file's
-        real path is checked again.  Never the outside file."""
+        the outside while requests name a file deep in it: between
+        resolving and opening, the path may lead outside, and the opened
+        file's real path is checked again.  Never the outside file.
+
+        The file is 24 directories down, so realpath() spends most of its
+        time after it has passed the swapped directory: the window in
+        which the check and the open disagree is wide enough to be hit
+        often.  The swapper is a separate process (no GIL in between)."""
         libc = ctypes.CDLL(None, use_errno=True)
         if not hasattr(libc, "renameat2"):
             self.skipTest("no renameat2 in libc")
         sw, link = os.path.join(self.root, "sw"), os.path.join(self.root, "swl")
-        os.makedirs(sw, exist_ok=True)
-        with open(os.path.join(sw, "f.txt"), "w") as f:
+        deep = os.path.join(*["d"] * 24)
+        os.makedirs(os.path.join(sw, deep), exist_ok=True)
+        os.makedirs(os.path.join(self.out, deep), exist_ok=True)
+        with open(os.path.join(sw, deep, "f.txt"), "w") as f:
             f.write("harmless words")
-        shutil.copy(os.path.join(self.out, "secret.txt"), os.path.join(self.out, "f.txt"))
+        shutil.copy(os.path.join(self.out, "secret.txt"), os.path.join(self.out, deep, "f.txt"))
         os.symlink(self.out, link)
-        stop = threading.Event()
-        flips = [0]
-
-        def flipper():
-            a, b = sw.encode(), link.encode()
-            while not stop.is_set() and flips[0] < 10_000_000:
+        stop = os.path.join(self.tmp, "stop-swapping")
+        swapper = subprocess.Popen([PYTHON, "-c", textwrap.dedent(f"""
+            import ctypes, os
+            libc = ctypes.CDLL(None, use_errno=True)
+            a, b, n = {sw!r}.encode(), {link!r}.encode(), 0
+            while n % 256 or not os.path.exists({stop!r}):
                 if libc.renameat2(-100, a, -100, b, 2) != 0:  # AT_FDCWD, RENAME_EXCHANGE
-                    return
-                flips[0] += 1
-        t = threading.Thread(target=flipper, daemon=True)
-        t.start()
+                    break
+                n += 1
+            print(n)
+            """)], stdout=subprocess.PIPE, text=True)
         codes: Dict[str, int] = {}
         try:
-            for _ in range(500):
-                code = self.read_code(os.path.join(sw, "f.txt"))
+            for _ in range(1000):
+                code = self.read_code(os.path.join(sw, deep, "f.txt"))
                 codes[str(code)] = codes.get(str(code), 0) + 1
         finally:
-            stop.set()
-            t.join(10)
-            os.unlink(os.path.join(self.out, "f.txt"))
-        self.assertGreater(flips[0], 100, "the swapper did not run")
+            open(stop, "w").close()
+            flips = int(swapper.communicate(timeout=30)[0] or 0)
+            shutil.rmtree(os.path.join(self.out, "d"))
+        self.assertGreater(flips, 100, "the swapper did not run")
         # "SECRET" (the outside file read) must never appear.
         self.assertTrue(set(codes) <= {"None", "forbidden", "not_found", "invalid_args"}, codes)
         self.assertIn("None", codes)
