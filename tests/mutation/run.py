@@ -49,7 +49,7 @@ from typing import Dict, List, Optional, Tuple
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LIST = os.path.join(ROOT, "tests", "mutation", "mutations.json")
 PY = "/usr/bin/python3"
-TEST_TIMEOUT = 900
+TEST_TIMEOUT = 300  # seconds; a test that hangs under a mutation has caught it
 
 
 class NoLongerApplies(Exception):

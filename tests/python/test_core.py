@@ -172,6 +172,7 @@ class LimitsTest(KilnTestCase):
     def test_max_connections(self) -> None:
         extra = [socket.socket(socket.AF_UNIX) for _ in range(3)]
         for s in extra:
+            s.settimeout(10)
             s.connect(self.socket_path)
         time.sleep(0.1)
         try:
