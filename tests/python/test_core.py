@@ -221,6 +221,39 @@ class LimitsTest(KilnTestCase):
             s.close()
 
 
+class OutputBufferTest(KilnTestCase):
+    """max_output_buffer on its own (the in-flight limit out of reach):
+    a client that sends and never reads is no longer read from once its
+    unsent replies reach the limit."""
+
+    CONFIG = {"max_output_buffer": 65536, "max_inflight_per_conn": 1000000}
+
+    def test_unread_replies_stop_reading(self) -> None:
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(self.socket_path)
+        s.setblocking(False)
+        line = b'{"job_id":1,"action":"echo","args":{"text":"' + b"y" * 900 + b'"}}\n'
+        sent = 0
+        deadline = time.monotonic() + 5
+        try:
+            while time.monotonic() < deadline and sent < 64 << 20:
+                try:
+                    sent += s.send(line * 64)
+                except BlockingIOError:
+                    # Blocked: give the daemon time to read more, if it will.
+                    time.sleep(0.2)
+                    try:
+                        sent += s.send(line * 64)
+                    except BlockingIOError:
+                        break
+            # 64 KiB of replies queued, plus what the two socket buffers
+            # hold: far below the 64 MiB an unpaused daemon takes in.
+            self.assertLess(sent, 8 << 20, "the daemon kept reading a client that does not read")
+            self.assertEqual(self.client.ping()["pid"], self.daemon.pid)
+        finally:
+            s.close()
+
+
 class AttachmentLimitTest(KilnTestCase):
     CONFIG = {"max_attachment_bytes": 100}
 
