@@ -413,7 +413,7 @@ class PathTest(kilntest.KilnTestCase):
         resolving and opening, the path may lead outside, and the opened
         file's real path is checked again.  Never the outside file.
 
-        The file is 24 directories down, so realpath() spends most of its
+        The file is 150 directories down, so realpath() spends most of its
         time after it has passed the swapped directory: the window in
         which the check and the open disagree is wide enough to be hit
         often.  The swapper is a separate process (no GIL in between)."""
@@ -421,7 +421,7 @@ class PathTest(kilntest.KilnTestCase):
         if not hasattr(libc, "renameat2"):
             self.skipTest("no renameat2 in libc")
         sw, link = os.path.join(self.root, "sw"), os.path.join(self.root, "swl")
-        deep = os.path.join(*["d"] * 24)
+        deep = os.path.join(*["d"] * 150)
         os.makedirs(os.path.join(sw, deep), exist_ok=True)
         os.makedirs(os.path.join(self.out, deep), exist_ok=True)
         with open(os.path.join(sw, deep, "f.txt"), "w") as f:
