@@ -251,6 +251,18 @@ class OutputBufferTest(KilnTestCase):
             s.close()
 
 
+class DefaultTimeoutTest(KilnTestCase):
+    CONFIG = {"default_timeout": 0.3}
+
+    def test_request_without_timeout_gets_the_default(self) -> None:
+        t0 = time.monotonic()
+        with self.assertRaises(kiln.Timeout) as cm:
+            self.client.call("sleep", {"seconds": 30, "steps": 300})
+        self.assertEqual(cm.exception.detail, {"timeout": 0.3})
+        self.assertLess(time.monotonic() - t0, 20)
+        self.assertEqual(self.client.call("sleep", {"seconds": 0.5}, timeout=5).result, "success")
+
+
 class AttachmentLimitTest(KilnTestCase):
     CONFIG = {"max_attachment_bytes": 100}
 
