@@ -407,8 +407,8 @@ static json_t *load_source(const struct load_ctx *L)
 }
 
 /* Installs the corpus if every file succeeded.  Returns 0 with the reply's
- * data in *out, or a KILN_E_* code with the error detail (or NULL); msg gets
- * the reply message either way. */
+ * data in *out, or -KILN_E_* with the error detail (or NULL); msg gets the
+ * reply message either way. */
 static int load_result(struct job *job, struct load_ctx *L, json_t **out, char *msg, size_t msglen)
 {
 	const struct kiln_config *cfg = job_config(job);
@@ -418,25 +418,25 @@ static int load_result(struct job *job, struct load_ctx *L, json_t **out, char *
 
 	if (job_cancelled(job)) {
 		snprintf(msg, msglen, "cancelled");
-		return KILN_E_CANCELLED;
+		return -KILN_E_CANCELLED;
 	}
 	if (L->code) {
 		snprintf(msg, msglen, "%s", L->err);
-		return -L->code;
+		return L->code;
 	}
 	json_t *failed = file_list_failures(&L->files, &first);
 	if (first) {
 		snprintf(msg, msglen, "%zu of %zu files failed; corpus '%s' unchanged",
 			 json_array_size(failed), n, L->name);
 		*out = json_pack("{s:o, s:i}", "failed", failed, "files", (json_int_t)n);
-		return -first;
+		return first;
 	}
 	struct corpus *c = corpus_new(L->name);
 	if (!c || !(c->docs = calloc(n, sizeof *c->docs))) {
 		corpus_release(job, c);
 		json_decref(failed);
 		snprintf(msg, msglen, "out of memory");
-		return KILN_E_INTERNAL;
+		return -KILN_E_INTERNAL;
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct corpus_doc *d = L->f[i].doc;
@@ -458,7 +458,7 @@ static int load_result(struct job *job, struct load_ctx *L, json_t **out, char *
 		json_decref(source);
 		json_decref(failed);
 		snprintf(msg, msglen, "%s", err);
-		return -rc;
+		return rc;
 	}
 	if (!locked)
 		log_warn("corpus '%s': mlock failed (RLIMIT_MEMLOCK too low?); its text may be swapped",
@@ -495,7 +495,7 @@ void corpus_act_load(struct job *job, json_t *args)
 	int rc;
 
 	if (!L) {
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	L->start_ms = corpus_now_ms();
@@ -507,7 +507,7 @@ void corpus_act_load(struct job *job, json_t *args)
 	}
 	if (rc) {
 		load_ctx_free(L);
-		job_fail(job, -rc, NULL, "%s", err);
+		job_fail(job, rc, NULL, "%s", err);
 		return;
 	}
 	L->fmt = format_parse(json_string_value(json_object_get(args, "format")));

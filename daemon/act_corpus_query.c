@@ -71,10 +71,10 @@ static void query_done(struct job *job, void *arg, int status)
 		return;
 	if (q->failed) {
 		q->free_state(q->state);
-		job_fail(job, KILN_E_INTERNAL, NULL, "cannot queue work");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "cannot queue work");
 	} else if (job_cancelled(job)) {
 		q->free_state(q->state);
-		job_fail(job, KILN_E_CANCELLED, NULL, "cancelled");
+		job_fail(job, -KILN_E_CANCELLED, NULL, "cancelled");
 	} else {
 		q->finish(job, q);
 	}
@@ -97,7 +97,7 @@ static void query_start(struct job *job, struct corpus *c, part_fn run, finish_f
 		free(q);
 		corpus_release(job, c);
 		free_state(state);
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	q->c = c;
@@ -126,7 +126,7 @@ static void query_start(struct job *job, struct corpus *c, part_fn run, finish_f
 			if (i == 0) {
 				free_state(state);
 				query_free(q);
-				job_fail(job, KILN_E_INTERNAL, NULL, "cannot queue work");
+				job_fail(job, -KILN_E_INTERNAL, NULL, "cannot queue work");
 			}
 			return;
 		}
@@ -144,7 +144,7 @@ static int compile_words(struct job *job, json_t *list, unsigned flags, struct k
 		int rc = kiln_cquery_new(json_string_value(w), json_string_length(w), flags, &qs[i], err,
 					 sizeof err);
 		if (rc) {
-			job_fail(job, -rc, json_pack("{s:I}", "index", (json_int_t)i), "word %zu: %s", i, err);
+			job_fail(job, rc, json_pack("{s:I}", "index", (json_int_t)i), "word %zu: %s", i, err);
 			return rc;
 		}
 	}
@@ -242,12 +242,12 @@ void corpus_act_count(struct job *job, json_t *args)
 	struct corpus *c;
 
 	if (!word == !words) {
-		job_fail(job, KILN_E_INVALID_ARGS, NULL, "give word or words");
+		job_fail(job, -KILN_E_INVALID_ARGS, NULL, "give word or words");
 		return;
 	}
 	s = calloc(1, sizeof *s);
 	if (!s) {
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	s->single = word != NULL;
@@ -257,7 +257,7 @@ void corpus_act_count(struct job *job, json_t *args)
 	s->qs = calloc(s->nq, sizeof *s->qs);
 	if (!s->qs) {
 		count_state_free(s);
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	if (compile_words(job, s->words, KILN_CQ_WORD | (s->icase ? KILN_CQ_ICASE : 0), s->qs)) {
@@ -273,7 +273,7 @@ void corpus_act_count(struct job *job, json_t *args)
 	if (!s->counts) {
 		corpus_release(job, c);
 		count_state_free(s);
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	query_start(job, c, count_run, count_finish, s, count_state_free);
@@ -367,7 +367,7 @@ static void search_finish(struct job *job, struct query *q)
 	for (size_t p = 0; p < q->nparts; p++) {
 		if (s->rc[p]) {
 			json_decref(results);
-			job_fail(job, -s->rc[p], NULL, "search failed");
+			job_fail(job, s->rc[p], NULL, "search failed");
 			search_state_free(s);
 			return;
 		}
@@ -402,7 +402,7 @@ void corpus_act_search(struct job *job, json_t *args)
 	char err[128];
 
 	if (!s) {
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	if (json_is_true(json_object_get(args, "whole_word")))
@@ -413,7 +413,7 @@ void corpus_act_search(struct job *job, json_t *args)
 				 sizeof err);
 	if (rc) {
 		search_state_free(s);
-		job_fail(job, -rc, NULL, "%s", err);
+		job_fail(job, rc, NULL, "%s", err);
 		return;
 	}
 	struct corpus *c = corpus_get_or_fail(job, args);
@@ -432,7 +432,7 @@ void corpus_act_search(struct job *job, json_t *args)
 	if (!ok) {
 		corpus_release(job, c);
 		search_state_free(s);
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	query_start(job, c, search_run, search_finish, s, search_state_free);
@@ -497,7 +497,7 @@ static void stats_finish(struct job *job, struct query *q)
 	for (size_t d = 0; d < q->c->ndocs; d++) {
 		if (s->rc[d]) {
 			json_decref(docs);
-			job_fail(job, -s->rc[d], NULL, "stats of '%s' failed", q->c->docs[d]->name);
+			job_fail(job, s->rc[d], NULL, "stats of '%s' failed", q->c->docs[d]->name);
 			stats_state_free(s);
 			return;
 		}
@@ -523,7 +523,7 @@ void corpus_act_stats(struct job *job, json_t *args)
 	json_t *ml = json_object_get(args, "min_length"), *ig = json_object_get(args, "ignore");
 
 	if (!s) {
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	kiln_text_opts_default(&s->opts);
@@ -537,7 +537,7 @@ void corpus_act_stats(struct job *job, json_t *args)
 		s->ignore = calloc(json_array_size(ig) + 1, sizeof *s->ignore);
 		if (!s->ignore) {
 			stats_state_free(s);
-			job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+			job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 			return;
 		}
 		json_array_foreach(ig, i, v)
@@ -559,7 +559,7 @@ void corpus_act_stats(struct job *job, json_t *args)
 	if (!s->counts || !s->rc) {
 		corpus_release(job, c);
 		stats_state_free(s);
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	query_start(job, c, stats_run, stats_finish, s, stats_state_free);

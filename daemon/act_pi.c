@@ -146,9 +146,9 @@ static void write_done(struct job *job, void *arg, int status)
 	struct pi_write *w = arg;
 
 	if (status || job_cancelled(job))
-		job_fail(job, KILN_E_CANCELLED, NULL, "cancelled");
+		job_fail(job, -KILN_E_CANCELLED, NULL, "cancelled");
 	else if (w->rc)
-		job_fail(job, -w->rc, json_pack("{s:s}", "path", "args.output"), "%s", w->err);
+		job_fail(job, w->rc, json_pack("{s:s}", "path", "args.output"), "%s", w->err);
 	else
 		job_succeed(job, json_pack("{s:I, s:s, s:I}", "digits", (json_int_t)w->digits,
 					   "output", w->resolved, "bytes", (json_int_t)pi_len(w->digits)),
@@ -170,7 +170,7 @@ static void serve(struct job *job, struct pi_blob *blob, uint64_t digits, char *
 		w = calloc(1, sizeof(*w));
 		if (!w) {
 			free(output);
-			job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+			job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 			return;
 		}
 		w->blob = blob_ref(blob);
@@ -247,12 +247,12 @@ static void comp_end(struct pi_comp *c)
 		if (blob)
 			serve(w->job, blob, w->digits, w->output, 0);
 		else if (job_cancelled(w->job))
-			job_fail(w->job, job_cancel_reason(w->job), NULL, "cancelled");
+			job_fail(w->job, -job_cancel_reason(w->job), NULL, "cancelled");
 		else if (rc == -KILN_E_CANCELLED)
 			/* The owner went away; this request starts over. */
 			pi_request(w->job, w->digits, w->output);
 		else
-			job_fail(w->job, -rc, NULL, "pi: %s", err);
+			job_fail(w->job, rc, NULL, "pi: %s", err);
 		free(w);
 	}
 	blob_unref(blob);
@@ -331,7 +331,7 @@ static void comp_start(struct job *job, struct pi_waiter *w)
 		free(c);
 		free(w->output);
 		free(w);
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	/* Written only by the plan's last stages: until then the pages of a
@@ -362,7 +362,7 @@ static void pi_request(struct job *job, uint64_t digits, char *output)
 	w = calloc(1, sizeof(*w));
 	if (!w) {
 		free(output);
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	w->job = job;
@@ -386,7 +386,7 @@ static void act_pi(struct job *job, json_t *args)
 	char *output = NULL;
 
 	if ((uint64_t)digits > cfg->pi_max_digits) {
-		job_fail(job, KILN_E_TOO_LARGE,
+		job_fail(job, -KILN_E_TOO_LARGE,
 			 json_pack("{s:s, s:I, s:I}", "path", "args.digits", "limit",
 				   (json_int_t)cfg->pi_max_digits, "digits", digits),
 			 "args.digits: %" JSON_INTEGER_FORMAT " is above pi_max_digits (%llu)", digits,
@@ -394,7 +394,7 @@ static void act_pi(struct job *job, json_t *args)
 		return;
 	}
 	if (out && !(output = strdup(json_string_value(out)))) {
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	pi_request(job, (uint64_t)digits, output);
