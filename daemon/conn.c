@@ -30,7 +30,7 @@
 #include "kiln/error.h"
 #include "log.h"
 #include "outq.h"
-#include "server.h"
+#include "job_owner.h"
 
 #define READ_CHUNK 65536
 

@@ -16,7 +16,7 @@
 #include "envelope.h"
 #include "kiln/error.h"
 #include "log.h"
-#include "server.h"
+#include "job_owner.h"
 
 /*
  * A job's state, changed only through set_state():

@@ -33,7 +33,7 @@
 #include "jobs.h"
 #include "kiln/error.h"
 #include "log.h"
-#include "server.h"
+#include "job_owner.h"
 #include "workq.h"
 
 enum rec_state { REC_RUNNING, REC_FINISHED, REC_INTERRUPTED };

@@ -16,6 +16,7 @@
 #include "action.h"
 #include "config.h"
 #include "conn.h"
+#include "job_owner.h"
 #include "jobs.h"
 #include "kiln/error.h"
 #include "log.h"
