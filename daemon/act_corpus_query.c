@@ -28,48 +28,42 @@ typedef void (*part_fn)(struct query *q, size_t part, size_t from, size_t to, co
 typedef void (*finish_fn)(struct job *job, struct query *q);
 
 struct query_part {
-	struct query *q;
-	size_t index, from, to;
+	size_t from, to;
 };
 
 struct query {
 	struct corpus *c;          /* reference */
 	struct query_part *parts;
-	size_t nparts, pending;
+	size_t nparts;
 	part_fn run;
 	finish_fn finish;
 	void *state;               /* owned by the action, freed by finish or free_state */
 	void (*free_state)(void *);
-	bool failed;               /* a part could not be queued */
 };
 
-/* The job may be gone (a finished job with no work pending is freed), so
- * the reference is dropped here; only a corpus unloaded or replaced while
- * the query ran is wiped on the loop by this. */
-static void query_free(struct query *q)
+/* Drops the query and its corpus reference: on the pool if it is the last
+ * one (a corpus unloaded or replaced while the query ran).  The job is
+ * still alive: this runs before it finishes, or in its done callback. */
+static void query_free(struct job *job, struct query *q)
 {
-	corpus_unref(q->c);
+	corpus_release(job, q->c);
 	free(q->parts);
 	free(q);
 }
 
-static void query_work(struct job *job, void *arg)
+static void query_work(struct job *job, void *arg, unsigned part)
 {
-	struct query_part *p = arg;
+	struct query *q = arg;
 
 	if (!job_cancelled(job))
-		p->q->run(p->q, p->index, p->from, p->to, job_cancel_token(job));
+		q->run(q, part, q->parts[part].from, q->parts[part].to, job_cancel_token(job));
 }
 
 static void query_done(struct job *job, void *arg, int status)
 {
-	struct query_part *p = arg;
-	struct query *q = p->q;
+	struct query *q = arg;
 
-	(void)status;
-	if (--q->pending)
-		return;
-	if (q->failed) {
+	if (status == -KILN_E_INTERNAL) {
 		q->free_state(q->state);
 		job_fail(job, -KILN_E_INTERNAL, NULL, "cannot queue work");
 	} else if (job_cancelled(job)) {
@@ -78,9 +72,8 @@ static void query_done(struct job *job, void *arg, int status)
 	} else {
 		q->finish(job, q);
 	}
-	query_free(q);
+	query_free(job, q);
 }
-
 
 /* Splits c's documents into up to pool-size parts and queues them; on
  * failure finishes the job.  Takes over the corpus reference and `state`
@@ -110,26 +103,16 @@ static void query_start(struct job *job, struct corpus *c, part_fn run, finish_f
 	for (size_t i = 0; i < c->ndocs && q->nparts < parts; i++) {
 		acc += c->docs[i]->cdoc.text_len + 1;
 		if (acc * parts >= (c->bytes + c->ndocs) * (q->nparts + 1) || i + 1 == c->ndocs) {
-			q->parts[q->nparts] = (struct query_part){ q, q->nparts, from, i + 1 };
-			q->nparts++;
+			q->parts[q->nparts++] = (struct query_part){ from, i + 1 };
 			from = i + 1;
 		}
 	}
 	if (q->nparts == 0)
-		q->parts[q->nparts++] = (struct query_part){ q, 0, 0, 0 };
-	q->pending = q->nparts;
-	for (size_t i = 0; i < q->nparts; i++) {
-		if (job_queue_work(job, query_work, query_done, &q->parts[i]) != 0) {
-			/* Parts already queued finish the job when they are done. */
-			q->pending -= q->nparts - i;
-			q->failed = true;
-			if (i == 0) {
-				free_state(state);
-				query_free(q);
-				job_fail(job, -KILN_E_INTERNAL, NULL, "cannot queue work");
-			}
-			return;
-		}
+		q->parts[q->nparts++] = (struct query_part){ 0, 0 };
+	if (job_queue_batch(job, (unsigned)q->nparts, query_work, query_done, q) != 0) {
+		free_state(state);
+		query_free(job, q);
+		job_fail(job, -KILN_E_INTERNAL, NULL, "cannot queue work");
 	}
 }
 

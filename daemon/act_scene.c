@@ -571,7 +571,6 @@ struct render_ctx {
 	atomic_uint next_tile;
 	atomic_uint tiles_done;
 	atomic_uint_fast64_t rays;
-	unsigned queued, finished; /* work items (loop thread) */
 	uint64_t start_ns;
 	/* Output stage. */
 	unsigned char *out;
@@ -594,12 +593,13 @@ static void render_ctx_free(struct render_ctx *r)
 
 /* Tile loop: every work item takes tiles from the shared counter until they
  * run out or the job is cancelled (checked before every tile). */
-static void render_work(struct job *job, void *arg)
+static void render_work(struct job *job, void *arg, unsigned item)
 {
 	struct render_ctx *r = arg;
 	const kiln_scene *scene = r->entry->scene;
 	uint64_t rays = 0;
 
+	(void)item;
 	for (;;) {
 		if (job_cancelled(job))
 			break;
@@ -699,9 +699,9 @@ static void render_done(struct job *job, void *arg, int status)
 	struct render_ctx *r = arg;
 	int reason;
 
+	/* Every tile rendered, unless a work item never ran (cancelled, or not
+	 * queued: its tiles were taken by the others) or the job was cancelled. */
 	(void)status;
-	if (++r->finished < r->queued)
-		return;
 	if (atomic_load(&r->tiles_done) < r->tiles || job_cancelled(job)) {
 		reason = job_cancel_reason(job);
 		job_fail(job, -(reason ? reason : KILN_E_CANCELLED), NULL, "render stopped");
@@ -768,12 +768,7 @@ static void act_render(struct job *job, json_t *args)
 		return;
 	}
 	unsigned n = st.workers < r->tiles ? st.workers : r->tiles;
-	for (unsigned i = 0; i < n; i++) {
-		if (job_queue_work(job, render_work, render_done, r))
-			break;
-		r->queued++;
-	}
-	if (!r->queued) {
+	if (job_queue_batch(job, n ? n : 1, render_work, render_done, r) != 0) {
 		render_ctx_free(r);
 		job_fail(job, -KILN_E_INTERNAL, NULL, "cannot queue work");
 	}

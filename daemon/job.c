@@ -430,9 +430,10 @@ static void after_work_cb(uv_work_t *req, int status)
 		job->works = w->next;
 	if (w->next)
 		w->next->prev = w->prev;
-	job->holds--;
+	/* The hold lasts through done: a job it finishes is freed here, after. */
 	w->done(job, w->ctx, status);
 	free(w);
+	job->holds--;
 	maybe_free(job);
 }
 
@@ -459,6 +460,64 @@ int job_queue_work(struct job *job, job_work_fn work, job_done_fn done, void *ct
 		w->next->prev = w;
 	job->works = w;
 	job->holds++;
+	return 0;
+}
+
+struct batch {
+	job_batch_fn work;
+	job_done_fn done;
+	void *ctx;
+	unsigned pending;
+	int status;
+	struct batch_item {
+		struct batch *b;
+		unsigned index;
+	} items[];
+};
+
+static void batch_work(struct job *job, void *arg)
+{
+	struct batch_item *it = arg;
+
+	it->b->work(job, it->b->ctx, it->index);
+}
+
+static void batch_done(struct job *job, void *arg, int status)
+{
+	struct batch *b = ((struct batch_item *)arg)->b;
+
+	if (status && !b->status)
+		b->status = status;
+	if (--b->pending)
+		return;
+	b->done(job, b->ctx, b->status);
+	free(b);
+}
+
+int job_queue_batch(struct job *job, unsigned count, job_batch_fn work, job_done_fn done, void *ctx)
+{
+	struct batch *b;
+
+	assert(count > 0 && work && done);
+	b = calloc(1, sizeof(*b) + count * sizeof(b->items[0]));
+	if (!b)
+		return -KILN_E_INTERNAL;
+	b->work = work;
+	b->done = done;
+	b->ctx = ctx;
+	/* No done callback can run while this loop-thread function queues. */
+	for (unsigned i = 0; i < count; i++) {
+		b->items[i] = (struct batch_item){ b, i };
+		if (job_queue_work(job, batch_work, batch_done, &b->items[i]) != 0) {
+			b->status = -KILN_E_INTERNAL;
+			break;
+		}
+		b->pending++;
+	}
+	if (b->pending == 0) {
+		free(b);
+		return -KILN_E_INTERNAL;
+	}
 	return 0;
 }
 
