@@ -153,13 +153,6 @@ static const char *const proc_keys[] = {
 	"allowed_gids", "kill_grace", "retry_backoff", "tail_bytes",
 };
 
-static int verr(char *err, size_t errlen, const char *name, const char *key, const char *what)
-{
-	snprintf(err, errlen, "config key \"procedures.%s%s%s\": %s", name, key ? "." : "", key ? key : "",
-		 what);
-	return -1;
-}
-
 static bool valid_proc_name(const char *s)
 {
 	size_t n = strlen(s);
@@ -210,58 +203,58 @@ static int validate_one(const char *name, const json_t *p, char *err, size_t err
 	size_t i;
 
 	if (!valid_proc_name(name))
-		return verr(err, errlen, name, NULL, "a procedure name is 1-128 letters, digits, '_', '-' or '.'");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "config key \"procedures.%s\": a procedure name is 1-128 letters, digits, '_', '-' or '.'", name);
 	if (!json_is_object(p))
-		return verr(err, errlen, name, NULL, "expected an object");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "config key \"procedures.%s\": expected an object", name);
 	json_object_foreach((json_t *)p, key, v) {
 		bool known = key[0] == '#';
 		for (i = 0; i < sizeof(proc_keys) / sizeof(proc_keys[0]) && !known; i++)
 			known = strcmp(key, proc_keys[i]) == 0;
 		if (!known)
-			return verr(err, errlen, name, key, "unknown key");
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "config key \"procedures.%s.%s\": unknown key", name, key);
 	}
 	v = json_object_get(p, "argv");
 	if (!json_is_array(v) || json_array_size(v) == 0)
-		return verr(err, errlen, name, "argv", "expected a non-empty array of strings");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "config key \"procedures.%s.argv\": expected a non-empty array of strings", name);
 	for (i = 0; i < json_array_size(v); i++) {
 		json_t *a = json_array_get(v, i);
 		if (!json_is_string(a) || json_string_length(a) > MAX_ARG_BYTES ||
 		    strlen(json_string_value(a)) != json_string_length(a) || (i == 0 && !json_string_length(a)))
-			return verr(err, errlen, name, "argv", "expected a non-empty array of strings");
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "config key \"procedures.%s.argv\": expected a non-empty array of strings", name);
 	}
 	if ((v = json_object_get(p, "description")) && !json_is_string(v))
-		return verr(err, errlen, name, "description", "expected a string");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "config key \"procedures.%s.description\": expected a string", name);
 	if ((v = json_object_get(p, "max_parallel")) &&
 	    (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 10000))
-		return verr(err, errlen, name, "max_parallel", "expected an integer in [1, 10000]");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "config key \"procedures.%s.max_parallel\": expected an integer in [1, 10000]", name);
 	if ((v = json_object_get(p, "env"))) {
 		json_t *x;
 		if (!json_is_object(v))
-			return verr(err, errlen, name, "env", "expected an object of strings");
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "config key \"procedures.%s.env\": expected an object of strings", name);
 		json_object_foreach(v, key, x) {
 			if (!valid_env_name(key) || !json_is_string(x) ||
 			    strlen(json_string_value(x)) != json_string_length(x))
-				return verr(err, errlen, name, "env", "expected NAME: \"string\" pairs");
+				return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "config key \"procedures.%s.env\": expected NAME: \"string\" pairs", name);
 		}
 	}
 	if ((v = json_object_get(p, "success_exit_codes")) &&
 	    (check_int_array(v, 0, 255) || json_array_size(v) == 0))
-		return verr(err, errlen, name, "success_exit_codes", "expected a non-empty array of integers 0-255");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "config key \"procedures.%s.success_exit_codes\": expected a non-empty array of integers 0-255", name);
 	if ((v = json_object_get(p, "allowed_uids")) && check_int_array(v, 0, 4294967294LL))
-		return verr(err, errlen, name, "allowed_uids", "expected an array of uids");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "config key \"procedures.%s.allowed_uids\": expected an array of uids", name);
 	if ((v = json_object_get(p, "allowed_gids")) && check_int_array(v, 0, 4294967294LL))
-		return verr(err, errlen, name, "allowed_gids", "expected an array of gids");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "config key \"procedures.%s.allowed_gids\": expected an array of gids", name);
 	if ((v = json_object_get(p, "kill_grace")) && check_number(v, 0, 3600))
-		return verr(err, errlen, name, "kill_grace", "expected seconds in [0, 3600]");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "config key \"procedures.%s.kill_grace\": expected seconds in [0, 3600]", name);
 	if ((v = json_object_get(p, "retry_backoff")) && check_number(v, 0, 60))
-		return verr(err, errlen, name, "retry_backoff", "expected seconds in [0, 60]");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "config key \"procedures.%s.retry_backoff\": expected seconds in [0, 60]", name);
 	if ((v = json_object_get(p, "tail_bytes")) &&
 	    (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > MAX_TAIL_BYTES))
-		return verr(err, errlen, name, "tail_bytes", "expected an integer in [0, 1048576]");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "config key \"procedures.%s.tail_bytes\": expected an integer in [0, 1048576]", name);
 	/* Names of built-in actions are taken (the table exists: it is built
 	 * on first use). */
 	if (dispatch_find(name))
-		return verr(err, errlen, name, NULL, "is the name of a built-in action");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "config key \"procedures.%s\": is the name of a built-in action", name);
 	return 0;
 }
 

@@ -24,10 +24,9 @@ static const char *const request_keys[] = {
 
 static int bad(json_t **detail, const char *key, char *msg, size_t msglen, const char *text)
 {
-	snprintf(msg, msglen, "%s%s%s", key ? key : "", key ? ": " : "", text);
 	if (key)
 		*detail = json_pack("{s:s}", "key", key);
-	return -KILN_E_INVALID_REQUEST;
+	return kiln_fail(msg, msglen, -KILN_E_INVALID_REQUEST, "%s%s%s", key ? key : "", key ? ": " : "", text);
 }
 
 static int check_known_keys(json_t *root, json_t **detail, char *msg, size_t msglen)
