@@ -226,7 +226,9 @@ static void on_job_release(void *owner, struct job *job)
 	n->next->prev = n->prev;
 	n->prev = n->next = NULL;
 	c->inflight--;
-	mark(c, PEND_PROCESS);
+	/* Reading on means nothing waits for this slot. */
+	if (c->state != CONN_SERVING || !c->reading)
+		mark(c, PEND_PROCESS);
 }
 
 static struct job *find_job(void *owner, json_int_t id)
@@ -282,7 +284,9 @@ static void after_write(uv_write_t *req, int status)
 		conn_close(c);
 		return;
 	}
-	mark(c, PEND_PROCESS);
+	/* Reading on means no request waits for the output to drain. */
+	if (c->state != CONN_SERVING || !c->reading)
+		mark(c, PEND_PROCESS);
 }
 
 static void conn_flush(struct conn *c)
