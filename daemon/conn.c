@@ -334,6 +334,7 @@ static void conn_close(struct conn *c)
 {
 	if (c->state == CONN_CLOSED)
 		return;
+	assert(conns.open > 0 && (c->refused || conns.served > 0));
 	set_state(c, CONN_CLOSED);
 	unmark(c);
 	/* Closing the connection cancels its work; nobody is left to answer. */
@@ -762,6 +763,7 @@ const struct kiln_peer *conn_peer(const struct conn *c)
 
 void conn_start(struct conn *c)
 {
+	assert(c->state == CONN_SERVING || c->state == CONN_DRAINING);
 	update_reading(c, false);
 }
 
