@@ -3,14 +3,18 @@
  * error code the core can produce, limits, attachments, progress, timeout,
  * cancel and disconnect.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "action.h"
 #include "check_main.h"
 #include "envelope.h"
 #include "harness.h"
+#include "job.h"
+#include "kiln/error.h"
 #include "kiln/utf8.h"
 
 static void setup(void)
@@ -340,6 +344,49 @@ START_TEST(utf8_scrub_and_prefix)
 }
 END_TEST
 
+/* A family of the test's own, registered like any other: job_fail's
+ * error-sign convention (negative -KILN_E_*) seen from a handler. */
+static void act_fail_negative(struct job *job, json_t *args)
+{
+	(void)args;
+	job_fail(job, -KILN_E_BUSY, NULL, "busy on purpose");
+}
+
+static void act_fail_positive(struct job *job, json_t *args)
+{
+	(void)args;
+	job_fail(job, KILN_E_BUSY, NULL, "the wrong sign");
+}
+
+static const struct action sign_actions[] = {
+	{ "test.fail_negative", "job_fail(-KILN_E_BUSY)", NULL, NULL, act_fail_negative, 0 },
+	{ "test.fail_positive", "job_fail(KILN_E_BUSY): a bug", NULL, NULL, act_fail_positive, 0 },
+};
+
+static const struct action_family family_sign = {
+	.name = "test",
+	.actions = sign_actions,
+	.count = sizeof(sign_actions) / sizeof(sign_actions[0]),
+};
+
+START_TEST(job_fail_takes_negative_codes)
+{
+	dispatch_register(&family_sign);
+	expect_error("{\"job_id\":1,\"action\":\"test.fail_negative\"}", "busy");
+}
+END_TEST
+
+#ifndef NDEBUG
+/* Debug and sanitizer builds catch the other sign as the bug it is. */
+START_TEST(job_fail_positive_code_aborts)
+{
+	harness_start(NULL);
+	dispatch_register(&family_sign);
+	harness_call("{\"job_id\":1,\"action\":\"test.fail_positive\"}");
+}
+END_TEST
+#endif
+
 static Suite *core_suite(void)
 {
 	Suite *s = suite_create("core");
@@ -361,7 +408,14 @@ static Suite *core_suite(void)
 	tcase_add_test(tc, disconnect_cancels_work);
 	tcase_add_test(tc, base64_round_trip);
 	tcase_add_test(tc, utf8_scrub_and_prefix);
+	tcase_add_test(tc, job_fail_takes_negative_codes);
 	suite_add_tcase(s, tc);
+#ifndef NDEBUG
+	tc = tcase_create("asserts");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test_raise_signal(tc, job_fail_positive_code_aborts, SIGABRT);
+	suite_add_tcase(s, tc);
+#endif
 	return s;
 }
 
