@@ -99,6 +99,9 @@ struct server {
 	struct conn *dirty;
 	uv_prepare_t flusher;
 	uv_signal_t sig_term, sig_int, sig_hup;
+#ifdef KILN_DEBUG
+	uv_signal_t sig_wedge;      /* debug builds only: SIGUSR2 wedges the loop */
+#endif
 	uv_timer_t grace_timer;
 	bool shutting_down;
 	bool grace_expired;
@@ -106,6 +109,7 @@ struct server {
 	uint64_t requests_served;
 	unsigned jobs_in_flight;
 	const char *config_path;    /* for SIGHUP */
+	char reload_error[256];     /* why the last SIGHUP kept the old config; "" if it applied */
 };
 
 /* server.c */
