@@ -562,6 +562,8 @@ def check_user_service() -> str:
             "with kiln.Client() as c:\n"
             "    p = c.ping()\n"
             "    info = c.corpus_load('mine', [%r])\n"
+            "    job = c.detach('pi', {'digits': 10})\n"
+            "    c.job_wait(job, timeout=30)\n"
             "    print(json.dumps({'path': c.path, 'pid': p['pid'], 'docs': info['documents']}))\n"
             % f"{home}/notes.txt")
     out = json.loads(sh(*as_user, "/usr/bin/python3", "-c", code).stdout.strip().splitlines()[-1])
@@ -570,6 +572,9 @@ def check_user_service() -> str:
     expect(out["pid"] == main, f"reply from {out['pid']}, user MainPID {main}")
     expect(os.stat(f"/proc/{main}").st_uid == uid, "user kilnd does not run as the user")
     expect(out["docs"] == 1, "the user's file was not loaded")
+    states = [d for d in (f"{home}/.config/kiln/state", f"{home}/.local/state/kiln/state") if os.path.isdir(d)]
+    expect(states and os.listdir(states[0]), f"no job record in the user's state directory {states}")
+    expect(os.stat(states[0]).st_uid == uid, "state directory not the user's")
     sh(*as_user, "systemctl", "--user", "reload", "kilnd.service")
     # The system daemon must not read the user's file (ProtectHome=yes).
     with client() as c:
@@ -578,7 +583,7 @@ def check_user_service() -> str:
             raise Failure("the system kilnd read a file under /home")
         except kiln.KilnError:
             pass
-    return f"user {LINGER_USER}: socket {sock} 0600, kilnd pid {main} as uid {uid}, read ~/notes.txt; reload ok"
+    return f"user {LINGER_USER}: socket {sock} 0600, kilnd pid {main} as uid {uid}, read ~/notes.txt, job record in {states[0]}; reload ok"
 
 
 def check_host_pid() -> str:
