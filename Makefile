@@ -70,7 +70,7 @@ DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps deps-test run test unit proto bench stress clean install uninstall tools fuzz \
-	fuzz-build deb test-systemd
+	fuzz-build deb deps-deb test-systemd
 all: $(BUILD)/kilnd $(BUILD)/libkiln.a $(BUILD)/libkiln.so
 
 $(BUILD)/obj/%.o: %.c
@@ -141,6 +141,9 @@ deps:
 
 deps-test:
 	$(call install_missing,$(DEB_PKGS) $(DEB_TEST_PKGS),$(DEB_OPT_PKGS))
+
+deps-deb:
+	$(call install_missing,$(DEB_PKGS) dpkg-dev,)
 
 run: deps
 	@$(MAKE) --no-print-directory all
@@ -298,7 +301,8 @@ uninstall:
 # The Debian package: `make install` into a staging tree with Debian's
 # paths, plus the control files and maintainer scripts in systemd/debian/.
 # Depends: comes from dpkg-shlibdeps.  lintian checks the result in make test.
-deb: $(BUILD)/kilnd $(BUILD)/libkiln.a $(BUILD)/libkiln.so
+deb: deps-deb
+	@$(MAKE) --no-print-directory $(BUILD)/kilnd $(BUILD)/libkiln.a $(BUILD)/libkiln.so
 	@BUILD=$(BUILD) VERSION=$(VERSION) KILN_SOVERSION=$(KILN_SOVERSION) MAKE="$(MAKE)" \
 		sh systemd/debian/build-deb.sh
 
@@ -306,7 +310,7 @@ deb: $(BUILD)/kilnd $(BUILD)/libkiln.a $(BUILD)/libkiln.so
 # tested through systemd (tests/systemd/run.sh; skips without root, nspawn,
 # mmdebstrap).  The debug build is only for the watchdog check.
 test-systemd: deps-test
-	@$(MAKE) --no-print-directory all deb
+	@$(MAKE) --no-print-directory deb
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/debug DEBUG=1 $(BUILD)/debug/kilnd
 	@BUILD=$(BUILD) bash tests/systemd/run.sh
 
