@@ -188,9 +188,13 @@ else
 	check_line install_without_systemd FAIL "apt-get install without a running systemd failed"
 fi
 
+# The booted container keeps CAP_IPC_LOCK, without which nspawn's own seccomp
+# filter refuses mlock() to every process in it, and CAP_SYS_RESOURCE, which
+# lets its systemd apply LimitMEMLOCK= (where the host has it), as on a
+# real machine; kilnd itself still runs with no capabilities.
 t_boot=$(date +%s.%N)
 systemd-nspawn -q -D "$ROOTFS" -b --volatile=overlay --register=no --keep-unit \
-	--private-network --console=passive -M "kiln-test-$$" --capability=CAP_SYS_RESOURCE \
+	--private-network --console=passive -M "kiln-test-$$" --capability=CAP_SYS_RESOURCE,CAP_IPC_LOCK \
 	--bind="$HOSTRUN:/run/kiln" --bind-ro="$SHARE:/srv/kiln-test" >"$T/console.log" 2>&1 &
 NSPAWN_PID=$!
 
