@@ -293,7 +293,6 @@ def check_stop_grace() -> str:
                 out["reply"] = c.sleep(4, steps=40, timeout=30)
         except Exception as e:
             out["error"] = e
-        out["t"] = time.monotonic()
 
     th = threading.Thread(target=sleeper, daemon=True)
     th.start()
@@ -303,7 +302,6 @@ def check_stop_grace() -> str:
     stop_s = time.monotonic() - t0
     th.join(20)
     expect("reply" in out, f"in-flight request got no reply: {out.get('error')!r}")
-    expect(out["t"] <= time.monotonic(), "reply after stop")
     expect(stop_s >= 2.0, f"stop took {stop_s:.1f} s: the job was not waited for")
     expect(show("ActiveState") == "inactive", "service still active")
     expect(show("ActiveState", "kilnd.socket") == "active", "kilnd.socket stopped with the service")
