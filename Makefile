@@ -218,6 +218,7 @@ LIBDIR       ?= $(PREFIX)/lib
 INCLUDEDIR   ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 DOCDIR       ?= $(PREFIX)/share/doc/kiln
+MANDIR       ?= $(PREFIX)/share/man
 PYTHONDIR    ?= $(shell $(PYTHON) -c 'import sys, sysconfig; p = sys.argv[1].rstrip("/"); \
 	c = [d for d in sys.path if d.startswith(p + "/lib/") and d.endswith(("dist-packages", "site-packages"))]; \
 	print(c[0] if c else sysconfig.get_path("purelib", "posix_prefix", {"base": p}))' '$(PREFIX)')
@@ -243,8 +244,9 @@ install: $(BUILD)/kilnd $(BUILD)/libkiln.a $(BUILD)/libkiln.so
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(USERUNITDIR) \
 		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(LIBDIR) \
 		$(DESTDIR)$(INCLUDEDIR)/kiln $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(DOCDIR)/examples \
-		$(DESTDIR)$(SYSCONFDIR)/kiln $(DESTDIR)$(PYTHONDIR)/kiln
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSCONFDIR)/kiln $(DESTDIR)$(PYTHONDIR)/kiln
 	install -m 0755 $(BUILD)/kilnd $(DESTDIR)$(BINDIR)/kilnd
+	install -m 0644 systemd/kilnd.8 $(DESTDIR)$(MANDIR)/man8/kilnd.8
 	$(call install_sed,$(UNIT_SED),systemd/kilnd.service,$(DESTDIR)$(UNITDIR)/kilnd.service)
 	$(call install_sed,$(UNIT_SED),systemd/kilnd.socket,$(DESTDIR)$(UNITDIR)/kilnd.socket)
 	$(call install_sed,$(UNIT_SED),systemd/user/kilnd.service,$(DESTDIR)$(USERUNITDIR)/kilnd.service)
@@ -278,7 +280,7 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/kilnd $(DESTDIR)$(UNITDIR)/kilnd.service \
 		$(DESTDIR)$(UNITDIR)/kilnd.socket $(DESTDIR)$(USERUNITDIR)/kilnd.service \
 		$(DESTDIR)$(USERUNITDIR)/kilnd.socket $(DESTDIR)$(SYSUSERSDIR)/kiln.conf \
-		$(DESTDIR)$(TMPFILESDIR)/kiln.conf
+		$(DESTDIR)$(TMPFILESDIR)/kiln.conf $(DESTDIR)$(MANDIR)/man8/kilnd.8
 	rm -f $(DESTDIR)$(LIBDIR)/libkiln.a $(DESTDIR)$(LIBDIR)/libkiln.so $(DESTDIR)$(LIBDIR)/libkiln.so.$(KILN_SOVERSION) \
 		$(DESTDIR)$(LIBDIR)/$(KILN_SOFILE) $(DESTDIR)$(PKGCONFIGDIR)/kiln.pc $(DESTDIR)$(PKGCONFIGDIR)/kiln-module.pc
 	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/kiln/,$(notdir $(KILN_HEADERS)) module.h)

@@ -34,6 +34,9 @@ strip --remove-section=.comment --remove-section=.note "$STAGE/usr/bin/kilnd"
 strip --remove-section=.comment --remove-section=.note --strip-unneeded "$STAGE/usr/lib/$MULTIARCH/$SOFILE"
 strip --strip-debug --remove-section=.comment "$STAGE/usr/lib/$MULTIARCH/libkiln.a"
 
+# Debian compresses manual pages.
+gzip -9n "$STAGE/usr/share/man/man8/kilnd.8"
+
 # Debian's doc layout: copyright, a compressed changelog.  The date is the
 # last commit's (reproducible), else now.
 DOC=$STAGE/usr/share/doc/kiln

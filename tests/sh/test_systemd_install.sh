@@ -36,6 +36,7 @@ for f in /usr/local/bin/kilnd \
 	/usr/local/include/kiln/pi.h \
 	/usr/local/share/doc/kiln/kiln.example.json \
 	/usr/local/share/doc/kiln/examples/render_scene.py \
+	/usr/local/share/man/man8/kilnd.8 \
 	/etc/kiln/kiln.json \
 	"$PYDIR/kiln/__init__.py" \
 	"$PYDIR/kiln/client.py"; do

@@ -188,8 +188,12 @@ def check_install(deb: str) -> str:
     for f in ("/usr/bin/kilnd", "/lib/systemd/system/kilnd.service", "/lib/systemd/system/kilnd.socket",
               "/usr/lib/systemd/user/kilnd.service", "/usr/lib/systemd/user/kilnd.socket",
               "/usr/lib/sysusers.d/kiln.conf", "/usr/lib/tmpfiles.d/kiln.conf",
-              "/usr/include/kiln/pi.h", "/usr/share/doc/kiln/README.md", "/usr/share/doc/kiln/copyright"):
+              "/usr/include/kiln/pi.h", "/usr/share/doc/kiln/README.md", "/usr/share/doc/kiln/copyright",
+              "/usr/share/doc/kiln/kiln.example.json", "/usr/share/doc/kiln/examples"):
         expect(os.path.exists(f), f"{f} not installed")
+    listed = sh("dpkg", "-L", "kiln").stdout.split()
+    for suffix in ("/pkgconfig/kiln.pc", "/libkiln.so.0", "/libkiln.a"):
+        expect(any(p.endswith(suffix) and os.path.exists(p) for p in listed), f"no *{suffix} installed")
     out = sh("/usr/bin/python3", "-I", "-c", "import kiln; print(kiln.__file__)").stdout.strip()
     expect(out == "/usr/lib/python3/dist-packages/kiln/__init__.py", f"python3 imports kiln from {out}")
     sys.path.insert(0, "/usr/lib/python3/dist-packages")

@@ -123,6 +123,17 @@ elif ! readelf -d "$T/use_lib" | grep -q 'NEEDED.*libkiln.so.0'; then
 else
 	check_line deb_library PASS "pkg-config kiln -> $pcflags; pi(10) = $out"
 fi
+# The module header (include/kiln/module.h, once it exists) ships with its
+# own pkg-config file.
+if [ -f include/kiln/module.h ]; then
+	if cmp -s include/kiln/module.h "$T/x/usr/include/kiln/module.h" &&
+		PKG_CONFIG_SYSROOT_DIR="$T/x" PKG_CONFIG_LIBDIR="$T/x/usr/lib/$MA/pkgconfig" \
+			pkg-config --cflags kiln-module >/dev/null 2>&1; then
+		check_line deb_module_header PASS "kiln/module.h and kiln-module.pc packaged"
+	else
+		check_line deb_module_header FAIL "kiln/module.h or kiln-module.pc missing from the package"
+	fi
+fi
 
 # --- the container -----------------------------------------------------------
 skip_all() {
