@@ -2,7 +2,8 @@
 #
 #   make          build build/kilnd and build/libkiln.{a,so}
 #   make run      install missing Debian packages, build, start kilnd in the foreground
-#   make test     install missing packages, build, run every test (also under ASan+UBSan, valgrind)
+#   make test     install missing packages, build, run every test (also under ASan+UBSan,
+#                 valgrind, and the .deb under systemd in a container: make test-systemd)
 #   make bench    benchmarks (not tests)
 #   make stress   long load, fault and soak tests (tests/stress, ~3 min; STRESS=stress_soak for one)
 #   make fuzz     libFuzzer targets (tests/fuzz), each run FUZZ_SECONDS (default 60)
