@@ -3,7 +3,7 @@
 by tests/systemd/run.sh (with systemd as PID 1, --private-network).
 
     checks.py main  DEB   install DEB with apt-get, then every behaviour
-    checks.py final       remove and purge the package
+    checks.py final DEB   remove, reinstall and purge the package
 
 Each check prints "SYSTEMD-RESULT NAME PASS|FAIL|SKIP detail" and has its
 own deadline (SIGALRM), so a hang fails that check instead of the run.  The
@@ -604,22 +604,40 @@ def check_host_pid() -> str:
     return show("MainPID")
 
 
-def check_remove_purge() -> str:
-    """apt-get remove stops and disables the socket and keeps config and
-    state; purge deletes both."""
+def check_remove_purge(deb: str) -> str:
+    """apt-get remove stops the units and keeps config and state; installing
+    again brings the socket back enabled and listening with the kept
+    config; purge deletes config, state and the enable state."""
+    global kiln
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     sh("apt-get", "remove", "-y", "kiln", env=env, timeout=120)
     expect(show("ActiveState", "kilnd.socket") != "active", "socket still active after remove")
     expect(show("ActiveState") != "active", "service still active after remove")
     expect(not os.path.exists(SOCK), "socket file left after remove")
     expect(not os.path.exists("/usr/bin/kilnd"), "kilnd left after remove")
-    expect(not os.path.exists("/etc/systemd/system/sockets.target.wants/kilnd.socket"),
-           "enable symlink left after remove")
+    expect(sh("systemctl", "is-enabled", "kilnd.socket", check=False).stdout.strip() != "enabled",
+           "kilnd.socket still enabled after remove")
     expect(os.path.exists(CONFIG) and os.path.isdir("/var/lib/kiln"), "remove deleted config or state")
+
+    p = subprocess.run(["apt-get", "install", "-y", "./" + os.path.basename(deb)], cwd=os.path.dirname(deb),
+                       env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=180)
+    expect(p.returncode == 0, f"reinstall: {p.stdout[-800:]}")
+    expect(sh("systemctl", "is-enabled", "kilnd.socket", check=False).stdout.strip() == "enabled",
+           "reinstall after remove did not enable kilnd.socket again")
+    expect(show("ActiveState", "kilnd.socket") == "active", "reinstall did not start kilnd.socket")
+    if kiln is None:
+        import kiln as k  # noqa: E402
+        kiln = k
+    expect(pi_allowed(2000), "the kept configuration (pi_max_digits 100000) is not in force")
+
     sh("apt-get", "purge", "-y", "kiln", env=env, timeout=120)
+    expect(show("ActiveState", "kilnd.socket") != "active", "socket still active after purge")
     expect(not os.path.exists("/var/lib/kiln"), "purge left /var/lib/kiln")
     expect(not os.path.exists(CONFIG), "purge left the configuration")
-    return "remove: stopped, disabled, config+state kept; purge: both gone"
+    left = [p for p in ("/etc/systemd/system/sockets.target.wants/kilnd.socket",
+                        "/etc/systemd/system/kilnd.socket") if os.path.lexists(p)]
+    expect(not left, f"purge left {left}")
+    return "remove: stopped, config+state kept; reinstall: enabled+listening, old config; purge: all gone"
 
 
 def main() -> int:
@@ -632,7 +650,7 @@ def main() -> int:
         for fn in CHECKS:
             run(fn)
     elif sys.argv[1] == "final":
-        run(check_remove_purge)
+        run(lambda: check_remove_purge(sys.argv[2]), 240, "remove_purge")
     elif sys.argv[1] == "pid":
         print(check_host_pid())
         return 0

@@ -277,7 +277,7 @@ if [ "$failed" = 0 ]; then
 	fi
 fi
 
-checks 120 final
+checks 300 final "/srv/kiln-test/$(basename "$DEB")"
 tests_s=$(awk -v a="$t_tests" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
 note "container boot ${boot_s} s, install + checks ${tests_s} s"
 [ "$failed" = 0 ] || { [ -s "$T/console.log" ] && tail -n 20 "$T/console.log"; exit 1; }
