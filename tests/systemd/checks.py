@@ -130,6 +130,18 @@ def journal(*args: str) -> List[Dict[str, Any]]:
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
+def apt_install(deb: str, *opts: str) -> None:
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    p = subprocess.run(["apt-get", "install", "-y", *opts, "./" + os.path.basename(deb)],
+                       cwd=os.path.dirname(deb), env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=180)
+    expect(p.returncode == 0, f"apt-get install {' '.join(opts)}: exit {p.returncode}: {p.stdout[-800:]}")
+
+
+def is_enabled(unit: str) -> str:
+    return sh("systemctl", "is-enabled", unit, check=False).stdout.strip()
+
+
 CHECKS: List[Callable[[], str]] = []
 
 
@@ -168,13 +180,8 @@ def check_install(deb: str) -> str:
     image; the maintainer scripts create the user, enable and start the
     socket, and nothing starts kilnd yet."""
     global kiln
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    p = subprocess.run(["apt-get", "install", "-y", "./" + os.path.basename(deb)], cwd=os.path.dirname(deb),
-                       env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=180)
-    if p.returncode != 0:
-        raise Failure(f"apt-get install: exit {p.returncode}: {p.stdout[-1500:]}")
-    expect(sh("systemctl", "is-enabled", "kilnd.socket", check=False).stdout.strip() == "enabled",
-           "kilnd.socket not enabled by the postinst")
+    apt_install(deb)
+    expect(is_enabled("kilnd.socket") == "enabled", "kilnd.socket not enabled by the postinst")
     expect(show("ActiveState", "kilnd.socket") == "active", "kilnd.socket not started by the postinst")
     expect(show("ActiveState") == "inactive", "kilnd.service started before any connection")
     expect(stat.S_ISSOCK(os.stat(SOCK).st_mode), f"{SOCK} is not a socket")
@@ -604,6 +611,30 @@ def check_host_pid() -> str:
     return show("MainPID")
 
 
+def check_upgrade(deb: str) -> str:
+    """Installing the package over itself (the upgrade path: prerm upgrade,
+    postinst configure OLD) restarts a running kilnd on the new files,
+    keeps the socket listening, and keeps the administrator's choice to
+    disable the socket."""
+    global kiln
+    if kiln is None:
+        import kiln as k  # noqa: E402
+        kiln = k
+    old = ping_pid()
+    apt_install(deb, "--reinstall")
+    expect(show("ActiveState", "kilnd.socket") == "active", "socket not listening after the upgrade")
+    new = int(show("MainPID"))
+    expect(show("ActiveState") == "active" and new not in (0, old), f"kilnd not restarted ({old} -> {new})")
+    expect(ping_pid() == new, "restarted kilnd does not answer")
+    expect(is_enabled("kilnd.socket") == "enabled", "upgrade changed the enable state")
+    sh("systemctl", "disable", "kilnd.socket")
+    apt_install(deb, "--reinstall")
+    state = is_enabled("kilnd.socket")
+    sh("systemctl", "enable", "kilnd.socket")
+    expect(state == "disabled", f"upgrade re-enabled a disabled socket ({state})")
+    return f"reinstall restarted kilnd {old} -> {new}, socket kept listening; a disabled socket stays disabled"
+
+
 def check_remove_purge(deb: str) -> str:
     """apt-get remove stops the units and keeps config and state; installing
     again brings the socket back enabled and listening with the kept
@@ -615,14 +646,11 @@ def check_remove_purge(deb: str) -> str:
     expect(show("ActiveState") != "active", "service still active after remove")
     expect(not os.path.exists(SOCK), "socket file left after remove")
     expect(not os.path.exists("/usr/bin/kilnd"), "kilnd left after remove")
-    expect(sh("systemctl", "is-enabled", "kilnd.socket", check=False).stdout.strip() != "enabled",
-           "kilnd.socket still enabled after remove")
+    expect(is_enabled("kilnd.socket") != "enabled", "kilnd.socket still enabled after remove")
     expect(os.path.exists(CONFIG) and os.path.isdir("/var/lib/kiln"), "remove deleted config or state")
 
-    p = subprocess.run(["apt-get", "install", "-y", "./" + os.path.basename(deb)], cwd=os.path.dirname(deb),
-                       env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=180)
-    expect(p.returncode == 0, f"reinstall: {p.stdout[-800:]}")
-    expect(sh("systemctl", "is-enabled", "kilnd.socket", check=False).stdout.strip() == "enabled",
+    apt_install(deb)
+    expect(is_enabled("kilnd.socket") == "enabled",
            "reinstall after remove did not enable kilnd.socket again")
     expect(show("ActiveState", "kilnd.socket") == "active", "reinstall did not start kilnd.socket")
     if kiln is None:
@@ -650,6 +678,7 @@ def main() -> int:
         for fn in CHECKS:
             run(fn)
     elif sys.argv[1] == "final":
+        run(lambda: check_upgrade(sys.argv[2]), 240, "upgrade")
         run(lambda: check_remove_purge(sys.argv[2]), 240, "remove_purge")
     elif sys.argv[1] == "pid":
         print(check_host_pid())
