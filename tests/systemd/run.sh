@@ -236,9 +236,13 @@ done
 boot_s=$(awk -v a="$t_boot" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
 case $state in
 running) check_line boot PASS "systemd reached running in $boot_s s ($(in_ct systemd-analyze time 2>/dev/null | head -n1))" ;;
+degraded)
+	# Nothing of kiln's is installed yet: a unit of the base system that
+	# cannot work in a container is not this test's concern.
+	check_line boot PASS "systemd up in $boot_s s, degraded by: $(in_ct systemctl --failed --plain --no-legend 2>/dev/null | awk '{print $1}' | tr '\n' ' ')"
+	;;
 *)
 	tail -n 40 "$T/console.log"
-	[ "$state" = degraded ] && in_ct systemctl --failed --no-pager
 	check_line boot FAIL "container state '${state:-none}' after $boot_s s"
 	exit 1
 	;;
@@ -264,20 +268,20 @@ checks() { # limit phase [args]: runs checks.py inside, its results counted
 }
 checks 420 main "/srv/kiln-test/$(basename "$DEB")"
 
-# The system socket as a host-side client sees it, through the bind mount.
-if [ "$failed" = 0 ]; then
-	main_pid=$(in_ct /usr/bin/python3 /srv/kiln-test/checks.py pid 2>/dev/null)
+# The system socket as a host-side client sees it, through the bind mount;
+# then upgrade, remove and purge.  Both need the install to have worked.
+if grep -q '^SYSTEMD-RESULT install PASS' "$T/checks-main.log"; then
 	reply=$(printf '{"job_id":1,"action":"ping"}\n' | timeout 30 socat -t 20 - "UNIX-CONNECT:$HOSTRUN/kiln.sock" 2>&1)
 	# The pid in the reply is the container's view (its own pid namespace),
 	# which is what MainPID inside says.
+	main_pid=$(in_ct /usr/bin/python3 /srv/kiln-test/checks.py pid 2>/dev/null)
 	if echo "$reply" | grep -q '"result": *"success"' && echo "$reply" | grep -q "\"pid\": *$main_pid[,}]"; then
 		check_line host_socket PASS "ping from the host via $HOSTRUN/kiln.sock answered by MainPID $main_pid"
 	else
 		check_line host_socket FAIL "host-side ping: $reply (MainPID $main_pid)"
 	fi
+	checks 300 final "/srv/kiln-test/$(basename "$DEB")"
 fi
-
-checks 300 final "/srv/kiln-test/$(basename "$DEB")"
 tests_s=$(awk -v a="$t_tests" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
 note "container boot ${boot_s} s, install + checks ${tests_s} s"
 [ "$failed" = 0 ] || { [ -s "$T/console.log" ] && tail -n 20 "$T/console.log"; exit 1; }
