@@ -2,18 +2,26 @@
 #
 #   make          build build/kilnd and build/libkiln.{a,so}
 #   make run      install missing Debian packages, build, start kilnd in the foreground
-#   make test     install missing packages, build, run every test (also under ASan+UBSan, valgrind)
+#   make test     install missing packages, build, run every test (also under ASan+UBSan,
+#                 valgrind, and the .deb under systemd in a container: make test-systemd)
 #   make bench    benchmarks (not tests)
 #   make stress   long load, fault and soak tests (tests/stress, ~3 min; STRESS=stress_soak for one)
 #   make fuzz     libFuzzer targets (tests/fuzz), each run FUZZ_SECONDS (default 60)
 #   make mutation break each check in tests/mutation/mutations.json in turn, in a
 #                 scratch copy, and show that its tests fail (MUTATIONS="id ..." picks some)
-#   make install  kilnd, systemd units, sysusers.d, /etc/kiln/kiln.json, the Python client
-#                 (PREFIX=/usr/local, DESTDIR=; see below); make uninstall removes them
+#   make install  kilnd, systemd units (system and user), sysusers.d, tmpfiles.d,
+#                 /etc/kiln/kiln.json, the Python client, libkiln with headers and
+#                 pkg-config files (PREFIX=/usr/local, DESTDIR=; see below);
+#                 make uninstall removes them
+#   make deb      build/kiln_VERSION_ARCH.deb (packaging in systemd/debian/)
+#   make test-systemd  boot Debian 12 under systemd-nspawn, install the .deb, test the
+#                 units through systemd (root, systemd-nspawn, mmdebstrap; else skipped)
 #
 # BUILD=dir puts objects elsewhere (developers use this to build in parallel).
 # SAN=1 builds with AddressSanitizer + UndefinedBehaviorSanitizer; it and
 # DEBUG=1 keep the invariant checks (assert) that other builds compile out.
+# DEBUG=1 also compiles debug-only hooks (-DKILN_DEBUG: SIGUSR2 wedges the event
+# loop, for the watchdog test); release builds and the .deb never have them.
 
 BUILD   ?= build
 CC      := gcc
@@ -25,7 +33,8 @@ DESTDIR ?=
 DEB_PKGS := gcc make pkg-config libuv1-dev libjansson-dev libssl-dev libgmp-dev libpng-dev \
 	zlib1g-dev libunistring-dev python3 socat
 # ...and to test, fuzz and benchmark it (`make deps-test`, for test, bench, fuzz, stress).
-DEB_TEST_PKGS := check libsubunit-dev openssl valgrind systemd procps clang libclang-rt-14-dev
+DEB_TEST_PKGS := check libsubunit-dev openssl valgrind systemd procps clang libclang-rt-14-dev \
+	dpkg-dev systemd-container mmdebstrap lintian
 # Optional: used by benchmarks and some tests when present (skipped otherwise).
 DEB_OPT_PKGS := python3-gmpy2 python3-cryptography python3-pil
 
@@ -60,6 +69,9 @@ DAEMON_CPPFLAGS = -Iinclude -Idaemon $(PC_CFLAGS)
 LIB_CPPFLAGS    = -Iinclude -Idaemon/lib $(LIB_PC_CFLAGS)
 LIB_LDLIBS      = $(LIB_PC_LIBS) -lunistring -lm
 LDLIBS  = $(PC_LIBS) -lunistring -lm -lpthread
+ifeq ($(DEBUG),1)
+CFLAGS  += -DKILN_DEBUG
+endif
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
@@ -75,7 +87,7 @@ DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps deps-test run test unit proto bench stress clean install uninstall tools fuzz \
-	fuzz-build mutation
+	fuzz-build mutation deb deps-deb test-systemd
 all: $(BUILD)/kilnd $(BUILD)/libkiln.a $(BUILD)/libkiln.so
 
 $(BUILD)/obj/%.o: %.c
@@ -93,9 +105,11 @@ $(BUILD)/libkiln.a: $(LIB_OBJ)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
+# The library's ABI version: bump KILN_SOVERSION on an incompatible change.
+KILN_SOVERSION := 0
 $(BUILD)/libkiln.so: $(LIB_OBJ)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -shared $(LDFLAGS) -Wl,--no-undefined -o $@ $^ $(LIB_LDLIBS)
+	$(Q)$(CC) -shared $(LDFLAGS) -Wl,--no-undefined -Wl,-soname,libkiln.so.$(KILN_SOVERSION) -o $@ $^ $(LIB_LDLIBS)
 
 $(BUILD)/kilnd: $(BUILD)/obj/daemon/main.o $(DAEMON_OBJ) $(BUILD)/libkiln.a
 	@$(if $(Q),echo "  LD      $@")
@@ -149,6 +163,9 @@ deps:
 
 deps-test:
 	$(call install_missing,$(DEB_PKGS) $(DEB_TEST_PKGS),$(DEB_OPT_PKGS))
+
+deps-deb:
+	$(call install_missing,$(DEB_PKGS) dpkg-dev,)
 
 run: deps
 	@$(MAKE) --no-print-directory all
@@ -213,38 +230,70 @@ proto: $(BUILD)/kilnd
 	env -u KILN_CONFIG $(BUILD)/kilnd --describe > proto/actions.json
 
 # Install layout.  PREFIX (default /usr/local) holds the binary, the units
-# (in systemd's search path for both /usr and /usr/local), sysusers.d and
-# the docs; the configuration is /etc/kiln/kiln.json whatever the prefix,
-# because the unit's ConfigurationDirectory=kiln is always under /etc.  The
-# Python client goes where /usr/bin/python3 finds it for that prefix
+# (in systemd's search path for both /usr and /usr/local), sysusers.d,
+# tmpfiles.d, the library, headers, pkg-config files and the docs; the
+# configuration is /etc/kiln/kiln.json whatever the prefix, because the
+# unit's ConfigurationDirectory=kiln is always under /etc.  The Python client
+# goes where /usr/bin/python3 finds it for that prefix
 # (/usr/local/lib/python3.X/dist-packages, /usr/lib/python3/dist-packages),
 # else into $(PREFIX)/lib/python3.X/site-packages (add it to PYTHONPATH).
-BINDIR      ?= $(PREFIX)/bin
-SYSCONFDIR  ?= /etc
-UNITDIR     ?= $(PREFIX)/lib/systemd/system
-SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
-DOCDIR      ?= $(PREFIX)/share/doc/kiln
-PYTHONDIR   ?= $(shell $(PYTHON) -c 'import sys, sysconfig; p = sys.argv[1].rstrip("/"); \
+VERSION      := $(shell sed -n 's/^\#define KILN_VERSION "\(.*\)"/\1/p' daemon/server.h)
+BINDIR       ?= $(PREFIX)/bin
+SYSCONFDIR   ?= /etc
+UNITDIR      ?= $(PREFIX)/lib/systemd/system
+USERUNITDIR  ?= $(PREFIX)/lib/systemd/user
+SYSUSERSDIR  ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR  ?= $(PREFIX)/lib/tmpfiles.d
+LIBDIR       ?= $(PREFIX)/lib
+INCLUDEDIR   ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+DOCDIR       ?= $(PREFIX)/share/doc/kiln
+MANDIR       ?= $(PREFIX)/share/man
+PYTHONDIR    ?= $(shell $(PYTHON) -c 'import sys, sysconfig; p = sys.argv[1].rstrip("/"); \
 	c = [d for d in sys.path if d.startswith(p + "/lib/") and d.endswith(("dist-packages", "site-packages"))]; \
 	print(c[0] if c else sysconfig.get_path("purelib", "posix_prefix", {"base": p}))' '$(PREFIX)')
 # The units name /usr/local and /etc paths; install rewrites them.
-UNIT_SED = -e 's|/usr/local/bin/kilnd|$(BINDIR)/kilnd|' \
+UNIT_SED = -e 's|/usr/local/bin/kilnd|$(BINDIR)/kilnd|g' \
 	-e 's|/usr/local/share/doc/kiln|$(DOCDIR)|' \
 	-e 's|/etc/kiln/kiln.json|$(SYSCONFDIR)/kiln/kiln.json|'
+PC_SED = -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	-e 's|@DOCDIR@|$(DOCDIR)|' -e 's|@VERSION@|$(VERSION)|'
+KILN_HEADERS  := $(wildcard include/kiln/*.h)
+KILN_SOFILE   := libkiln.so.$(KILN_SOVERSION).$(VERSION)
+# kiln-module.pc describes include/kiln/module.h, installed once that exists.
+KILN_PC       := kiln.pc $(if $(wildcard include/kiln/module.h),kiln-module.pc)
+KILN_EXAMPLES := $(wildcard client/examples/*)
 
-install: $(BUILD)/kilnd
+# $(call install_sed,SED-ARGS,SRC,DEST): a rewritten copy, mode 0644, replaced atomically.
+define install_sed
+	sed $(1) $(2) > $(3).tmp && chmod 0644 $(3).tmp && mv -f $(3).tmp $(3)
+endef
+
+install: $(BUILD)/kilnd $(BUILD)/libkiln.a $(BUILD)/libkiln.so
 	@[ -n "$(PYTHONDIR)" ] || { echo "install: set PYTHONDIR (no Python site directory found)"; exit 1; }
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
-		$(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/kiln $(DESTDIR)$(PYTHONDIR)/kiln
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(USERUNITDIR) \
+		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(LIBDIR) \
+		$(DESTDIR)$(INCLUDEDIR)/kiln $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(DOCDIR)/examples \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSCONFDIR)/kiln $(DESTDIR)$(PYTHONDIR)/kiln
 	install -m 0755 $(BUILD)/kilnd $(DESTDIR)$(BINDIR)/kilnd
-	for u in kilnd.service kilnd.socket; do \
-		sed $(UNIT_SED) systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u.tmp && \
-		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp && \
-		mv -f $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
-	done
+	install -m 0644 systemd/kilnd.8 $(DESTDIR)$(MANDIR)/man8/kilnd.8
+	$(call install_sed,$(UNIT_SED),systemd/kilnd.service,$(DESTDIR)$(UNITDIR)/kilnd.service)
+	$(call install_sed,$(UNIT_SED),systemd/kilnd.socket,$(DESTDIR)$(UNITDIR)/kilnd.socket)
+	$(call install_sed,$(UNIT_SED),systemd/user/kilnd.service,$(DESTDIR)$(USERUNITDIR)/kilnd.service)
+	$(call install_sed,$(UNIT_SED),systemd/user/kilnd.socket,$(DESTDIR)$(USERUNITDIR)/kilnd.socket)
 	install -m 0644 systemd/kiln.conf $(DESTDIR)$(SYSUSERSDIR)/kiln.conf
+	install -m 0644 systemd/tmpfiles.conf $(DESTDIR)$(TMPFILESDIR)/kiln.conf
+	install -m 0644 $(BUILD)/libkiln.a $(DESTDIR)$(LIBDIR)/libkiln.a
+	install -m 0644 $(BUILD)/libkiln.so $(DESTDIR)$(LIBDIR)/$(KILN_SOFILE)
+	ln -sf $(KILN_SOFILE) $(DESTDIR)$(LIBDIR)/libkiln.so.$(KILN_SOVERSION)
+	ln -sf libkiln.so.$(KILN_SOVERSION) $(DESTDIR)$(LIBDIR)/libkiln.so
+	install -m 0644 $(KILN_HEADERS) $(DESTDIR)$(INCLUDEDIR)/kiln/
+	for pc in $(KILN_PC); do \
+		$(call install_sed,$(PC_SED),systemd/pkgconfig/$$pc.in,$(DESTDIR)$(PKGCONFIGDIR)/$$pc) || exit 1; \
+	done
 	install -m 0644 daemon/kiln.example.json $(DESTDIR)$(DOCDIR)/kiln.example.json
 	[ ! -f README.md ] || install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	$(if $(KILN_EXAMPLES),install -m 0644 $(KILN_EXAMPLES) $(DESTDIR)$(DOCDIR)/examples/)
 	@# An existing configuration is the administrator's: never overwrite it.
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/kiln/kiln.json ]; then \
 		echo "install: keeping existing $(DESTDIR)$(SYSCONFDIR)/kiln/kiln.json"; \
@@ -253,13 +302,19 @@ install: $(BUILD)/kilnd
 		install -m 0644 daemon/kiln.example.json $(DESTDIR)$(SYSCONFDIR)/kiln/kiln.json; \
 	fi
 	install -m 0644 client/kiln/*.py $(DESTDIR)$(PYTHONDIR)/kiln/
-	@[ -n "$(DESTDIR)" ] || echo "install: now run: systemd-sysusers; systemctl daemon-reload;" \
-		"systemctl enable --now kilnd.socket; usermod -aG kiln YOUR_USER"
+	@[ -n "$(DESTDIR)" ] || echo "install: now run: systemd-sysusers; systemd-tmpfiles --create kiln.conf;" \
+		"systemctl daemon-reload; systemctl enable --now kilnd.socket; usermod -aG kiln YOUR_USER"
 
 uninstall:
 	@[ -n "$(PYTHONDIR)" ] || { echo "uninstall: set PYTHONDIR (no Python site directory found)"; exit 1; }
 	rm -f $(DESTDIR)$(BINDIR)/kilnd $(DESTDIR)$(UNITDIR)/kilnd.service \
-		$(DESTDIR)$(UNITDIR)/kilnd.socket $(DESTDIR)$(SYSUSERSDIR)/kiln.conf
+		$(DESTDIR)$(UNITDIR)/kilnd.socket $(DESTDIR)$(USERUNITDIR)/kilnd.service \
+		$(DESTDIR)$(USERUNITDIR)/kilnd.socket $(DESTDIR)$(SYSUSERSDIR)/kiln.conf \
+		$(DESTDIR)$(TMPFILESDIR)/kiln.conf $(DESTDIR)$(MANDIR)/man8/kilnd.8
+	rm -f $(DESTDIR)$(LIBDIR)/libkiln.a $(DESTDIR)$(LIBDIR)/libkiln.so $(DESTDIR)$(LIBDIR)/libkiln.so.$(KILN_SOVERSION) \
+		$(DESTDIR)$(LIBDIR)/$(KILN_SOFILE) $(DESTDIR)$(PKGCONFIGDIR)/kiln.pc $(DESTDIR)$(PKGCONFIGDIR)/kiln-module.pc
+	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/kiln/,$(notdir $(KILN_HEADERS)) module.h)
+	rmdir $(DESTDIR)$(INCLUDEDIR)/kiln 2>/dev/null || true
 	@# The configuration goes only if it is still the untouched example.
 	@if cmp -s daemon/kiln.example.json $(DESTDIR)$(SYSCONFDIR)/kiln/kiln.json; then \
 		echo "rm -f $(DESTDIR)$(SYSCONFDIR)/kiln/kiln.json"; \
@@ -269,10 +324,27 @@ uninstall:
 		echo "uninstall: keeping modified $(DESTDIR)$(SYSCONFDIR)/kiln/kiln.json"; \
 	fi
 	rm -f $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/kiln.example.json
-	rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
+	rm -f $(addprefix $(DESTDIR)$(DOCDIR)/examples/,$(notdir $(KILN_EXAMPLES)))
+	rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null || true
 	rm -f $(DESTDIR)$(PYTHONDIR)/kiln/*.py
 	rm -rf $(DESTDIR)$(PYTHONDIR)/kiln/__pycache__
 	rmdir $(DESTDIR)$(PYTHONDIR)/kiln 2>/dev/null || true
+
+# The Debian package: `make install` into a staging tree with Debian's
+# paths, plus the control files and maintainer scripts in systemd/debian/.
+# Depends: comes from dpkg-shlibdeps.  lintian checks the result in make test.
+deb: deps-deb
+	@$(MAKE) --no-print-directory $(BUILD)/kilnd $(BUILD)/libkiln.a $(BUILD)/libkiln.so
+	@BUILD=$(BUILD) VERSION=$(VERSION) KILN_SOVERSION=$(KILN_SOVERSION) MAKE="$(MAKE)" \
+		sh systemd/debian/build-deb.sh
+
+# Booted Debian 12 under systemd-nspawn: the .deb installed with apt-get and
+# tested through systemd (tests/systemd/run.sh; skips without root, nspawn,
+# mmdebstrap).  The debug build is only for the watchdog check.
+test-systemd: deps-test
+	@$(MAKE) --no-print-directory deb
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/debug DEBUG=1 $(BUILD)/debug/kilnd
+	@BUILD=$(BUILD) bash tests/systemd/run.sh
 
 clean:
 	rm -rf build build-*

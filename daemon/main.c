@@ -18,6 +18,12 @@
 #include "sdnotify.h"
 #include "server.h"
 
+#ifdef KILN_DEBUG
+#define KILN_BUILD_KIND " (debug build)"
+#else
+#define KILN_BUILD_KIND ""
+#endif
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: kilnd [--socket PATH] [--config FILE] [--foreground] [--log-level LEVEL]\n"
@@ -45,13 +51,15 @@ static void set_threadpool_size(void)
 /* systemd's STATUS= line (`systemctl status kilnd`), refreshed every second. */
 static void sd_status(char *buf, size_t len)
 {
+	const struct server *srv = server_current();
 	struct server_figures f;
 
 	server_figures(&f);
-	snprintf(buf, len, "%u connection%s, %u job%s in flight, %.1f MiB held, %" PRIu64 " request%s served",
+	snprintf(buf, len, "%u connection%s, %u job%s in flight, %.1f MiB held, %" PRIu64 " request%s served%s%s",
 		 f.connections, f.connections == 1 ? "" : "s", f.in_flight, f.in_flight == 1 ? "" : "s",
 		 (double)dispatch_memory_held() / (1024.0 * 1024.0), f.requests_served,
-		 f.requests_served == 1 ? "" : "s");
+		 f.requests_served == 1 ? "" : "s", srv->reload_error[0] ? "; last reload failed, old config kept: " : "",
+		 srv->reload_error);
 }
 
 static int print_describe(void)
@@ -89,7 +97,7 @@ int main(int argc, char **argv)
 		case 'f': break;
 		case 'l': level_opt = optarg; break;
 		case 'h': usage(stdout); return 0;
-		case 'V': printf("kilnd %s\n", KILN_VERSION); return 0;
+		case 'V': printf("kilnd %s%s\n", KILN_VERSION, KILN_BUILD_KIND); return 0;
 		case 'D': describe = 1; break;
 		default: usage(stderr); return 2;
 		}

@@ -333,6 +333,9 @@ static void server_maybe_finish_shutdown(struct server *srv)
 	close_handle((uv_handle_t *)&srv->sig_term);
 	close_handle((uv_handle_t *)&srv->sig_int);
 	close_handle((uv_handle_t *)&srv->sig_hup);
+#ifdef KILN_DEBUG
+	close_handle((uv_handle_t *)&srv->sig_wedge);
+#endif
 	sdnotify_close();
 }
 
@@ -378,6 +381,20 @@ void server_stop(struct server *srv)
 	uv_timer_start(&srv->grace_timer, on_grace, (uint64_t)(cfg->shutdown_grace * 1000), 0);
 }
 
+#ifdef KILN_DEBUG
+/* Debug builds only (make DEBUG=1): SIGUSR2 blocks the loop thread for good,
+ * so a test can watch systemd's watchdog kill and restart a wedged daemon.
+ * Release builds install no handler. */
+static void on_wedge(uv_signal_t *s, int signum)
+{
+	(void)s;
+	(void)signum;
+	log_warn("debug: SIGUSR2, wedging the event loop");
+	for (;;)
+		pause();
+}
+#endif
+
 static void on_signal(uv_signal_t *s, int signum)
 {
 	struct server *srv = s->data;
@@ -391,6 +408,8 @@ static void on_signal(uv_signal_t *s, int signum)
 		cfg = dispatch_config_load(srv->config_path, err, sizeof(err));
 		if (!cfg) {
 			log_error("reload failed, keeping the old configuration: %s", err);
+			snprintf(srv->reload_error, sizeof(srv->reload_error), "%.*s",
+				 (int)sizeof(srv->reload_error) - 1, err);
 			sdnotify_reloaded();
 			return;
 		}
@@ -399,6 +418,7 @@ static void on_signal(uv_signal_t *s, int signum)
 		log_set_level(log_level_parse(cfg->log_level));
 		config_install(cfg);
 		dispatch_reconfigure(cfg);
+		srv->reload_error[0] = '\0';
 		sdnotify_reloaded();
 		return;
 	}
@@ -425,6 +445,10 @@ int server_start(struct server *srv, uv_loop_t *loop, const char *socket_path, c
 	uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
 	uv_signal_start(&srv->sig_int, on_signal, SIGINT);
 	uv_signal_start(&srv->sig_hup, on_signal, SIGHUP);
+#ifdef KILN_DEBUG
+	uv_signal_init(loop, &srv->sig_wedge);
+	uv_signal_start(&srv->sig_wedge, on_wedge, SIGUSR2);
+#endif
 	/* Socket activation: systemd's socket (fd 3) replaces socket_path, and
 	 * its file is systemd's to remove, not ours. */
 	rc = sdnotify_listen_fd(&fd, activated, sizeof(activated), err, errlen);

@@ -25,11 +25,15 @@ struct server {
 	char *socket_path;
 	uv_prepare_t prepare;       /* once per loop iteration: conn_prepare_pass() */
 	uv_signal_t sig_term, sig_int, sig_hup;
+#ifdef KILN_DEBUG
+	uv_signal_t sig_wedge;      /* debug builds only: SIGUSR2 wedges the loop */
+#endif
 	uv_timer_t grace_timer;
 	bool shutting_down;
 	bool grace_expired;
 	uint64_t started_ns;
 	const char *config_path;    /* for SIGHUP */
+	char reload_error[256];     /* why the last SIGHUP kept the old config; "" if it applied */
 };
 
 /* server.c */

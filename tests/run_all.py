@@ -7,7 +7,10 @@ then the unit tests and the Python suite again against an ASan+UBSan build;
 then the Python suite with kilnd under valgrind (tests marked heavy are
 skipped there); then a short pass of every libFuzzer target (tests/fuzz,
 about 10 s each, two at a time) with its regression inputs, each target
-counting as one test.  `--quick` runs the first four only.
+counting as one test; then the systemd stage (`make deb`, a debug kilnd,
+tests/systemd/run.sh: lintian, and the .deb installed in a booted Debian 12
+container), each checked behaviour counting as one test.  `--quick` runs the
+first four only.
 """
 
 from __future__ import annotations
@@ -109,6 +112,28 @@ def fuzz_stage(build: str, env: dict) -> None:
         record("fuzz run", 0, 1)
 
 
+def systemd_stage(build: str, env: dict) -> None:
+    """tests/systemd/run.sh: one test per SYSTEMD-RESULT line (skipped
+    where the container cannot run: not root, no systemd-nspawn or
+    mmdebstrap)."""
+    rel = os.path.relpath(build, ROOT)
+    rc, _ = run(["make", "--no-print-directory", f"BUILD={rel}", "deb"], env, 600)
+    if rc == 0:
+        rc, _ = run(["make", "--no-print-directory", "-j2", f"BUILD={rel}/debug", "DEBUG=1",
+                     f"{rel}/debug/kilnd"], env, 1200)
+    if rc != 0:
+        record("systemd build (deb, debug kilnd)", 0, 1)
+        return
+    # run.sh bounds each of its own steps (about 25 min at worst, 1-2 min
+    # normally) and tears its container down; this limit is only a backstop.
+    rc, out = run(["bash", "tests/systemd/run.sh"], dict(env, BUILD=build), 1800)
+    results = re.findall(r"^SYSTEMD-RESULT (\S+) (PASS|FAIL|SKIP)", out, re.M)
+    for name, verdict in results:
+        record(f"systemd {name}", int(verdict == "PASS"), int(verdict == "FAIL"), int(verdict == "SKIP"))
+    if rc not in (0, 77) and not any(v == "FAIL" for _, v in results):
+        record("systemd run.sh exit status", 0, 1)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
@@ -144,6 +169,7 @@ def main() -> int:
                     "--errors-for-leak-kinds=definite,indirect --error-exitcode=99")
         python_stage("valgrind python", venv, 1200)
         fuzz_stage(build, env)
+        systemd_stage(build, env)
 
     print(f"\nkiln tests finished in {time.monotonic() - t0:.0f} s")
     if failures:

@@ -1,8 +1,10 @@
 #!/bin/sh
-# `make install DESTDIR=...` lays out the binary, the units (rewritten for the
-# prefix), sysusers.d, the example config as /etc/kiln/kiln.json, the docs and
-# the Python client (importable from there); `make uninstall` removes them but
-# keeps a configuration the administrator changed.
+# `make install DESTDIR=...` lays out the binary, the system and user units
+# (rewritten for the prefix), sysusers.d, tmpfiles.d, the example config as
+# /etc/kiln/kiln.json, libkiln (static, shared with its soname links),
+# headers and kiln.pc, the docs with examples and the Python client
+# (importable from there); `make uninstall` removes them but keeps a
+# configuration the administrator changed.
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -23,8 +25,18 @@ PYDIR=$("$PYTHON" -c 'import sys; print("/usr/local/lib/python%d.%d/dist-package
 for f in /usr/local/bin/kilnd \
 	/usr/local/lib/systemd/system/kilnd.service \
 	/usr/local/lib/systemd/system/kilnd.socket \
+	/usr/local/lib/systemd/user/kilnd.service \
+	/usr/local/lib/systemd/user/kilnd.socket \
 	/usr/local/lib/sysusers.d/kiln.conf \
+	/usr/local/lib/tmpfiles.d/kiln.conf \
+	/usr/local/lib/libkiln.a \
+	/usr/local/lib/libkiln.so.0 \
+	/usr/local/lib/libkiln.so \
+	/usr/local/lib/pkgconfig/kiln.pc \
+	/usr/local/include/kiln/pi.h \
 	/usr/local/share/doc/kiln/kiln.example.json \
+	/usr/local/share/doc/kiln/examples/render_scene.py \
+	/usr/local/share/man/man8/kilnd.8 \
 	/etc/kiln/kiln.json \
 	"$PYDIR/kiln/__init__.py" \
 	"$PYDIR/kiln/client.py"; do
@@ -40,6 +52,19 @@ grep -qx 'ExecStart=/usr/local/bin/kilnd --config /etc/kiln/kiln.json --foregrou
 	"$D/usr/local/lib/systemd/system/kilnd.service" || fail "ExecStart= wrong"
 grep -qx 'ListenStream=/run/kiln/kiln.sock' "$D/usr/local/lib/systemd/system/kilnd.socket" ||
 	fail "ListenStream= wrong"
+grep -qx 'ListenStream=%t/kiln/kiln.sock' "$D/usr/local/lib/systemd/user/kilnd.socket" ||
+	fail "user ListenStream= wrong"
+grep -q 'exec /usr/local/bin/kilnd --foreground' "$D/usr/local/lib/systemd/user/kilnd.service" ||
+	fail "user unit's ExecStart= not rewritten"
+grep -q '^ExecReload=.*/bin/kill' "$D/usr/local/lib/systemd/system/kilnd.service" &&
+	fail "ExecReload= needs /bin/kill (procps)"
+for h in include/kiln/*.h; do
+	cmp -s "$h" "$D/usr/local/$h" || fail "header $h not installed"
+done
+[ "$(readlink "$D/usr/local/lib/libkiln.so")" = libkiln.so.0 ] || fail "libkiln.so link wrong"
+objdump -p "$D/usr/local/lib/libkiln.so.0" | grep -q 'SONAME *libkiln.so.0$' || fail "libkiln soname is not libkiln.so.0"
+PKG_CONFIG_LIBDIR=$D/usr/local/lib/pkgconfig pkg-config --cflags --libs kiln >"$T/pc" 2>&1 || { cat "$T/pc"; fail "pkg-config kiln"; }
+grep -q -- '-I/usr/local/include' "$T/pc" && grep -q -- '-L/usr/local/lib -lkiln' "$T/pc" || fail "kiln.pc: $(cat "$T/pc")"
 # Nothing outside the prefix and /etc/kiln.
 extra=$(cd "$D" && find . -type f | grep -v -e '^\./usr/local/' -e '^\./etc/kiln/' || true)
 [ -z "$extra" ] || fail "unexpected files: $extra"

@@ -2,7 +2,8 @@
 # sd_notify: a datagram socket standing in for systemd, as $NOTIFY_SOCKET in
 # both the path and the abstract "@" form, must receive READY=1 (once the
 # socket accepts), STATUS= (tracking connections and jobs), WATCHDOG=1 (with
-# $WATCHDOG_USEC), RELOADING=1 + MONOTONIC_USEC= and READY=1 around SIGHUP,
+# $WATCHDOG_USEC), RELOADING=1 + MONOTONIC_USEC= and READY=1 around SIGHUP (a
+# failed reload named in STATUS= until a good one),
 # and STOPPING=1 on SIGTERM.  The path run also sets $JOURNAL_STREAM to
 # stderr's device:inode and checks the "<N>" level prefixes; the abstract run
 # checks plain lines without them.
@@ -124,6 +125,19 @@ def run(form):
         if not before * 1e6 - 1e3 <= usec <= after * 1e6 + 1e3:
             fail("MONOTONIC_USEC=%d outside [%d, %d]" % (usec, before * 1e6, after * 1e6))
         recv.expect(lambda f: f.get("READY") == "1", "READY=1 after the reload")
+
+        # A broken file keeps the old configuration, and STATUS= says so
+        # (`systemctl status` shows it) until a reload works again.
+        with open(cfg, "w") as f:
+            f.write('{"log_level": ')
+        p.send_signal(signal.SIGHUP)
+        recv.expect(lambda f: "last reload failed, old config kept" in f.get("STATUS", ""),
+                    "STATUS= naming the failed reload")
+        with open(cfg, "w") as f:
+            json.dump({"socket": sock_path, "log_level": "info"}, f)
+        p.send_signal(signal.SIGHUP)
+        recv.expect(lambda f: f.get("READY") == "1" and "STATUS" in f and "reload failed" not in f["STATUS"],
+                    "STATUS= without the failure after a good reload")
         conn.close()
 
         p.send_signal(signal.SIGTERM)
