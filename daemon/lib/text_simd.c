@@ -52,6 +52,10 @@
 	TOO_LONG | OVERLONG_2 | TWO_CONTS | SURROGATE | TOO_LARGE,                            \
 	TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT
 
+static const uint8_t prev_high_tbl[16] = { PREV_HIGH };
+static const uint8_t prev_low_tbl[16] = { PREV_LOW };
+static const uint8_t cur_high_tbl[16] = { CUR_HIGH };
+
 /* --- AVX2: a block is two 32-byte halves ---------------------------------- */
 
 #if defined(__clang__)
@@ -112,9 +116,9 @@ static inline uint64_t cont_avx2(vec64 v)
 /* 0xff where the byte at p[i] is valid given the bytes before it, else 0. */
 static inline __m256i err32_avx2(const unsigned char *p, __m256i cur)
 {
-	const __m256i prev_high = _mm256_setr_epi8(PREV_HIGH, PREV_HIGH);
-	const __m256i prev_low = _mm256_setr_epi8(PREV_LOW, PREV_LOW);
-	const __m256i cur_high = _mm256_setr_epi8(CUR_HIGH, CUR_HIGH);
+	const __m256i prev_high = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)prev_high_tbl));
+	const __m256i prev_low = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)prev_low_tbl));
+	const __m256i cur_high = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)cur_high_tbl));
 	const __m256i nib = _mm256_set1_epi8(0x0f);
 	__m256i p1 = _mm256_loadu_si256((const __m256i *)(p - 1));
 	__m256i p2 = _mm256_loadu_si256((const __m256i *)(p - 2));
@@ -194,9 +198,9 @@ static inline uint64_t cont_avx512(__m512i v)
 
 static inline uint64_t utf8_err_avx512(const unsigned char *p, __m512i cur)
 {
-	const __m512i prev_high = _mm512_broadcast_i32x4(_mm_setr_epi8(PREV_HIGH));
-	const __m512i prev_low = _mm512_broadcast_i32x4(_mm_setr_epi8(PREV_LOW));
-	const __m512i cur_high = _mm512_broadcast_i32x4(_mm_setr_epi8(CUR_HIGH));
+	const __m512i prev_high = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)prev_high_tbl));
+	const __m512i prev_low = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)prev_low_tbl));
+	const __m512i cur_high = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)cur_high_tbl));
 	const __m512i nib = _mm512_set1_epi8(0x0f);
 	__m512i p1 = _mm512_loadu_si512((const void *)(p - 1));
 	__m512i p2 = _mm512_loadu_si512((const void *)(p - 2));
