@@ -173,7 +173,7 @@ static void short_add(struct text_scan *st, const unsigned char *w, size_t len)
 		st->firsts[st->nfirst++] = w[0];
 	for (i = len + 1; i < 10; i++)
 		st->short_first[i]++;
-	st->short_lens |= 1u << len;
+	st->short_lens |= 1ull << len;
 }
 
 /*

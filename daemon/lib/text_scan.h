@@ -58,7 +58,7 @@ struct text_scan {
 	 */
 	int short_ok;
 	unsigned nshort;
-	unsigned short_lens;
+	uint64_t short_lens;
 	unsigned short_first[10]; /* the words of k bytes start at short_first[k] */
 	unsigned nfirst;
 	unsigned char firsts[TEXT_SHORT_WORDS]; /* their distinct first bytes */
