@@ -147,33 +147,37 @@ static int can_be_word(const unsigned char *w, size_t len, uint64_t *cps)
 	return len > 0;
 }
 
-/* Adds w to the block path's short words if it fits there. */
-static void short_add(struct text_scan *st, const unsigned char *w, size_t len)
+/* Adds w to the block path's mask plan if it fits there. */
+static void mask_add(struct text_scan *st, const unsigned char *w, size_t len)
 {
 	uint64_t cps, val = 0;
-	unsigned i;
+	unsigned j, c;
 
-	if (!can_be_word(w, len, &cps))
-		return; /* never matches: leave it out of both sets */
-	if (len > 8 || st->nshort == TEXT_SHORT_WORDS) {
-		st->short_ok = 0;
-		return;
+	if (!st->mask_ok || !can_be_word(w, len, &cps))
+		return; /* never matches: leave it out of the plan */
+	if (len > 63 || st->nmask == TEXT_MASK_WORDS)
+		goto too_many;
+	for (j = 0; j < len; j++) {
+		for (c = 0; c < st->nchars && st->chars[c] != w[j]; c++)
+			;
+		if (c == st->nchars) {
+			if (st->nchars == TEXT_MASK_CHARS)
+				goto too_many;
+			st->chars[st->nchars++] = w[j];
+		}
+		st->mask[st->nmask].idx[j] = (unsigned char)c;
 	}
-	memcpy(&val, w, len);
-	/* Kept sorted by length: shorts[short_first[k] .. short_first[k + 1])
-	 * are the words of k bytes. */
-	for (i = st->nshort; i > st->short_first[len + 1]; i--)
-		st->shorts[i] = st->shorts[i - 1];
-	st->shorts[i].val = val;
-	st->shorts[i].cps = cps;
-	st->nshort++;
-	for (i = 0; i < st->nfirst && st->firsts[i] != w[0]; i++)
-		;
-	if (i == st->nfirst)
-		st->firsts[st->nfirst++] = w[0];
-	for (i = len + 1; i < 10; i++)
-		st->short_first[i]++;
-	st->short_lens |= 1ull << len;
+	if (len > 8)
+		st->short_ok = 0;
+	memcpy(&val, w, len < 8 ? len : 8);
+	st->mask[st->nmask].len = len;
+	st->mask[st->nmask].is_long = cps > st->min_length;
+	st->mask[st->nmask].val = val;
+	st->nmask++;
+	return;
+too_many:
+	st->mask_ok = 0;
+	st->short_ok = 0;
 }
 
 /*
@@ -184,6 +188,7 @@ static int ignore_setup(struct text_scan *st, const struct kiln_text_opts *o)
 {
 	size_t slots = 4, i;
 
+	st->mask_ok = 1;
 	st->short_ok = 1;
 	if (!o->ignore_count)
 		return 0;
@@ -202,7 +207,7 @@ static int ignore_setup(struct text_scan *st, const struct kiln_text_opts *o)
 			continue;
 		ignore_add(st, w, len);
 		if (st->ign_count > before)
-			short_add(st, w, len);
+			mask_add(st, w, len);
 	}
 	return 0;
 }

@@ -7,7 +7,6 @@
  * block into a bit mask (bit i = byte i):
  *
  *	F(load)(p)          the 64 bytes at p
- *	F(high)(v)          bytes >= 0x80
  *	F(eq)(v, c)         bytes == c
  *	F(range)(v, a, n)   bytes in a .. a + n
  *	F(cont)(v)          continuation bytes (0x80 .. 0xbf)
@@ -26,8 +25,8 @@
  *
  * where, in a block holding multi-byte characters, the run lengths are
  * counted in code points: n is first compressed (PEXT) to one bit per code
- * point.  Ignore words are matched on bytes, as 8-byte integers or by a
- * hash probe per word.
+ * point.  Ignore words are matched on bytes, by and-ing shifted
+ * per-byte masks or by a hash probe per word.
  *
  * A block holding bytes >= 0x80 ends before a character that does not fit
  * in it (so it may be 61-64 bytes long and the next block starts on a
@@ -70,42 +69,25 @@ static inline void F(lines)(struct text_scan *st, vec64 v, uint64_t valid, uint6
 	st->last_break = (int)(lb >> last & 1);
 }
 
-/* Ignore words inside the block, as 8-byte integers: each word of a short
- * ignore word's length is loaded and compared.  A match is exactly that
- * word, as the ignore word holds no whitespace. */
-static inline void F(ignore_short)(struct text_scan *st, size_t pos, uint64_t n, uint64_t starts, vec64 v)
+/* Ignore words inside the block, by masks, without a branch on the text.
+ * The bytes of a mask word are all word bytes, so a start, an end len-1
+ * later and matching bytes in between make exactly this word. */
+static inline void F(ignore_masks)(struct text_scan *st, uint64_t n, uint64_t starts, vec64 v)
 {
-	uint64_t ends = n & ~(n >> 1), first = 0;
-	const unsigned char *p = st->s + pos;
-	unsigned lens = st->short_lens;
+	uint64_t ends = n & ~(n >> 1), ch[TEXT_MASK_CHARS], m, k;
+	unsigned c, w, j;
 
-	/* Only words starting with an ignore word's first byte. */
-	for (unsigned i = 0; i < st->nfirst; i++)
-		first |= F(eq)(v, st->firsts[i]);
-	starts &= first;
+	for (c = 0; c < st->nchars; c++)
+		ch[c] = F(eq)(v, st->chars[c]);
+	for (w = 0; w < st->nmask; w++) {
+		unsigned len = (unsigned)st->mask[w].len;
 
-	while (lens) {
-		unsigned len = (unsigned)_tzcnt_u32(lens);
-		uint64_t m = starts & (ends >> (len - 1));
-		uint64_t keep = _bzhi_u64(~0ull, 8 * len);
-		unsigned first = st->short_first[len], end = st->short_first[len + 1];
-
-		lens &= lens - 1;
-		while (m) {
-			unsigned b = (unsigned)_tzcnt_u64(m);
-			uint64_t x;
-
-			m &= m - 1;
-			/* The scan leaves 8 bytes after every block. */
-			memcpy(&x, p + b, 8);
-			x &= keep;
-			for (unsigned w = first; w < end; w++) {
-				if (st->shorts[w].val == x) {
-					st->ignored++;
-					st->ignored_long += st->shorts[w].cps > st->min_length;
-				}
-			}
-		}
+		m = starts & (ends >> (len - 1));
+		for (j = 0; j < len; j++)
+			m &= ch[st->mask[w].idx[j]] >> j;
+		k = (uint64_t)_mm_popcnt_u64(m);
+		st->ignored += k;
+		st->ignored_long += k & -st->mask[w].is_long;
 	}
 }
 
@@ -127,33 +109,28 @@ static inline void F(ignore_probe)(struct text_scan *st, size_t pos, uint64_t n,
 	}
 }
 
-/* kiln_text_scan_word_end() for the word carried into a block, inline.
- * The scan leaves 8 bytes after every block, so a short word can be loaded
- * as an integer. */
-static inline void F(word_end)(struct text_scan *st, size_t end)
+/*
+ * Ends the word carried into the block at byte offset end (add: its code
+ * points in this block) if there is one (iw), with few branches on the
+ * text.  The scan leaves 8 bytes after every block, so the word's first
+ * 8 bytes can be loaded as an integer.
+ */
+static inline void F(carried_end)(struct text_scan *st, size_t end, uint64_t add, uint64_t iw)
 {
 	size_t len = end - st->wstart;
-	int is_long = st->wcp > st->min_length;
+	uint64_t is_long = st->wcp + add > st->min_length, hit = 0, x;
 
-	st->in_word = 0;
-	st->words++;
-	st->long_words += is_long;
-	if (!(st->ign_lens >> (len < 64 ? len : 0) & 1))
-		return;
+	st->words += iw;
+	st->long_words += iw & is_long;
 	if (st->short_ok) {
-		uint64_t x;
-
-		if (len > 8)
-			return;
 		memcpy(&x, st->s + st->wstart, 8);
-		x &= _bzhi_u64(~0ull, 8 * (unsigned)len);
-		for (unsigned w = st->short_first[len]; w < st->short_first[len + 1]; w++) {
-			if (st->shorts[w].val == x) {
-				st->ignored++;
-				st->ignored_long += is_long;
-			}
-		}
-	} else if (kiln_text_scan_ignored(st, st->s + st->wstart, len)) {
+		x &= _bzhi_u64(~0ull, 8 * (unsigned)(len < 8 ? len : 8));
+		for (unsigned w = 0; w < st->nmask; w++)
+			hit |= (st->mask[w].len == len) & (st->mask[w].val == x);
+		st->ignored += hit & iw;
+		st->ignored_long += hit & iw & is_long;
+	} else if (iw && (st->ign_lens >> (len < 64 ? len : 0) & 1) &&
+		   kiln_text_scan_ignored(st, st->s + st->wstart, len)) {
 		st->ignored++;
 		st->ignored_long += is_long;
 	}
@@ -176,52 +153,47 @@ static inline __attribute__((always_inline)) void F(consume)(struct text_scan *s
 							      vec64 v, uint64_t ws, uint64_t cps, uint64_t lb)
 {
 	uint64_t valid = k == 64 ? ~0ull : (1ull << k) - 1;
-	uint64_t n = ~ws & valid, starts;
+	uint64_t n = ~ws & valid, starts, iw, co;
+	unsigned lead, top;
 
 	st->code_points += (uint64_t)_mm_popcnt_u64(cps);
 	if (st->want_lines)
 		F(lines)(st, v, valid, cps, lb);
-	if (st->in_word) {
-		unsigned lead;
-
-		if (!ws) {
-			st->wcp += (uint64_t)_mm_popcnt_u64(cps);
-			return;
+	if (!ws) {
+		if (!st->in_word) {
+			st->in_word = 1;
+			st->wstart = pos;
+			st->wcp = 0;
 		}
-		lead = (unsigned)_tzcnt_u64(ws);
-		st->wcp += (uint64_t)_mm_popcnt_u64(_bzhi_u64(cps, lead));
-		F(word_end)(st, pos + lead);
-		n &= ~0ull << lead;
-	} else if (!ws) {
-		st->in_word = 1;
-		st->wstart = pos;
-		st->wcp = (uint64_t)_mm_popcnt_u64(cps);
+		st->wcp += (uint64_t)_mm_popcnt_u64(cps);
 		return;
 	}
-	if (n >> (k - 1) & 1) {
-		/* ws != 0, so the trailing run starts after its highest bit,
-		 * which is below k - 1. */
-		unsigned top = 63 - (unsigned)__builtin_clzll(ws);
-
-		st->in_word = 1;
-		st->wstart = pos + top + 1;
-		st->wcp = (uint64_t)_mm_popcnt_u64(cps >> (top + 1));
-		n &= (2ull << top) - 1;
-	}
+	lead = (unsigned)_tzcnt_u64(ws);
+	top = 63 - (unsigned)__builtin_clzll(ws);
+	iw = (uint64_t)st->in_word;
+	/* The carried word, if any, ends at the first whitespace. */
+	F(carried_end)(st, pos + lead, (uint64_t)_mm_popcnt_u64(_bzhi_u64(cps, lead)), iw);
+	n &= ~(_bzhi_u64(~0ull, lead) & -iw);
+	/* The word running off the end, if any, starts after the last one. */
+	co = n >> (k - 1) & 1;
+	n &= ~(~0ull << top << 1 & -co);
+	st->in_word = (int)co;
+	st->wstart = pos + top + 1;
+	st->wcp = (uint64_t)_mm_popcnt_u64(cps >> top >> 1);
 	if (!n)
 		return;
 	starts = n & ~(n << 1);
 	st->words += (uint64_t)_mm_popcnt_u64(starts);
 	if (st->min_length < 63) {
-		uint64_t w = cps == valid ? n : _pext_u64(n, cps);
+		uint64_t w = _pext_u64(n, cps);
 		uint64_t r = F(runs)(w, (unsigned)st->min_length + 1);
 
 		st->long_words += (uint64_t)_mm_popcnt_u64(r & ~(r << 1));
 	}
 	if (!st->ign_count)
 		return;
-	if (st->short_ok)
-		F(ignore_short)(st, pos, n, starts, v);
+	if (st->mask_ok)
+		F(ignore_masks)(st, n, starts, v);
 	else
 		F(ignore_probe)(st, pos, n, starts, cps);
 }
@@ -230,7 +202,7 @@ static inline __attribute__((always_inline)) void F(consume)(struct text_scan *s
  * A block at pos holding bytes >= 0x80 (pos is on a character, 64 bytes are
  * left).  Returns the position after what was scanned.
  */
-static size_t F(mixed)(struct text_scan *st, size_t pos, vec64 v)
+static inline __attribute__((always_inline)) size_t F(mixed)(struct text_scan *st, size_t pos, vec64 v)
 {
 	const unsigned char *p = st->s + pos;
 	uint64_t cont = F(cont)(v), valid, ws, cand, lb = 0, err;
@@ -275,7 +247,7 @@ static int F(scan)(struct text_scan *st, const kiln_cancel *cancel)
 {
 	size_t len = st->len, pos = 0, poll = 0;
 
-	/* 8 bytes more than a block, for ignore_short's loads. */
+	/* 8 bytes more than a block, for carried_end's loads. */
 	while (len - pos >= 64 + 8) {
 		vec64 v;
 
@@ -285,14 +257,9 @@ static int F(scan)(struct text_scan *st, const kiln_cancel *cancel)
 			poll = pos + POLL_BYTES;
 		}
 		v = F(load)(st->s + pos);
-		if (F(high)(v)) {
-			pos = F(mixed)(st, pos, v);
-			if (st->bad)
-				return 0;
-			continue;
-		}
-		F(consume)(st, pos, 64, v, F(ascii_ws)(v), ~0ull, 0);
-		pos += 64;
+		pos = F(mixed)(st, pos, v);
+		if (st->bad)
+			return 0;
 	}
 	kiln_text_scan_scalar(st, pos, len);
 	return 0;

@@ -10,8 +10,9 @@
 
 #include "kiln/cancel.h"
 
-/* Most ignore words the block path compares as 8-byte integers. */
-#define TEXT_SHORT_WORDS 8
+/* Most ignore words the block path matches with byte masks. */
+#define TEXT_MASK_WORDS 8
+#define TEXT_MASK_CHARS 16
 
 /* Cancellation is polled every this many bytes. */
 #define POLL_BYTES (1u << 20)
@@ -50,22 +51,25 @@ struct text_scan {
 	uint64_t ign_lens;     /* bit k: a word of k bytes (k < 64); bit 0: one of >= 64 */
 
 	/*
-	 * The block path's plan for ignore words: when short_ok, every one
-	 * that can be a word at all (valid UTF-8 without whitespace) has 1-8
-	 * bytes and is here as a little-endian integer; short_lens has bit k
-	 * for a word of k bytes; they are sorted by length.  Otherwise the block path checks each word
+	 * The block path's plan for ignore words.  When mask_ok, every one
+	 * that can be a word at all (valid UTF-8 without whitespace) has
+	 * 1-63 bytes, drawn from chars[], and is matched inside a block by
+	 * and-ing shifted per-byte masks; when also short_ok, all have 1-8
+	 * bytes and the word carried into a block is compared as an integer
+	 * (val, little-endian).  Otherwise the block path checks each word
 	 * whose length is in ign_lens against the hash table.
 	 */
+	int mask_ok;
 	int short_ok;
-	unsigned nshort;
-	uint64_t short_lens;
-	unsigned short_first[10]; /* the words of k bytes start at short_first[k] */
-	unsigned nfirst;
-	unsigned char firsts[TEXT_SHORT_WORDS]; /* their distinct first bytes */
+	unsigned nchars;
+	unsigned char chars[TEXT_MASK_CHARS];
+	unsigned nmask;
 	struct {
+		uint64_t len;
+		uint64_t is_long; /* 1 if longer than min_length (in code points) */
 		uint64_t val;
-		uint64_t cps;  /* its length in code points */
-	} shorts[TEXT_SHORT_WORDS];
+		unsigned char idx[63];
+	} mask[TEXT_MASK_WORDS];
 
 	/* Invalid UTF-8 seen at bad_offset. */
 	int bad;

@@ -82,11 +82,6 @@ static inline vec64 load_avx2(const unsigned char *p)
 	return (vec64){ _mm256_loadu_si256((const __m256i *)p), _mm256_loadu_si256((const __m256i *)(p + 32)) };
 }
 
-static inline uint64_t high_avx2(vec64 v)
-{
-	return bits_avx2(v.lo, v.hi);
-}
-
 static inline uint64_t eq_avx2(vec64 v, unsigned char c)
 {
 	__m256i b = _mm256_set1_epi8((char)c);
@@ -173,11 +168,6 @@ int kiln_text_scan_avx2(struct text_scan *st, const kiln_cancel *cancel)
 static inline __m512i load_avx512(const unsigned char *p)
 {
 	return _mm512_loadu_si512((const void *)p);
-}
-
-static inline uint64_t high_avx512(__m512i v)
-{
-	return _mm512_movepi8_mask(v);
 }
 
 static inline uint64_t eq_avx512(__m512i v, unsigned char c)
