@@ -13,15 +13,15 @@
 #include "action.h"
 #include "config.h"
 #include "kiln/error.h"
-#include "server.h"
+#include "job.h"
 
 static void act_ping(struct job *job, json_t *args)
 {
-	struct server *srv = server_current();
+	struct server_figures f;
+
 	(void)args;
-	job_succeed(job,
-		    json_pack("{s:s, s:f, s:i}", "version", KILN_VERSION, "uptime_s",
-			      (double)(uv_hrtime() - srv->started_ns) / 1e9, "pid", (int)getpid()),
+	server_figures(&f);
+	job_succeed(job, json_pack("{s:s, s:f, s:i}", "version", KILN_VERSION, "uptime_s", f.uptime_s, "pid", (int)getpid()),
 		    "pong");
 }
 
@@ -50,7 +50,7 @@ static void act_double(struct job *job, json_t *args)
 	long long r;
 
 	if (__builtin_mul_overflow((long long)x, 2LL, &r)) {
-		job_fail(job, KILN_E_INVALID_ARGS, json_pack("{s:s}", "path", "args.x"),
+		job_fail(job, -KILN_E_INVALID_ARGS, json_pack("{s:s}", "path", "args.x"),
 			 "args.x: 2 * %" JSON_INTEGER_FORMAT " overflows a signed 64-bit integer", x);
 		return;
 	}
@@ -66,7 +66,7 @@ static void act_vector_length(struct job *job, json_t *args)
 	double len = hypot(hypot(x, y), z);
 
 	if (!isfinite(len)) {
-		job_fail(job, KILN_E_INVALID_ARGS, NULL, "the length overflows a double");
+		job_fail(job, -KILN_E_INVALID_ARGS, NULL, "the length overflows a double");
 		return;
 	}
 	job_succeed(job, json_pack("{s:f}", "length", len), "length");
@@ -75,10 +75,10 @@ static void act_vector_length(struct job *job, json_t *args)
 static void act_cancel(struct job *job, json_t *args)
 {
 	json_int_t target = json_integer_value(json_object_get(args, "target"));
-	struct job *t = job->conn ? job_find(job->conn, target) : NULL;
+	struct job *t = job_sibling(job, target);
 
-	if (!t || t == job) {
-		job_fail(job, KILN_E_NOT_FOUND, json_pack("{s:I}", "target", target),
+	if (!t) {
+		job_fail(job, -KILN_E_NOT_FOUND, json_pack("{s:I}", "target", target),
 			 "no request %" JSON_INTEGER_FORMAT " in flight on this connection", target);
 		return;
 	}
@@ -89,17 +89,17 @@ static void act_cancel(struct job *job, json_t *args)
 
 static void act_stats(struct job *job, json_t *args)
 {
-	struct server *srv = server_current();
+	struct server_figures f;
 	json_t *data;
 
 	(void)args;
-	data = json_pack("{s:I, s:I, s:I, s:I, s:f, s:I}", "connections", (json_int_t)srv->nconns,
-			 "requests_served", (json_int_t)srv->requests_served, "in_flight",
-			 (json_int_t)srv->jobs_in_flight, "rss_bytes", (json_int_t)server_rss_bytes(),
-			 "uptime_s", (double)(uv_hrtime() - srv->started_ns) / 1e9, "memory_held_bytes",
+	server_figures(&f);
+	data = json_pack("{s:I, s:I, s:I, s:I, s:f, s:I}", "connections", (json_int_t)f.connections,
+			 "requests_served", (json_int_t)f.requests_served, "in_flight", (json_int_t)f.in_flight,
+			 "rss_bytes", (json_int_t)server_rss_bytes(), "uptime_s", f.uptime_s, "memory_held_bytes",
 			 (json_int_t)dispatch_memory_held());
 	dispatch_stats(data);
-	job_succeed(job, data, "%u connections, %u in flight", srv->nconns, srv->jobs_in_flight);
+	job_succeed(job, data, "%u connections, %u in flight", f.connections, f.in_flight);
 }
 
 struct sleep_ctx {
@@ -131,7 +131,7 @@ static void sleep_done(struct job *job, void *arg, int status)
 	struct sleep_ctx *s = arg;
 
 	if (status != 0 || job_cancelled(job))
-		job_fail(job, KILN_E_CANCELLED, NULL, "cancelled");
+		job_fail(job, -KILN_E_CANCELLED, NULL, "cancelled");
 	else
 		job_succeed(job, json_pack("{s:f, s:i}", "seconds", s->seconds, "steps", s->steps), "slept");
 	free(s);
@@ -143,14 +143,14 @@ static void act_sleep(struct job *job, json_t *args)
 	json_t *steps = json_object_get(args, "steps");
 
 	if (!s) {
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	s->seconds = json_number_value(json_object_get(args, "seconds"));
 	s->steps = steps ? (int)json_integer_value(steps) : 1;
 	if (job_queue_work(job, sleep_work, sleep_done, s) != 0) {
 		free(s);
-		job_fail(job, KILN_E_INTERNAL, NULL, "cannot queue work");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "cannot queue work");
 	}
 }
 
