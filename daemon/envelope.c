@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 
 #include "config.h"
+#include "envscan.h"
 #include "kiln/error.h"
 #include "kiln/utf8.h"
 #include "log.h"
@@ -171,6 +172,17 @@ static int parse_fields(json_t *root, const struct kiln_config *cfg, struct requ
 
 int envelope_parse(const char *line, size_t len, const struct kiln_config *cfg, struct request *req,
 		   bool *have_id, json_t **detail, char *msg, size_t msglen)
+{
+	if (envscan_parse(line, len, cfg, req) == 0) {
+		*have_id = true;
+		*detail = NULL;
+		return 0;
+	}
+	return envelope_parse_json(line, len, cfg, req, have_id, detail, msg, msglen);
+}
+
+int envelope_parse_json(const char *line, size_t len, const struct kiln_config *cfg, struct request *req,
+			bool *have_id, json_t **detail, char *msg, size_t msglen)
 {
 	json_error_t jerr;
 	json_t *root, *id;
