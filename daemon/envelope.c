@@ -379,7 +379,9 @@ static void put_int(struct outq *q, json_int_t v)
 static void put_real(struct outq *q, double v)
 {
 	char buf[40], *e, *digits;
-	int n = snprintf(buf, sizeof(buf), "%.17g", v);
+	/* strfromd: the same digits as snprintf("%.17g") at a fraction of the
+	 * cost of the general printf machinery. */
+	int n = strfromd(buf, sizeof(buf), "%.17g", v);
 
 	if (n < 0 || (size_t)n >= sizeof(buf) - 3)
 		fatal("cannot format a real");
