@@ -116,13 +116,14 @@ def redis_anchor() -> None:
         have_redis_py = True
     except ImportError:
         have_redis_py = False
-    row("figure", "kilnd", "Redis", "kilnd / Redis", "goal")
+    w = (36, 12, 12, 15)
+    row("figure", "kilnd", "Redis", "kilnd / Redis", "goal", widths=w)
     with Server() as k, RedisServer() as rs:
         kr = raw_pipe(k.socket_path, KILN_PING, b"\n", N_RAW)
         rr = raw_pipe(rs.socket_path, REDIS_PING, b"\r\n", N_RAW)
         ratio = kr["rps"] / rr["rps"]
         row("raw socket, pipelined (req/s)", f"{kr['rps']:.0f}", f"{rr['rps']:.0f}", f"{ratio:.2f}x",
-            f">= 0.67x: {'met' if ratio >= 0.67 else 'NOT met'}")
+            f">= 0.67x: {'met' if ratio >= 0.67 else 'NOT met'}", widths=w)
         if not have_redis_py:
             print("redis-py rows skipped: the redis module does not import (Debian package python3-redis)")
             return
@@ -131,11 +132,11 @@ def redis_anchor() -> None:
         rp = redis_py(rs.socket_path, N_PIPE_PY, N_SEQ_PY)
         ratio = kp["rps"] / rp["rps"]
         row("own client, pipelined (req/s)", f"{kp['rps']:.0f}", f"{rp['rps']:.0f}", f"{ratio:.2f}x",
-            f">= 1.0x: {'met' if ratio >= 1.0 else 'NOT met'}")
+            f">= 1.0x: {'met' if ratio >= 1.0 else 'NOT met'}", widths=w)
         row("own client, sequential p50 (us)", f"{ks['p50_us']:.1f}", f"{rp['p50_us']:.1f}",
-            f"{ks['p50_us'] / rp['p50_us']:.2f}x", "parity")
+            f"{ks['p50_us'] / rp['p50_us']:.2f}x", "parity", widths=w)
         row("own client, sequential p99 (us)", f"{ks['p99_us']:.1f}", f"{rp['p99_us']:.1f}",
-            f"{ks['p99_us'] / rp['p99_us']:.2f}x", "")
+            f"{ks['p99_us'] / rp['p99_us']:.2f}x", "", widths=w)
     print("(kilnd: kiln.Client.call_many / call; Redis: redis-py pipeline(transaction=False) / ping;\n"
           " raw socket: the same Python loop writing 100 requests and counting 100 replies)")
 
