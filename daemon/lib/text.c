@@ -151,33 +151,22 @@ static int can_be_word(const unsigned char *w, size_t len, uint64_t *cps)
 static void mask_add(struct text_scan *st, const unsigned char *w, size_t len)
 {
 	uint64_t cps, val = 0;
-	unsigned j, c;
 
 	if (!st->mask_ok || !can_be_word(w, len, &cps))
 		return; /* never matches: leave it out of the plan */
-	if (len > 63 || st->nmask == TEXT_MASK_WORDS)
-		goto too_many;
-	for (j = 0; j < len; j++) {
-		for (c = 0; c < st->nchars && st->chars[c] != w[j]; c++)
-			;
-		if (c == st->nchars) {
-			if (st->nchars == TEXT_MASK_CHARS)
-				goto too_many;
-			st->chars[st->nchars++] = w[j];
-		}
-		st->mask[st->nmask].idx[j] = (unsigned char)c;
+	if (len > 63 || st->nmask == TEXT_MASK_WORDS) {
+		st->mask_ok = 0;
+		st->short_ok = 0;
+		return;
 	}
 	if (len > 8)
 		st->short_ok = 0;
 	memcpy(&val, w, len < 8 ? len : 8);
+	memcpy(st->mask[st->nmask].bytes, w, len);
 	st->mask[st->nmask].len = len;
 	st->mask[st->nmask].is_long = cps > st->min_length;
 	st->mask[st->nmask].val = val;
 	st->nmask++;
-	return;
-too_many:
-	st->mask_ok = 0;
-	st->short_ok = 0;
 }
 
 /*

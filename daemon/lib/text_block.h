@@ -74,17 +74,16 @@ static inline void F(lines)(struct text_scan *st, vec64 v, uint64_t valid, uint6
  * later and matching bytes in between make exactly this word. */
 static inline void F(ignore_masks)(struct text_scan *st, uint64_t n, uint64_t starts, vec64 v)
 {
-	uint64_t ends = n & ~(n >> 1), ch[TEXT_MASK_CHARS], m, k;
-	unsigned c, w, j;
+	uint64_t ends = n & ~(n >> 1), m, k;
+	unsigned w, j;
 
-	for (c = 0; c < st->nchars; c++)
-		ch[c] = F(eq)(v, st->chars[c]);
 	for (w = 0; w < st->nmask; w++) {
 		unsigned len = (unsigned)st->mask[w].len;
+		const unsigned char *b = st->mask[w].bytes;
 
 		m = starts & (ends >> (len - 1));
 		for (j = 0; j < len; j++)
-			m &= ch[st->mask[w].idx[j]] >> j;
+			m &= F(eq)(v, b[j]) >> j;
 		k = (uint64_t)_mm_popcnt_u64(m);
 		st->ignored += k;
 		st->ignored_long += k & -st->mask[w].is_long;

@@ -12,7 +12,6 @@
 
 /* Most ignore words the block path matches with byte masks. */
 #define TEXT_MASK_WORDS 8
-#define TEXT_MASK_CHARS 16
 
 /* Cancellation is polled every this many bytes. */
 #define POLL_BYTES (1u << 20)
@@ -53,7 +52,7 @@ struct text_scan {
 	/*
 	 * The block path's plan for ignore words.  When mask_ok, every one
 	 * that can be a word at all (valid UTF-8 without whitespace) has
-	 * 1-63 bytes, drawn from chars[], and is matched inside a block by
+	 * 1-63 bytes and is matched inside a block by
 	 * and-ing shifted per-byte masks; when also short_ok, all have 1-8
 	 * bytes and the word carried into a block is compared as an integer
 	 * (val, little-endian).  Otherwise the block path checks each word
@@ -61,14 +60,12 @@ struct text_scan {
 	 */
 	int mask_ok;
 	int short_ok;
-	unsigned nchars;
-	unsigned char chars[TEXT_MASK_CHARS];
 	unsigned nmask;
 	struct {
 		uint64_t len;
 		uint64_t is_long; /* 1 if longer than min_length (in code points) */
 		uint64_t val;
-		unsigned char idx[63];
+		unsigned char bytes[63];
 	} mask[TEXT_MASK_WORDS];
 
 	/* Invalid UTF-8 seen at bad_offset. */
