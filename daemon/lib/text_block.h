@@ -81,8 +81,10 @@ static inline void F(ignore_masks)(struct text_scan *st, uint64_t n, uint64_t st
 		unsigned len = (unsigned)st->mask[w].len;
 		const unsigned char *b = st->mask[w].bytes;
 
-		m = starts & (ends >> (len - 1));
-		for (j = 0; j < len; j++)
+		m = starts & (ends >> (len - 1)) & F(eq)(v, b[0]);
+		if (!m)
+			continue; /* the common case in most text: no word of this length starts so */
+		for (j = 1; j < len; j++)
 			m &= F(eq)(v, b[j]) >> j;
 		k = (uint64_t)_mm_popcnt_u64(m);
 		st->ignored += k;
