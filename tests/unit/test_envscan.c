@@ -1,8 +1,8 @@
 /*
  * The envelope's fast scanner (daemon/envscan.c) against the jansson path
- * (envelope_parse_json): on the golden examples of proto/examples, on hand
- * cases at every edge the scanner decides on, and on many mutations of
- * them, it must either fall back or give exactly jansson's fields, and never
+ * (envelope_parse_json): on the golden examples of proto/examples, on every
+ * line of the committed fuzz inputs, on hand cases at every edge the scanner
+ * decides on, and on many mutations of them, it must either fall back or give exactly jansson's fields, and never
  * accept a line jansson rejects.  The common requests must take the fast
  * path (else the scanner would be dead code).
  */
@@ -124,6 +124,49 @@ START_TEST(golden_examples)
 }
 END_TEST
 
+/* Every line of the committed fuzz inputs of the frame and conn targets
+ * (seed corpora and regressions): frame inputs start with two control
+ * bytes, conn inputs are the stream itself. */
+START_TEST(fuzz_corpus)
+{
+	static const char *const dirs[] = { "corpus/frame", "corpus/conn", "regressions/frame", "regressions/conn" };
+	char pattern[512];
+	unsigned files = 0, lines = 0, taken = 0;
+
+	for (size_t d = 0; d < sizeof(dirs) / sizeof(dirs[0]); d++) {
+		glob_t g;
+
+		snprintf(pattern, sizeof(pattern), "%s/../fuzz/%s/*", harness_data_dir(), dirs[d]);
+		if (glob(pattern, 0, NULL, &g))
+			continue;
+		for (size_t f = 0; f < g.gl_pathc; f++) {
+			FILE *fp = fopen(g.gl_pathv[f], "rb");
+			char *buf = malloc(1 << 20), *p, *end, *nl;
+			size_t n;
+
+			ck_assert_ptr_nonnull(fp);
+			n = fread(buf, 1, 1 << 20, fp);
+			fclose(fp);
+			p = buf + (strstr(dirs[d], "frame") && n >= 2 ? 2 : 0);
+			end = buf + n;
+			for (; p < end; p = nl + 1) {
+				nl = memchr(p, '\n', (size_t)(end - p));
+				if (!nl)
+					nl = end;
+				taken += (unsigned)check(p, (size_t)(nl - p - (nl > p && nl[-1] == '\r')));
+				lines++;
+			}
+			free(buf);
+			files++;
+		}
+		globfree(&g);
+	}
+	ck_assert_uint_gt(files, 100);
+	ck_assert_uint_gt(taken, 20);
+	(void)lines;
+}
+END_TEST
+
 /* Requests the scanner must take (and agree on). */
 START_TEST(taken)
 {
@@ -222,6 +265,7 @@ static Suite *envscan_suite(void)
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, golden_examples);
+	tcase_add_test(tc, fuzz_corpus);
 	tcase_add_test(tc, taken);
 	tcase_add_test(tc, left_to_jansson);
 	tcase_add_test(tc, deep_args);
