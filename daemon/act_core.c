@@ -18,11 +18,15 @@
 static void act_ping(struct job *job, json_t *args)
 {
 	struct server_figures f;
+	json_t *data = json_object();
 
 	(void)args;
 	server_figures(&f);
-	job_succeed(job, json_pack("{s:s, s:f, s:i}", "version", KILN_VERSION, "uptime_s", f.uptime_s, "pid", (int)getpid()),
-		    "pong");
+	/* Built directly, not with json_pack: ping is the per-request floor. */
+	json_object_set_new(data, "version", json_string(KILN_VERSION));
+	json_object_set_new(data, "uptime_s", json_real(f.uptime_s));
+	json_object_set_new(data, "pid", json_integer(getpid()));
+	job_succeed(job, data, "pong");
 }
 
 static void act_describe(struct job *job, json_t *args)

@@ -3,9 +3,12 @@
  * rendered in parallel on the thread pool.
  *
  * Concurrency rule: a scene is never modified while something reads it.
- * scene.add runs on a worker (it reads textures and OBJ files and rebuilds
- * the BVH) and marks the scene as being written; scene.render marks it as
- * being read.  scene.add or scene.update on a scene being rendered, and
+ * scene.add runs on a worker (it reads textures and OBJ files and appends)
+ * and marks the scene as being written; scene.render marks it as being
+ * read.  The BVH is built lazily: an add only marks the entry stale, and the
+ * next render first builds it on a worker (renders that start together
+ * serialize on the entry's lock and the later ones find it built), so a
+ * scene built by many small adds costs one BVH build, like one big add.  scene.add or scene.update on a scene being rendered, and
  * scene.render or scene.add on a scene being written, get `busy`: the
  * client retries.  scene.delete is always allowed: the table drops its
  * reference and the scene is freed when the last job using it finishes.
@@ -13,6 +16,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +39,9 @@ struct scene_entry {
 	unsigned refs;             /* the table's, plus one per job using it */
 	unsigned renders;          /* renders reading the scene */
 	bool writing;              /* a scene.add worker is modifying it */
+	bool stale;                /* added to since the last BVH build was queued */
+	unsigned preparing;        /* renders whose BVH build is queued or running */
+	pthread_mutex_t prepare_lock; /* held by a worker building the BVH */
 	bool in_table;
 	size_t memory;             /* kiln_scene_memory() after the last change */
 	struct scene_entry *next;
@@ -56,6 +63,7 @@ static void entry_unref(struct scene_entry *e)
 	kiln_scene_free(e->scene);
 	json_decref(e->elements);
 	json_decref(e->lights);
+	pthread_mutex_destroy(&e->prepare_lock);
 	free(e);
 }
 
@@ -69,7 +77,8 @@ static struct scene_entry *entry_new(kiln_scene *scene)
 	e->elements = json_array();
 	e->lights = json_array();
 	e->refs = 1;
-	if (!e->elements || !e->lights) {
+	e->stale = true;
+	if (!e->elements || !e->lights || pthread_mutex_init(&e->prepare_lock, NULL)) {
 		json_decref(e->elements);
 		json_decref(e->lights);
 		free(e);
@@ -188,8 +197,7 @@ static void act_create(struct job *job, json_t *args)
 		return;
 	}
 	scene = kiln_scene_new();
-	if (!scene || kiln_scene_set_settings(scene, &set, err, sizeof(err)) ||
-	    kiln_scene_prepare(scene, NULL, err, sizeof(err)) || !(e = entry_new(scene))) {
+	if (!scene || kiln_scene_set_settings(scene, &set, err, sizeof(err)) || !(e = entry_new(scene))) {
 		kiln_scene_free(scene);
 		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
@@ -209,11 +217,9 @@ static void act_update(struct job *job, json_t *args)
 		return;
 	set = *kiln_scene_settings(e->scene);
 	rc = scene_doc_settings(job_config(job), args, &set, err, sizeof(err));
+	/* Only the camera and lookup tables change, not the BVH. */
 	if (!rc)
 		rc = kiln_scene_set_settings(e->scene, &set, err, sizeof(err));
-	/* Only the camera and lookup tables change: the BVH is up to date. */
-	if (!rc)
-		rc = kiln_scene_prepare(e->scene, NULL, err, sizeof(err));
 	if (rc) {
 		job_fail(job, rc, NULL, "%s", err);
 		return;
@@ -278,8 +284,8 @@ static bool over_budget(struct build_ctx *b, size_t need, size_t left)
 	return true;
 }
 
-/* Adds the document's items to `scene` within the budget, then rebuilds the
- * BVH.  All or nothing. */
+/* Adds the document's items to `scene` within the budget.  All or nothing;
+ * the BVH is left for the next render. */
 static void build_scene(struct job *job, struct build_ctx *b, kiln_scene *scene, const char *base_dir)
 {
 	struct scene_doc_ctx dc = {.cfg = job_config(job), .scene = scene, .base_dir = base_dir};
@@ -295,10 +301,6 @@ static void build_scene(struct job *job, struct build_ctx *b, kiln_scene *scene,
 	}
 	if (b->rc)
 		kiln_scene_rollback(scene, &b->mark);
-	/* The BVH is rebuilt whether or not the batch stayed, without
-	 * cancellation, so the scene is always ready to render afterwards. */
-	if (kiln_scene_prepare(scene, NULL, b->err, sizeof(b->err)) && !b->rc)
-		b->rc = -KILN_E_INTERNAL;
 }
 
 static void add_work(struct job *job, void *arg)
@@ -308,12 +310,10 @@ static void add_work(struct job *job, void *arg)
 	build_scene(job, b, b->entry->scene, NULL);
 }
 
-/* Takes the batch out again (worker: the BVH is rebuilt). */
+/* Takes the batch out again. */
 static void undo_batch(struct build_ctx *b)
 {
 	kiln_scene_rollback(b->entry->scene, &b->mark);
-	if (kiln_scene_prepare(b->entry->scene, NULL, b->err, sizeof(b->err)))
-		b->rc = -KILN_E_INTERNAL;
 }
 
 static void undo_work(struct job *job, void *arg)
@@ -327,6 +327,7 @@ static void add_finish(struct job *job, struct build_ctx *b)
 	struct scene_entry *e = b->entry;
 
 	e->writing = false;
+	e->stale = true;
 	job_fail(job, b->rc, b->rc == -KILN_E_TOO_LARGE ? json_incref(b->detail) : NULL, "%s", b->err);
 	entry_unref(e);
 	build_ctx_free(b);
@@ -335,7 +336,7 @@ static void add_finish(struct job *job, struct build_ctx *b)
 static void undo_done(struct job *job, void *arg, int status)
 {
 	/* Cancelled before it ran: the scene must not keep the batch, so undo
-	 * it here (a rare path; it costs one BVH rebuild on the loop). */
+	 * it here (cheap: the scene only shrinks back). */
 	if (status)
 		undo_batch(arg);
 	add_finish(job, arg);
@@ -354,6 +355,7 @@ static void add_done(struct job *job, void *arg, int status)
 		return;
 	}
 	e->writing = false;
+	e->stale = true;
 	if (status) {
 		job_fail(job, -KILN_E_CANCELLED, NULL, "cancelled");
 	} else if (b->rc) {
@@ -738,6 +740,53 @@ static int parse_region(struct job *job, json_t *args, struct scene_entry *e, st
 	return rc;
 }
 
+/* Queues the tile work items (one per pool thread). */
+static void start_tiles(struct job *job, struct render_ctx *r)
+{
+	unsigned n = st.workers < r->tiles ? st.workers : r->tiles;
+
+	if (job_queue_batch(job, n ? n : 1, render_work, render_done, r) != 0) {
+		render_ctx_free(r);
+		job_fail(job, -KILN_E_INTERNAL, NULL, "cannot queue work");
+	}
+}
+
+/* Builds the BVH over what was added since the last build (worker).  A
+ * render started meanwhile waits on the lock and then finds nothing to do;
+ * renders already drawing tiles only read, as kiln_scene_prepare() does
+ * when the BVH is current. */
+static void prepare_work(struct job *job, void *arg)
+{
+	struct render_ctx *r = arg;
+	struct scene_entry *e = r->entry;
+
+	pthread_mutex_lock(&e->prepare_lock);
+	r->rc = kiln_scene_prepare(e->scene, job_cancel_token(job), r->err, sizeof(r->err));
+	pthread_mutex_unlock(&e->prepare_lock);
+}
+
+static void prepare_done(struct job *job, void *arg, int status)
+{
+	struct render_ctx *r = arg;
+	struct scene_entry *e = r->entry;
+	int reason;
+
+	e->preparing--;
+	if (!status && !r->rc) {
+		start_tiles(job, r);
+		return;
+	}
+	/* Not built: the next render tries again. */
+	e->stale = true;
+	if (status || r->rc == -KILN_E_CANCELLED) {
+		reason = job_cancel_reason(job);
+		job_fail(job, -(reason ? reason : KILN_E_CANCELLED), NULL, "render stopped");
+	} else {
+		job_fail(job, r->rc, NULL, "%s", r->err);
+	}
+	render_ctx_free(r);
+}
+
 static void act_render(struct job *job, json_t *args)
 {
 	struct scene_entry *e = lookup(job, args);
@@ -767,8 +816,16 @@ static void act_render(struct job *job, json_t *args)
 		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
-	unsigned n = st.workers < r->tiles ? st.workers : r->tiles;
-	if (job_queue_batch(job, n ? n : 1, render_work, render_done, r) != 0) {
+	if (!e->stale && !e->preparing) {
+		start_tiles(job, r);
+		return;
+	}
+	/* Whatever was added so far is in the BVH this build makes. */
+	e->stale = false;
+	e->preparing++;
+	if (job_queue_work(job, prepare_work, prepare_done, r)) {
+		e->preparing--;
+		e->stale = true;
 		render_ctx_free(r);
 		job_fail(job, -KILN_E_INTERNAL, NULL, "cannot queue work");
 	}

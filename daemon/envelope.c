@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 
 #include "config.h"
+#include "envscan.h"
 #include "kiln/error.h"
 #include "kiln/utf8.h"
 #include "log.h"
@@ -172,6 +173,17 @@ static int parse_fields(json_t *root, const struct kiln_config *cfg, struct requ
 int envelope_parse(const char *line, size_t len, const struct kiln_config *cfg, struct request *req,
 		   bool *have_id, json_t **detail, char *msg, size_t msglen)
 {
+	if (envscan_parse(line, len, cfg, req) == 0) {
+		*have_id = true;
+		*detail = NULL;
+		return 0;
+	}
+	return envelope_parse_json(line, len, cfg, req, have_id, detail, msg, msglen);
+}
+
+int envelope_parse_json(const char *line, size_t len, const struct kiln_config *cfg, struct request *req,
+			bool *have_id, json_t **detail, char *msg, size_t msglen)
+{
 	json_error_t jerr;
 	json_t *root, *id;
 	int rc;
@@ -290,20 +302,155 @@ static void put_string(struct outq *q, const char *s)
 	outq_commit(q, (size_t)(p - start));
 }
 
-/* Appends the compact JSON text of `v`: straight into the free room when it
- * fits (the common case: one pass), else sized first. */
+/* Appends s[0..n) as a JSON string escaped as jansson's encoder escapes it
+ * (\\ \" \b \f \n \r \t, other controls as \u00XX); invalid UTF-8
+ * (only a string made unchecked can hold it) becomes U+FFFD. */
+static void put_json_string(struct outq *q, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char *p = outq_reserve(q, 6 * n + 2), *start = p;
+	const unsigned char *u = (const unsigned char *)s, *end = u + n;
+	uint32_t cp;
+
+	*p++ = '"';
+	while (u < end) {
+		unsigned char ch = *u;
+		size_t len;
+
+		if (ch >= 0x20 && ch < 0x80 && ch != '"' && ch != '\\') {
+			*p++ = (char)*u++;
+			continue;
+		}
+		if (ch < 0x80) {
+			*p++ = '\\';
+			switch (ch) {
+			case '"': *p++ = '"'; break;
+			case '\\': *p++ = '\\'; break;
+			case '\b': *p++ = 'b'; break;
+			case '\f': *p++ = 'f'; break;
+			case '\n': *p++ = 'n'; break;
+			case '\r': *p++ = 'r'; break;
+			case '\t': *p++ = 't'; break;
+			default:
+				memcpy(p, "u00", 3);
+				p[3] = hex[ch >> 4];
+				p[4] = hex[ch & 15];
+				p += 5;
+			}
+			u++;
+			continue;
+		}
+		len = kiln_utf8_decode(u, (size_t)(end - u), &cp);
+		if (len == 0) {
+			memcpy(p, "\xef\xbf\xbd", 3);
+			p += 3;
+			u++;
+			continue;
+		}
+		memcpy(p, u, len);
+		p += len;
+		u += len;
+	}
+	*p++ = '"';
+	outq_commit(q, (size_t)(p - start));
+}
+
+static void put_int(struct outq *q, json_int_t v)
+{
+	char *p = outq_reserve(q, 24), buf[24];
+	unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+	size_t n = 0, i;
+
+	do {
+		buf[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		buf[n++] = '-';
+	for (i = 0; i < n; i++)
+		p[i] = buf[n - 1 - i];
+	outq_commit(q, n);
+}
+
+/* A real as jansson writes it: %.17g, ".0" added when it would read back
+ * as an integer, the exponent without '+' or leading zeros. */
+static void put_real(struct outq *q, double v)
+{
+	char buf[40], *e, *digits;
+	/* strfromd: the same digits as snprintf("%.17g") at a fraction of the
+	 * cost of the general printf machinery. */
+	int n = strfromd(buf, sizeof(buf), "%.17g", v);
+
+	if (n < 0 || (size_t)n >= sizeof(buf) - 3)
+		fatal("cannot format a real");
+	if (!strchr(buf, '.') && !strchr(buf, 'e')) {
+		memcpy(buf + n, ".0", 3);
+		n += 2;
+	}
+	e = strchr(buf, 'e');
+	if (e) {
+		digits = e + 1 + (e[1] == '-');
+		e += 2; /* past the sign, or the first digit */
+		while (*e == '0' || *e == '+')
+			e++;
+		if (e != digits) {
+			memmove(digits, e, strlen(e) + 1);
+			n = (int)strlen(buf);
+		}
+	}
+	outq_append(q, buf, (size_t)n);
+}
+
+/* Appends the compact JSON text of `v`, exactly as json_dumpb(v,
+ * JSON_COMPACT | JSON_ENCODE_ANY) would write it (object keys in insertion
+ * order), without jansson's callback machinery: this runs for every reply. */
 static void put_json(struct outq *q, json_t *v)
 {
-	char *p;
-	size_t room = outq_room(q, &p);
-	size_t n = room ? json_dumpb(v, p, room, JSON_COMPACT | JSON_ENCODE_ANY) : 0;
+	const char *key;
+	size_t i, n, key_len;
+	json_t *x;
 
-	if (n == 0 || n > room) {
-		n = json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
-		p = outq_reserve(q, n);
-		json_dumpb(v, p, n, JSON_COMPACT | JSON_ENCODE_ANY);
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		outq_append(q, "{", 1);
+		n = 0;
+		json_object_keylen_foreach(v, key, key_len, x) {
+			if (n++)
+				outq_append(q, ",", 1);
+			put_json_string(q, key, key_len);
+			outq_append(q, ":", 1);
+			put_json(q, x);
+		}
+		outq_append(q, "}", 1);
+		break;
+	case JSON_ARRAY:
+		outq_append(q, "[", 1);
+		json_array_foreach(v, i, x) {
+			if (i)
+				outq_append(q, ",", 1);
+			put_json(q, x);
+		}
+		outq_append(q, "]", 1);
+		break;
+	case JSON_STRING:
+		put_json_string(q, json_string_value(v), json_string_length(v));
+		break;
+	case JSON_INTEGER:
+		put_int(q, json_integer_value(v));
+		break;
+	case JSON_REAL:
+		put_real(q, json_real_value(v));
+		break;
+	case JSON_TRUE:
+		put(q, "true");
+		break;
+	case JSON_FALSE:
+		put(q, "false");
+		break;
+	default:
+		put(q, "null");
+		break;
 	}
-	outq_commit(q, n);
 }
 
 static void put_job_id(struct outq *q, const json_int_t *job_id)

@@ -48,6 +48,12 @@ struct request {
 int envelope_parse(const char *line, size_t len, const struct kiln_config *cfg, struct request *req,
 		   bool *have_id, json_t **detail, char *msg, size_t msglen);
 
+/* The same with jansson parsing the whole line: the reference that
+ * envelope_parse()'s fast scanner (envscan.h) is held to, and the path it
+ * falls back to.  For tests and fuzzing. */
+int envelope_parse_json(const char *line, size_t len, const struct kiln_config *cfg, struct request *req,
+			bool *have_id, json_t **detail, char *msg, size_t msglen);
+
 /* Frees and wipes what req holds; req itself is the caller's. */
 void request_clear(struct request *req);
 

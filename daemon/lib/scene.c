@@ -82,6 +82,29 @@ int kiln_settings_check(const struct kiln_settings *s, char *err, size_t errlen)
 	return 0;
 }
 
+static void build_tables(kiln_scene *s)
+{
+	const struct kiln_settings *set = &s->settings;
+	double g = set->gamma;
+	kiln_vec3 fwd = v_norm(v_sub(set->camera_look_at, set->camera_position));
+
+	for (int i = 0; i < 256; i++)
+		s->tex_linear[i] = (float)pow(i / 255.0, g);
+	/* Output byte b covers linear values from ((b - 0.5) / 255)^g on. */
+	for (int b = 1; b < 256; b++)
+		s->encode_limit[b - 1] = pow((b - 0.5) / 255.0, g);
+	for (int i = 0, b = 0; i < ENCODE_STEPS; i++) {
+		double c = (double)i / (ENCODE_STEPS - 1);
+		while (b < 255 && s->encode_limit[b] <= c)
+			b++;
+		s->encode_start[i] = (uint8_t)b;
+	}
+	s->cam_forward = fwd;
+	s->cam_right = v_norm(v_cross(fwd, set->camera_up));
+	s->cam_up = v_cross(s->cam_right, fwd);
+	s->tan_half_fov = tan(set->fov * M_PI / 360.0);
+}
+
 kiln_scene *kiln_scene_new(void)
 {
 	kiln_scene *s = calloc(1, sizeof(*s));
@@ -89,6 +112,7 @@ kiln_scene *kiln_scene_new(void)
 	if (!s)
 		return NULL;
 	kiln_settings_default(&s->settings);
+	build_tables(s);
 	return s;
 }
 
@@ -137,6 +161,7 @@ int kiln_scene_set_settings(kiln_scene *s, const struct kiln_settings *set, char
 	if (rc)
 		return rc;
 	s->settings = *set;
+	build_tables(s);
 	return 0;
 }
 
@@ -447,34 +472,10 @@ void kiln_scene_rollback(kiln_scene *s, const struct kiln_scene_mark *mark)
 	s->nmaterials = mark->materials;
 }
 
-static void build_tables(kiln_scene *s)
-{
-	const struct kiln_settings *set = &s->settings;
-	double g = set->gamma;
-	kiln_vec3 fwd = v_norm(v_sub(set->camera_look_at, set->camera_position));
-
-	for (int i = 0; i < 256; i++)
-		s->tex_linear[i] = (float)pow(i / 255.0, g);
-	/* Output byte b covers linear values from ((b - 0.5) / 255)^g on. */
-	for (int b = 1; b < 256; b++)
-		s->encode_limit[b - 1] = pow((b - 0.5) / 255.0, g);
-	for (int i = 0, b = 0; i < ENCODE_STEPS; i++) {
-		double c = (double)i / (ENCODE_STEPS - 1);
-		while (b < 255 && s->encode_limit[b] <= c)
-			b++;
-		s->encode_start[i] = (uint8_t)b;
-	}
-	s->cam_forward = fwd;
-	s->cam_right = v_norm(v_cross(fwd, set->camera_up));
-	s->cam_up = v_cross(s->cam_right, fwd);
-	s->tan_half_fov = tan(set->fov * M_PI / 360.0);
-}
-
 int kiln_scene_prepare(kiln_scene *s, const kiln_cancel *cancel, char *err, size_t errlen)
 {
 	int rc;
 
-	build_tables(s);
 	if (!s->bvh_dirty)
 		return 0;
 	rc = bvh_build(s, cancel);

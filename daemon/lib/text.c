@@ -26,8 +26,7 @@ int kiln_text_is_space(uint32_t cp)
 	}
 }
 
-/* A line boundary of str.splitlines() (\r\n is handled by the caller). */
-static int is_break(uint32_t cp)
+int kiln_text_scan_is_break(uint32_t cp)
 {
 	switch (cp) {
 	case 0x0a: case 0x0b: case 0x0c: case 0x0d:
@@ -102,7 +101,7 @@ size_t kiln_text_scan_scalar(struct text_scan *st, size_t pos, size_t stop)
 			st->wcp = 1;
 		}
 		if (st->want_lines) {
-			int brk = is_break(cp);
+			int brk = kiln_text_scan_is_break(cp);
 
 			/* \r\n is one boundary: the \n after a \r adds none. */
 			st->breaks += brk && !(cp == 0x0a && st->prev_cr);
@@ -128,33 +127,46 @@ static void ignore_add(struct text_scan *st, const unsigned char *w, size_t len)
 	st->ign_lens |= 1ull << (len < 64 ? len : 0);
 }
 
-/* Whether the block path can match w with byte masks, and if so adds it. */
+/*
+ * Whether w can equal a word of some valid text: valid UTF-8 without
+ * whitespace.  *cps gets its length in code points.
+ */
+static int can_be_word(const unsigned char *w, size_t len, uint64_t *cps)
+{
+	size_t i = 0, n;
+	uint32_t cp;
+
+	*cps = 0;
+	while (i < len) {
+		n = kiln_utf8_decode(w + i, len - i, &cp);
+		if (!n || kiln_text_is_space(cp))
+			return 0;
+		i += n;
+		++*cps;
+	}
+	return len > 0;
+}
+
+/* Adds w to the block path's mask plan if it fits there. */
 static void mask_add(struct text_scan *st, const unsigned char *w, size_t len)
 {
-	unsigned j, c;
+	uint64_t cps, val = 0;
 
-	if (!st->mask_ok || len == 0 || len > 63)
+	if (!st->mask_ok || !can_be_word(w, len, &cps))
+		return; /* never matches: leave it out of the plan */
+	if (len > 63 || st->nmask == TEXT_MASK_WORDS) {
+		st->mask_ok = 0;
+		st->short_ok = 0;
 		return;
-	for (j = 0; j < len; j++)
-		if (w[j] >= 0x80 || kiln_text_is_space(w[j]))
-			return; /* never in an ASCII block, or never a word at all */
-	if (st->nmask == TEXT_MASK_WORDS)
-		goto too_many;
-	st->mask[st->nmask].len = (unsigned)len;
-	for (j = 0; j < len; j++) {
-		for (c = 0; c < st->nchars && st->chars[c] != w[j]; c++)
-			;
-		if (c == st->nchars) {
-			if (st->nchars == TEXT_MASK_CHARS)
-				goto too_many;
-			st->chars[st->nchars++] = w[j];
-		}
-		st->mask[st->nmask].idx[j] = (unsigned char)c;
 	}
+	if (len > 8)
+		st->short_ok = 0;
+	memcpy(&val, w, len < 8 ? len : 8);
+	memcpy(st->mask[st->nmask].bytes, w, len);
+	st->mask[st->nmask].len = len;
+	st->mask[st->nmask].is_long = cps > st->min_length;
+	st->mask[st->nmask].val = val;
 	st->nmask++;
-	return;
-too_many:
-	st->mask_ok = 0;
 }
 
 /*
@@ -166,6 +178,7 @@ static int ignore_setup(struct text_scan *st, const struct kiln_text_opts *o)
 	size_t slots = 4, i;
 
 	st->mask_ok = 1;
+	st->short_ok = 1;
 	if (!o->ignore_count)
 		return 0;
 	while (slots < o->ignore_count * 2)
@@ -198,15 +211,35 @@ void kiln_text_opts_default(struct kiln_text_opts *o)
 	o->ignore_count = 2;
 }
 
-static int simd_ok(void)
+int kiln_text_path_supported(int path)
 {
+	switch (path) {
+	case KILN_TEXT_PORTABLE:
+		return 1;
 #if defined(__x86_64__) && defined(__GNUC__)
-	__builtin_cpu_init();
-	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") &&
-	       __builtin_cpu_supports("bmi");
-#else
-	return 0;
+	case KILN_TEXT_AVX2:
+		__builtin_cpu_init();
+		return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") &&
+		       __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2");
+	case KILN_TEXT_AVX512:
+		return kiln_text_path_supported(KILN_TEXT_AVX2) && __builtin_cpu_supports("avx512f") &&
+		       __builtin_cpu_supports("avx512bw");
 #endif
+	default:
+		return 0;
+	}
+}
+
+/* The path opts->portable asks for (0: the fastest the CPU has), or -1. */
+static int pick_path(int want)
+{
+	if (want)
+		return kiln_text_path_supported(want) ? want : -1;
+	if (kiln_text_path_supported(KILN_TEXT_AVX512))
+		return KILN_TEXT_AVX512;
+	if (kiln_text_path_supported(KILN_TEXT_AVX2))
+		return KILN_TEXT_AVX2;
+	return KILN_TEXT_PORTABLE;
 }
 
 /* The whole scan on the per-code-point path, polling for cancellation. */
@@ -240,10 +273,21 @@ int kiln_text_count(const unsigned char *s, size_t len, const struct kiln_text_o
 		snprintf(err, errlen, "text: out of memory");
 		goto out;
 	}
-	if (!opts->portable && simd_ok())
-		rc = kiln_text_scan_simd(&st, cancel);
-	else
+	switch (pick_path(opts->portable)) {
+	case KILN_TEXT_AVX512:
+		rc = kiln_text_scan_avx512(&st, cancel);
+		break;
+	case KILN_TEXT_AVX2:
+		rc = kiln_text_scan_avx2(&st, cancel);
+		break;
+	case KILN_TEXT_PORTABLE:
 		rc = scan_scalar_all(&st, cancel);
+		break;
+	default:
+		snprintf(err, errlen, "text: this CPU lacks the scan path asked for");
+		rc = -KILN_E_INVALID_ARGS;
+		goto out;
+	}
 	if (rc) {
 		snprintf(err, errlen, "text: cancelled");
 		goto out;

@@ -12,7 +12,6 @@
 
 /* Most ignore words the block path matches with byte masks. */
 #define TEXT_MASK_WORDS 8
-#define TEXT_MASK_CHARS 16
 
 /* Cancellation is polled every this many bytes. */
 #define POLL_BYTES (1u << 20)
@@ -51,18 +50,22 @@ struct text_scan {
 	uint64_t ign_lens;     /* bit k: a word of k bytes (k < 64); bit 0: one of >= 64 */
 
 	/*
-	 * The block path's plan for ignore words: each ASCII word of 1-63
-	 * bytes without whitespace as indexes into chars[].  When mask_ok is
-	 * 0 there are too many; the block path then checks each word whose
-	 * length is in ign_lens against the hash table.
+	 * The block path's plan for ignore words.  When mask_ok, every one
+	 * that can be a word at all (valid UTF-8 without whitespace) has
+	 * 1-63 bytes and is matched inside a block by
+	 * and-ing shifted per-byte masks; when also short_ok, all have 1-8
+	 * bytes and the word carried into a block is compared as an integer
+	 * (val, little-endian).  Otherwise the block path checks each word
+	 * whose length is in ign_lens against the hash table.
 	 */
 	int mask_ok;
-	unsigned nchars;
-	unsigned char chars[TEXT_MASK_CHARS];
+	int short_ok;
 	unsigned nmask;
 	struct {
-		unsigned len;
-		unsigned char idx[63];
+		uint64_t len;
+		uint64_t is_long; /* 1 if longer than min_length (in code points) */
+		uint64_t val;
+		unsigned char bytes[63];
 	} mask[TEXT_MASK_WORDS];
 
 	/* Invalid UTF-8 seen at bad_offset. */
@@ -81,8 +84,14 @@ void kiln_text_scan_word_end(struct text_scan *st, size_t end);
 /* Whether s[0..len) is in the ignore set. */
 int kiln_text_scan_ignored(const struct text_scan *st, const unsigned char *w, size_t len);
 
-/* The whole scan with AVX2 blocks; only call when the CPU has AVX2, POPCNT
- * and BMI1.  0 or -KILN_E_CANCELLED (st->bad reports bad UTF-8). */
-int kiln_text_scan_simd(struct text_scan *st, const kiln_cancel *cancel);
+/* Whether code point cp ends a line for str.splitlines() (\r\n is the
+ * caller's business). */
+int kiln_text_scan_is_break(uint32_t cp);
+
+/* The whole scan with 64-byte blocks; only call when the CPU has the
+ * instruction sets (AVX2, POPCNT, BMI1, BMI2; the second also AVX-512 F and
+ * BW).  0 or -KILN_E_CANCELLED (st->bad reports bad UTF-8). */
+int kiln_text_scan_avx2(struct text_scan *st, const kiln_cancel *cancel);
+int kiln_text_scan_avx512(struct text_scan *st, const kiln_cancel *cancel);
 
 #endif

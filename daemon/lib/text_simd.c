@@ -1,235 +1,237 @@
 /*
- * The 64-byte block path of the text scanner (AVX2, chosen at run time).
- *
- * A block of 64 ASCII bytes becomes bit masks (bit i = byte i): ws marks
- * str.split() whitespace, n = ~ws the word bytes.  The word carried in from
- * the previous block ends at the first whitespace and the word running off
- * the end is carried out; both go through the scalar word_end.  Words lying
- * wholly inside the block are counted with mask arithmetic:
- *
- *	starts  = n & ~(n << 1)          first byte of each word
- *	R_k     = bytes ending a run of >= k word bytes (by doubling)
- *	long    = popcount(R & ~(R << 1)) with R = R_{min_length+1}
- *
- * and ignore words are matched by and-ing shifted per-character masks.
- * In a block holding bytes >= 0x80, the ASCII bytes before the first of them
- * are counted the same way (as a shorter block), and the run of non-ASCII
- * bytes goes through the per-code-point path, which may stop a few bytes
- * past it; the next block starts wherever it did.
+ * The SIMD block paths of the text scanner: the scanner itself is written
+ * once in text_block.h and compiled here for AVX2 and for AVX-512 (BW);
+ * text.c picks one at run time from what the CPU has.
  */
 #include "text_scan.h"
 
+#include <string.h>
+
 #include "kiln/error.h"
+#include "kiln/text.h"
+#include "kiln/utf8.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 
 #include <immintrin.h>
 
-/* Everything below may use AVX2, POPCNT and BMI1: text.c checks the CPU. */
+/*
+ * The UTF-8 validation tables (Keiser and Lemire, "Validating UTF-8 in less
+ * than one instruction per byte", 2021): each error kind is a bit, looked up
+ * by the previous byte's high and low nibble and the current byte's high
+ * nibble; a byte is bad when all three lookups share a bit.
+ */
+#define TOO_SHORT (1 << 0)
+#define TOO_LONG (1 << 1)
+#define OVERLONG_3 (1 << 2)
+#define TOO_LARGE (1 << 3)
+#define SURROGATE (1 << 4)
+#define OVERLONG_2 (1 << 5)
+#define TOO_LARGE_1000 (1 << 6)
+#define OVERLONG_4 (1 << 6)
+#define TWO_CONTS (1 << 7)
+#define CARRY (TOO_SHORT | TOO_LONG | TWO_CONTS)
+
+#define PREV_HIGH                                                                            \
+	TOO_LONG, TOO_LONG, TOO_LONG, TOO_LONG, TOO_LONG, TOO_LONG, TOO_LONG, TOO_LONG,      \
+	TWO_CONTS, TWO_CONTS, TWO_CONTS, TWO_CONTS, TOO_SHORT | OVERLONG_2, TOO_SHORT,        \
+	TOO_SHORT | OVERLONG_3 | SURROGATE, TOO_SHORT | TOO_LARGE | TOO_LARGE_1000 | OVERLONG_4
+#define PREV_LOW                                                                             \
+	CARRY | OVERLONG_3 | OVERLONG_2 | OVERLONG_4, CARRY | OVERLONG_2, CARRY, CARRY,       \
+	CARRY | TOO_LARGE, CARRY | TOO_LARGE | TOO_LARGE_1000,                                \
+	CARRY | TOO_LARGE | TOO_LARGE_1000, CARRY | TOO_LARGE | TOO_LARGE_1000,               \
+	CARRY | TOO_LARGE | TOO_LARGE_1000, CARRY | TOO_LARGE | TOO_LARGE_1000,               \
+	CARRY | TOO_LARGE | TOO_LARGE_1000, CARRY | TOO_LARGE | TOO_LARGE_1000,               \
+	CARRY | TOO_LARGE | TOO_LARGE_1000, CARRY | TOO_LARGE | TOO_LARGE_1000 | SURROGATE,   \
+	CARRY | TOO_LARGE | TOO_LARGE_1000, CARRY | TOO_LARGE | TOO_LARGE_1000
+#define CUR_HIGH                                                                             \
+	TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT, \
+	TOO_LONG | OVERLONG_2 | TWO_CONTS | OVERLONG_3 | TOO_LARGE_1000 | OVERLONG_4,         \
+	TOO_LONG | OVERLONG_2 | TWO_CONTS | OVERLONG_3 | TOO_LARGE,                           \
+	TOO_LONG | OVERLONG_2 | TWO_CONTS | SURROGATE | TOO_LARGE,                            \
+	TOO_LONG | OVERLONG_2 | TWO_CONTS | SURROGATE | TOO_LARGE,                            \
+	TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT
+
+static const uint8_t prev_high_tbl[16] = { PREV_HIGH };
+static const uint8_t prev_low_tbl[16] = { PREV_LOW };
+static const uint8_t cur_high_tbl[16] = { CUR_HIGH };
+
+/* --- AVX2: a block is two 32-byte halves ---------------------------------- */
+
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,popcnt,bmi"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx2,popcnt,bmi,bmi2"))), apply_to = function)
 #else
-#pragma GCC target("avx2,popcnt,bmi")
+#pragma GCC push_options
+#pragma GCC target("avx2,popcnt,bmi,bmi2")
 #endif
 
-static inline uint64_t bits(__m256i lo, __m256i hi)
+#define F(name) name##_avx2
+
+typedef struct {
+	__m256i lo, hi;
+} vec64_avx2;
+#define vec64 vec64_avx2
+
+static inline uint64_t bits_avx2(__m256i lo, __m256i hi)
 {
 	return (uint32_t)_mm256_movemask_epi8(lo) | (uint64_t)(uint32_t)_mm256_movemask_epi8(hi) << 32;
 }
 
-/* Bytes with first <= b <= first + span, as a 0xff/0x00 vector. */
-static inline __m256i in_range(__m256i v, char first, char span)
+static inline vec64 load_avx2(const unsigned char *p)
 {
-	__m256i t = _mm256_sub_epi8(v, _mm256_set1_epi8(first));
-
-	return _mm256_cmpeq_epi8(_mm256_min_epu8(t, _mm256_set1_epi8(span)), t);
+	return (vec64){ _mm256_loadu_si256((const __m256i *)p), _mm256_loadu_si256((const __m256i *)(p + 32)) };
 }
 
-static inline uint64_t range_bits(__m256i lo, __m256i hi, char first, char span)
+static inline uint64_t eq_avx2(vec64 v, unsigned char c)
 {
-	return bits(in_range(lo, first, span), in_range(hi, first, span));
+	__m256i b = _mm256_set1_epi8((char)c);
+
+	return bits_avx2(_mm256_cmpeq_epi8(v.lo, b), _mm256_cmpeq_epi8(v.hi, b));
 }
 
-static inline uint64_t eq_bits(__m256i lo, __m256i hi, __m256i c)
+static inline __m256i in_range_avx2(__m256i x, unsigned char first, unsigned char span)
 {
-	return bits(_mm256_cmpeq_epi8(lo, c), _mm256_cmpeq_epi8(hi, c));
+	__m256i t = _mm256_sub_epi8(x, _mm256_set1_epi8((char)first));
+
+	return _mm256_cmpeq_epi8(_mm256_min_epu8(t, _mm256_set1_epi8((char)span)), t);
 }
 
-/* R_k(n) for 1 <= k <= 63: bit i set when bytes i-k+1 .. i are all in n. */
-static inline uint64_t runs(uint64_t n, unsigned k)
+static inline uint64_t range_avx2(vec64 v, unsigned char first, unsigned char span)
 {
-	uint64_t acc = ~0ull, pw = n;
-	unsigned have = 0, plen = 1;
-
-	for (;;) {
-		if (k & 1) {
-			acc &= pw << have;
-			have += plen;
-		}
-		k >>= 1;
-		if (!k)
-			return acc;
-		pw &= pw << plen;
-		plen *= 2;
-	}
+	return bits_avx2(in_range_avx2(v.lo, first, span), in_range_avx2(v.hi, first, span));
 }
 
-static inline void lines(struct text_scan *st, __m256i lo, __m256i hi, unsigned k, uint64_t valid)
+static inline uint64_t cont_avx2(vec64 v)
 {
-	/* \n \v \f \r and \x1c-\x1e break lines; \r\n counts once. */
-	uint64_t lb = (range_bits(lo, hi, 0x0a, 3) | range_bits(lo, hi, 0x1c, 2)) & valid;
-	uint64_t cr = eq_bits(lo, hi, _mm256_set1_epi8(0x0d)) & valid;
-	uint64_t lf = eq_bits(lo, hi, _mm256_set1_epi8(0x0a)) & valid;
-	uint64_t crlf = lf & (cr << 1 | (uint64_t)st->prev_cr);
+	__m256i c0 = _mm256_set1_epi8((char)0xc0);
 
-	st->breaks += (uint64_t)_mm_popcnt_u64(lb) - (uint64_t)_mm_popcnt_u64(crlf);
-	st->prev_cr = (int)(cr >> (k - 1) & 1);
-	st->last_break = (int)(lb >> (k - 1) & 1);
+	return bits_avx2(_mm256_cmpgt_epi8(c0, v.lo), _mm256_cmpgt_epi8(c0, v.hi));
 }
 
-/* Ignore words inside the block, by masks. */
-static inline void ignore_masks(struct text_scan *st, uint64_t n, uint64_t starts,
-				__m256i lo, __m256i hi, const __m256i *chv)
+/* 0xff where the byte at p[i] is valid given the bytes before it, else 0. */
+static inline __m256i err32_avx2(const unsigned char *p, __m256i cur)
 {
-	uint64_t ends = n & ~(n >> 1), ch[TEXT_MASK_CHARS], m;
-	unsigned c, w, j, len;
+	const __m256i prev_high = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)prev_high_tbl));
+	const __m256i prev_low = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)prev_low_tbl));
+	const __m256i cur_high = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)cur_high_tbl));
+	const __m256i nib = _mm256_set1_epi8(0x0f);
+	__m256i p1 = _mm256_loadu_si256((const __m256i *)(p - 1));
+	__m256i p2 = _mm256_loadu_si256((const __m256i *)(p - 2));
+	__m256i p3 = _mm256_loadu_si256((const __m256i *)(p - 3));
+	__m256i sc = _mm256_and_si256(
+		_mm256_and_si256(_mm256_shuffle_epi8(prev_high, _mm256_and_si256(_mm256_srli_epi16(p1, 4), nib)),
+				 _mm256_shuffle_epi8(prev_low, _mm256_and_si256(p1, nib))),
+		_mm256_shuffle_epi8(cur_high, _mm256_and_si256(_mm256_srli_epi16(cur, 4), nib)));
+	/* The third and fourth bytes of 3- and 4-byte characters must be
+	 * continuations: exactly where sc has TWO_CONTS. */
+	__m256i must = _mm256_or_si256(_mm256_subs_epu8(p2, _mm256_set1_epi8((char)(0xe0 - 0x80))),
+				       _mm256_subs_epu8(p3, _mm256_set1_epi8((char)(0xf0 - 0x80))));
+	__m256i e = _mm256_xor_si256(sc, _mm256_and_si256(must, _mm256_set1_epi8((char)0x80)));
 
-	for (c = 0; c < st->nchars; c++)
-		ch[c] = eq_bits(lo, hi, chv[c]);
-	for (w = 0; w < st->nmask; w++) {
-		len = st->mask[w].len;
-		/* The characters are all word bytes, so a start, an end len-1
-		 * later and matching bytes in between make exactly this word. */
-		m = starts & (ends >> (len - 1));
-		for (j = 0; j < len && m; j++)
-			m &= ch[st->mask[w].idx[j]] >> j;
-		if (m) {
-			uint64_t k = (uint64_t)_mm_popcnt_u64(m);
-
-			st->ignored += k;
-			st->ignored_long += len > st->min_length ? k : 0;
-		}
-	}
+	return _mm256_cmpeq_epi8(e, _mm256_setzero_si256());
 }
 
-/* Ignore words inside the block, one hash probe per word of a listed length. */
-static inline void ignore_probe(struct text_scan *st, size_t pos, uint64_t n, uint64_t starts)
+static inline uint64_t utf8_err_avx2(const unsigned char *p, vec64 v)
 {
-	while (starts) {
-		unsigned b = (unsigned)_tzcnt_u64(starts);
-		/* n's top bit is clear here, so ~(n >> b) has a set bit. */
-		unsigned len = (unsigned)_tzcnt_u64(~(n >> b));
-
-		starts &= starts - 1;
-		if ((st->ign_lens >> len & 1) && kiln_text_scan_ignored(st, st->s + pos + b, len)) {
-			st->ignored++;
-			st->ignored_long += len > st->min_length;
-		}
-	}
+	return ~bits_avx2(err32_avx2(p, v.lo), err32_avx2(p + 32, v.hi));
 }
 
-/* The first k (1-64) bytes of the block at pos, all ASCII. */
-static inline __attribute__((always_inline)) void block(struct text_scan *st, size_t pos, unsigned k,
-							 __m256i lo, __m256i hi, const __m256i *chv)
+#include "text_block.h"
+
+#undef vec64
+#undef F
+
+int kiln_text_scan_avx2(struct text_scan *st, const kiln_cancel *cancel)
 {
-	uint64_t valid = k == 64 ? ~0ull : (1ull << k) - 1;
-	uint64_t ws = (range_bits(lo, hi, 0x09, 4) | range_bits(lo, hi, 0x1c, 4)) & valid;
-	uint64_t n = ~ws & valid, starts;
-
-	st->code_points += k;
-	if (st->want_lines)
-		lines(st, lo, hi, k, valid);
-	if (st->in_word) {
-		unsigned lead;
-
-		if (!ws) {
-			st->wcp += k;
-			return;
-		}
-		lead = (unsigned)_tzcnt_u64(ws);
-		st->wcp += lead;
-		kiln_text_scan_word_end(st, pos + lead);
-		n &= ~0ull << lead;
-	} else if (!ws) {
-		st->in_word = 1;
-		st->wstart = pos;
-		st->wcp = k;
-		return;
-	}
-	if (n >> (k - 1) & 1) {
-		/* ws != 0, so the trailing run starts after its highest bit. */
-		unsigned top = 63 - (unsigned)__builtin_clzll(ws);
-
-		st->in_word = 1;
-		st->wstart = pos + top + 1;
-		st->wcp = k - 1 - top;
-		n &= (2ull << top) - 1;
-	}
-	if (!n)
-		return;
-	starts = n & ~(n << 1);
-	st->words += (uint64_t)_mm_popcnt_u64(starts);
-	if (st->min_length < 63) {
-		uint64_t r = runs(n, (unsigned)st->min_length + 1);
-
-		st->long_words += (uint64_t)_mm_popcnt_u64(r & ~(r << 1));
-	}
-	if (!st->ign_count)
-		return;
-	if (st->mask_ok)
-		ignore_masks(st, n, starts, lo, hi, chv);
-	else
-		ignore_probe(st, pos, n, starts);
-}
-
-int kiln_text_scan_simd(struct text_scan *st, const kiln_cancel *cancel)
-{
-	const unsigned char *s = st->s;
-	size_t len = st->len, pos = 0, poll = 0;
-	__m256i chv[TEXT_MASK_CHARS];
-	unsigned c;
-
-	for (c = 0; c < st->nchars; c++)
-		chv[c] = _mm256_set1_epi8((char)st->chars[c]);
-	while (len - pos >= 64) {
-		__m256i lo, hi;
-		uint64_t high;
-
-		if (pos >= poll) {
-			if (kiln_cancelled(cancel))
-				return -KILN_E_CANCELLED;
-			poll = pos + POLL_BYTES;
-		}
-		lo = _mm256_loadu_si256((const __m256i *)(s + pos));
-		hi = _mm256_loadu_si256((const __m256i *)(s + pos + 32));
-		high = bits(lo, hi);
-		if (high) {
-			/* The ASCII bytes before the first other one by masks, then
-			 * the run of non-ASCII bytes code point by code point. */
-			unsigned k = (unsigned)_tzcnt_u64(high);
-			unsigned end = k + (unsigned)_tzcnt_u64(~(high >> k));
-
-			if (k)
-				block(st, pos, k, lo, hi, chv);
-			pos = kiln_text_scan_scalar(st, pos + k, pos + end);
-			if (st->bad)
-				return 0;
-			continue;
-		}
-		block(st, pos, 64, lo, hi, chv);
-		pos += 64;
-	}
-	kiln_text_scan_scalar(st, pos, len);
-	return 0;
+	return scan_avx2(st, cancel);
 }
 
 #if defined(__clang__)
 #pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+/* --- AVX-512 (F and BW): a block is one register ---------------------------- */
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx2,popcnt,bmi,bmi2"))), \
+			     apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx2,popcnt,bmi,bmi2")
+#endif
+
+#define F(name) name##_avx512
+#define vec64 __m512i
+
+static inline __m512i load_avx512(const unsigned char *p)
+{
+	return _mm512_loadu_si512((const void *)p);
+}
+
+static inline uint64_t eq_avx512(__m512i v, unsigned char c)
+{
+	return _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8((char)c));
+}
+
+static inline uint64_t range_avx512(__m512i v, unsigned char first, unsigned char span)
+{
+	return _mm512_cmple_epu8_mask(_mm512_sub_epi8(v, _mm512_set1_epi8((char)first)),
+				      _mm512_set1_epi8((char)span));
+}
+
+static inline uint64_t cont_avx512(__m512i v)
+{
+	return _mm512_cmplt_epi8_mask(v, _mm512_set1_epi8((char)0xc0));
+}
+
+static inline uint64_t utf8_err_avx512(const unsigned char *p, __m512i cur)
+{
+	const __m512i prev_high = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)prev_high_tbl));
+	const __m512i prev_low = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)prev_low_tbl));
+	const __m512i cur_high = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)cur_high_tbl));
+	const __m512i nib = _mm512_set1_epi8(0x0f);
+	__m512i p1 = _mm512_loadu_si512((const void *)(p - 1));
+	__m512i p2 = _mm512_loadu_si512((const void *)(p - 2));
+	__m512i p3 = _mm512_loadu_si512((const void *)(p - 3));
+	__m512i sc = _mm512_and_si512(
+		_mm512_and_si512(_mm512_shuffle_epi8(prev_high, _mm512_and_si512(_mm512_srli_epi16(p1, 4), nib)),
+				 _mm512_shuffle_epi8(prev_low, _mm512_and_si512(p1, nib))),
+		_mm512_shuffle_epi8(cur_high, _mm512_and_si512(_mm512_srli_epi16(cur, 4), nib)));
+	__m512i must = _mm512_or_si512(_mm512_subs_epu8(p2, _mm512_set1_epi8((char)(0xe0 - 0x80))),
+				       _mm512_subs_epu8(p3, _mm512_set1_epi8((char)(0xf0 - 0x80))));
+	__m512i e = _mm512_xor_si512(sc, _mm512_and_si512(must, _mm512_set1_epi8((char)0x80)));
+
+	return _mm512_test_epi8_mask(e, e);
+}
+
+#include "text_block.h"
+
+#undef vec64
+#undef F
+
+int kiln_text_scan_avx512(struct text_scan *st, const kiln_cancel *cancel)
+{
+	return scan_avx512(st, cancel);
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
 #endif
 
 #else
 
-int kiln_text_scan_simd(struct text_scan *st, const kiln_cancel *cancel)
+int kiln_text_scan_avx2(struct text_scan *st, const kiln_cancel *cancel)
+{
+	(void)st;
+	(void)cancel;
+	return -KILN_E_INTERNAL;
+}
+
+int kiln_text_scan_avx512(struct text_scan *st, const kiln_cancel *cancel)
 {
 	(void)st;
 	(void)cancel;

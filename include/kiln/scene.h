@@ -3,10 +3,12 @@
  * planes, triangle meshes and lights (issue 6).
  *
  * A kiln_scene owns everything added to it: textures are copied in, meshes
- * are taken over.  Building is single-threaded; kiln_scene_prepare() then
- * builds the bounding volume hierarchy and lookup tables, after which any
- * number of threads may render the scene at once (render.h) as long as
- * nobody modifies it.  The daemon enforces that (act_scene.c).
+ * are taken over.  Building is single-threaded and only appends; the
+ * lookup tables follow the settings at once, and kiln_scene_prepare() builds
+ * the bounding volume hierarchy over everything added since the last call
+ * (once, however many additions there were), after which any number of
+ * threads may render the scene at once (render.h) as long as nobody
+ * modifies it.  The daemon enforces that (act_scene.c).
  *
  * Every function that can fail returns 0 (or an index) or -KILN_E_* and
  * writes a message into err.
@@ -130,8 +132,9 @@ struct kiln_scene_mark {
 void kiln_scene_mark(const kiln_scene *scene, struct kiln_scene_mark *mark);
 void kiln_scene_rollback(kiln_scene *scene, const struct kiln_scene_mark *mark);
 
-/* Builds the BVH and tables if anything changed since the last call.
- * Cancellable (0, -KILN_E_CANCELLED, or -KILN_E_INTERNAL on no memory). */
+/* Builds the BVH if spheres or triangles changed since the last call (a
+ * no-op otherwise, which only reads the scene).  Cancellable (0,
+ * -KILN_E_CANCELLED, or -KILN_E_INTERNAL on no memory). */
 int kiln_scene_prepare(kiln_scene *scene, const kiln_cancel *cancel, char *err, size_t errlen);
 
 /* Frees a mesh not handed to a scene. */

@@ -18,9 +18,11 @@
  * values above U+10FFFF) is -KILN_E_INVALID_ARGS with the offset of the
  * first bad byte.
  *
- * Mostly-ASCII text is scanned 64 bytes at a time with bit masks (AVX2 when
- * the CPU has it); blocks holding other bytes take a careful per-code-point
- * path.
+ * Text is scanned 64 bytes at a time with bit masks, validated and
+ * classified directly on UTF-8 (AVX-512 or AVX2, whichever the CPU has,
+ * chosen at run time); the per-code-point path is kept (opts.portable), and
+ * takes over for the last bytes and around invalid UTF-8 so that the
+ * offset reported is exact.
  */
 #ifndef KILN_TEXT_H
 #define KILN_TEXT_H
@@ -36,8 +38,17 @@ struct kiln_text_opts {
 	const size_t *ignore_len;     /* their lengths in bytes; NULL: strlen() of each */
 	size_t ignore_count;
 	int lines;                    /* also count lines (slightly slower) */
-	int portable;                 /* never use the AVX2 path (for tests and comparisons) */
+	int portable;                 /* scan path: 0 the fastest the CPU has, else KILN_TEXT_* */
 };
+
+/* Scan paths (opts.portable; the name is kept for the ABI): per code point,
+ * or 64-byte blocks with AVX2 or AVX-512.  All give the same results. */
+#define KILN_TEXT_PORTABLE 1
+#define KILN_TEXT_AVX2 2
+#define KILN_TEXT_AVX512 3
+
+/* Whether this CPU can run scan path `path` (KILN_TEXT_*). */
+int kiln_text_path_supported(int path);
 
 struct kiln_text_counts {
 	uint64_t bytes;
@@ -56,7 +67,8 @@ void kiln_text_opts_default(struct kiln_text_opts *o);
 
 /*
  * Counts the text s[0..len).  Returns 0, -KILN_E_INVALID_ARGS (bad UTF-8;
- * *bad_offset, if not NULL, gets the byte offset), -KILN_E_CANCELLED (polled
+ * *bad_offset, if not NULL, gets the byte offset; or a scan path this CPU
+ * lacks), -KILN_E_CANCELLED (polled
  * every megabyte) or -KILN_E_INTERNAL (out of memory), with a message in err.
  */
 int kiln_text_count(const unsigned char *s, size_t len, const struct kiln_text_opts *opts,

@@ -115,6 +115,35 @@ def py_decrypt_subprocess(path: str) -> str:
                            "-in", path], check=True, capture_output=True).stdout.decode()
 
 
+def proc_kib(pid: int, field: str) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} for pid {pid}")
+
+
+def peak_rss(kilntest, work: str, enc_paths: list, seal_paths: list, plain_bytes: int) -> None:
+    """Peak resident memory of a fresh kilnd while it loads the corpus once
+    (VmHWM after the load minus VmRSS before it), beside the plaintext size:
+    the issue's goal is <= 1.2x the plaintext."""
+    print(f"peak RSS growth while loading ({plain_bytes / 1e6:.1f} MB of plaintext; goal <= 1.2x the plaintext):")
+    for label, paths in (("openssl-enc", enc_paths), ("sealed", seal_paths)):
+        d = kilntest.Daemon({"path_roots": [work], "corpus_memory_budget": 1 << 30, "log_level": "warn"})
+        try:
+            with d.client() as c:
+                c.ping()
+                before = proc_kib(d.pid, "VmRSS")
+                c.corpus_load(label, paths, passphrase=PASS, timeout=600)
+                peak = proc_kib(d.pid, "VmHWM")
+        finally:
+            d.stop()
+            shutil.rmtree(d.dir, ignore_errors=True)
+        growth = (peak - before) * 1024
+        print(f"  {label + ' load':56s} {growth / 1e6:8.1f} MB {growth / plain_bytes:13.2f}x")
+    print("  (growth includes the pool threads' first use and, for sealed, scrypt's working memory)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
@@ -244,6 +273,7 @@ def main() -> int:
               f"{load_enc_ms / par_floor_ms:.2f} (floor run now) (goal <= 1.15); "
               f"corpus.seal of {a.files} files took {seal_ms:.0f} ms; sealed server-side load_ms "
               f"{sealed_load:.1f} incl. KDF")
+        peak_rss(kilntest, work, enc_paths, seal_paths, total)
     finally:
         daemon.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -1,17 +1,23 @@
 """ping round trips and throughput: kilnd against a bare C echo server (the
 floor), from the C client and from the Python client, with client and server
 on the same CPU and on different CPUs; then kilnd's resident memory before
-and after 1,000,000 requests."""
+and after 1,000,000 requests; then kilnd beside redis-server (the anchor, on a
+private Unix socket, same run): one raw-socket Python client pipelining pings
+in batches of 100, each project's own Python client (kiln.Client.call_many vs
+a redis-py pipeline) and sequential ping latency.  Redis rows are skipped with
+a note when redis-server / python3-redis are not installed."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import time
 from typing import Dict, List, Optional
 
-from benchlib import BUILD, EchoServer, Server, header, percentile, pin_self, row, taskset, unpin_self
+from benchlib import (BUILD, EchoServer, RedisServer, Server, header, percentile, pin_self, row, taskset,
+                      unpin_self)
 
 import kiln
 
@@ -19,6 +25,7 @@ C_CLIENT = os.path.join(BUILD, "bench", "bench_client")
 ECHO = os.path.join(BUILD, "bench", "echo_server")
 N_SEQ_C, N_PIPE_C = 20000, 300000
 N_SEQ_PY, N_PIPE_PY = 5000, 100000
+N_RAW = 300000
 
 
 def c_client(path: str, mode: str, n: int, cpus: Optional[str]) -> Dict[str, float]:
@@ -51,6 +58,87 @@ def py_pipe(path: str, n: int, cpus: Optional[str]) -> Dict[str, float]:
             return {"rps": n / (time.perf_counter() - t0)}
     finally:
         unpin_self()
+
+
+KILN_PING = b'{"job_id":1,"action":"ping"}\n'
+REDIS_PING = b"PING\r\n"
+
+
+def raw_pipe(path: str, request: bytes, end: bytes, n: int, batch: int = 100) -> Dict[str, float]:
+    """One raw-socket Python client: batches of `batch` requests written at
+    once, then replies read until `batch` of them (counted by `end`) came."""
+    payload = request * batch
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(path)
+        t0 = time.perf_counter()
+        for _ in range(n // batch):
+            s.sendall(payload)
+            got = 0
+            while got < batch:
+                k = s.recv_into(view)
+                if not k:
+                    raise RuntimeError("server closed the connection")
+                got += bytes(view[:k]).count(end)
+        dt = time.perf_counter() - t0
+    return {"rps": n // batch * batch / dt}
+
+
+def redis_py(path: str, n_pipe: int, n_seq: int) -> Dict[str, float]:
+    import redis  # python3-redis; the caller checked it imports
+    r = redis.Redis(unix_socket_path=path)
+    r.ping()
+    t0 = time.perf_counter()
+    for _ in range(n_pipe // 100):
+        p = r.pipeline(transaction=False)
+        for _ in range(100):
+            p.ping()
+        p.execute()
+    rps = n_pipe / (time.perf_counter() - t0)
+    t: List[float] = []
+    for _ in range(n_seq):
+        t0 = time.perf_counter()
+        r.ping()
+        t.append((time.perf_counter() - t0) * 1e6)
+    r.close()
+    return {"rps": rps, "p50_us": percentile(t, 50), "p99_us": percentile(t, 99)}
+
+
+def redis_anchor() -> None:
+    header("ping beside Redis (anchor), same run: one Python client, batches of 100")
+    if not RedisServer.available():
+        print(f"skipped: {RedisServer.BINARY} is not installed (Debian package redis-server; "
+              "`make deps-test` installs it)")
+        return
+    try:
+        import redis  # noqa: F401
+        have_redis_py = True
+    except ImportError:
+        have_redis_py = False
+    w = (36, 12, 12, 15)
+    row("figure", "kilnd", "Redis", "kilnd / Redis", "goal", widths=w)
+    with Server() as k, RedisServer() as rs:
+        kr = raw_pipe(k.socket_path, KILN_PING, b"\n", N_RAW)
+        rr = raw_pipe(rs.socket_path, REDIS_PING, b"\r\n", N_RAW)
+        ratio = kr["rps"] / rr["rps"]
+        row("raw socket, pipelined (req/s)", f"{kr['rps']:.0f}", f"{rr['rps']:.0f}", f"{ratio:.2f}x",
+            f">= 0.67x: {'met' if ratio >= 0.67 else 'NOT met'}", widths=w)
+        if not have_redis_py:
+            print("redis-py rows skipped: the redis module does not import (Debian package python3-redis)")
+            return
+        kp = py_pipe(k.socket_path, N_PIPE_PY, None)
+        ks = py_seq(k.socket_path, N_SEQ_PY, None)
+        rp = redis_py(rs.socket_path, N_PIPE_PY, N_SEQ_PY)
+        ratio = kp["rps"] / rp["rps"]
+        row("own client, pipelined (req/s)", f"{kp['rps']:.0f}", f"{rp['rps']:.0f}", f"{ratio:.2f}x",
+            f">= 1.0x: {'met' if ratio >= 1.0 else 'NOT met'}", widths=w)
+        row("own client, sequential p50 (us)", f"{ks['p50_us']:.1f}", f"{rp['p50_us']:.1f}",
+            f"{ks['p50_us'] / rp['p50_us']:.2f}x", "parity", widths=w)
+        row("own client, sequential p99 (us)", f"{ks['p99_us']:.1f}", f"{rp['p99_us']:.1f}",
+            f"{ks['p99_us'] / rp['p99_us']:.2f}x", "", widths=w)
+    print("(kilnd: kiln.Client.call_many / call; Redis: redis-py pipeline(transaction=False) / ping;\n"
+          " raw socket: the same Python loop writing 100 requests and counting 100 replies)")
 
 
 def main() -> None:
@@ -88,6 +176,8 @@ def main() -> None:
         row("RSS after 1M pings (KiB)", after // 1024)
         row("growth (KiB)", (after - before) // 1024, "goal < 1024")
         row("1M pipelined pings took (s)", f"{dt:.2f}")
+
+    redis_anchor()
 
 
 if __name__ == "__main__":

@@ -10,9 +10,10 @@ Prints, from one run of kilnd:
     Popen at a time, polled) as the user's baseline;
   - the spawn floor: the same 500 hosts running /bin/true;
   - ping p50/p99 from a second connection while the procedure runs, beside
-    ping p50/p99 on the idle daemon measured just before (goal: p99 within 2x;
-    the loop never blocks), and beside ping p50/p99 while another process
-    starts the same children (CPU contention alone, kilnd idle).
+    ping p50/p99 on the idle daemon measured just before, and beside ping
+    p50/p99 while another process starts the same children (CPU contention
+    alone, kilnd idle: the floor).  Goal: ping p99 during the runs no worse
+    than that floor (the loop never blocks; issue 18).
 """
 
 from __future__ import annotations
@@ -146,7 +147,8 @@ def main() -> None:
     print("(the last row: the same children started by another process, kilnd idle: what CPU contention\n"
           " alone costs on this machine; kilnd's p99 near it means its loop does not block)")
     print(f"goals: wall <= {1.4 * ideal:.2f} s (1.4x ideal): {'met' if best <= 1.4 * ideal else 'NOT met'}; "
-          f"ping p99 within 2x of idle: {'met' if p99b <= 2 * p99i else 'NOT met'}")
+          f"ping p99 no worse than while another process starts the same children ({p99e:.0f} us): "
+          f"{'met' if p99b <= p99e else 'NOT met'}")
 
 
 if __name__ == "__main__":

@@ -63,6 +63,40 @@ class EchoServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class RedisServer:
+    """The anchor for bench_ping: Debian's redis-server on a private Unix
+    socket in a temporary directory (no TCP port, no persistence).  Check
+    RedisServer.available() first; the benchmark skips with a note if not."""
+
+    BINARY = "/usr/bin/redis-server"
+
+    @classmethod
+    def available(cls) -> bool:
+        return os.access(cls.BINARY, os.X_OK)
+
+    def __init__(self, *, cpus: Optional[str] = None) -> None:
+        self.dir = tempfile.mkdtemp(prefix="kilnbench-redis-")
+        self.socket_path = os.path.join(self.dir, "redis.sock")
+        self.proc = subprocess.Popen(taskset(cpus) + [self.BINARY, "--port", "0", "--unixsocket", self.socket_path,
+                                                      "--unixsocketperm", "700", "--save", "", "--appendonly",
+                                                      "no", "--dir", self.dir],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.socket_path):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.__exit__()
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.01)
+
+    def __enter__(self) -> "RedisServer":
+        return self
+
+    def __exit__(self, *a: Any) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def percentile(xs: List[float], p: float) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, int(len(s) * p / 100))]

@@ -1,7 +1,9 @@
 /*
  * The line framer and the request envelope, directly: the input is cut into
  * chunks as reads would deliver them, lines are taken with frame_next_line()
- * and parsed with envelope_parse(), attachments are skipped with
+ * and parsed with envelope_parse(), whose fast scanner (envscan.c) is also
+ * compared with the jansson path on every line (envscan_check.h: the same
+ * fields, and never a line jansson rejects), attachments are skipped with
  * frame_take() as conn.c does, and every outcome is encoded as a reply line
  * (envelope_write_*) that must read back as one JSON object with its
  * message.
@@ -17,6 +19,7 @@
 #include "common.h"
 #include "config.h"
 #include "envelope.h"
+#include "envscan_check.h"
 #include "frame.h"
 #include "outq.h"
 
@@ -84,8 +87,13 @@ static void one_line(struct outq *q, const char *line, size_t len, size_t *skip)
 	json_t *detail = NULL;
 	bool have_id;
 	char msg[512];
+	const char *what = "";
 	int rc;
 
+	if (envscan_check(line, len, config(), &what) < 0) {
+		fprintf(stderr, "fuzz: envelope scanner and jansson disagree: %s\n", what);
+		abort();
+	}
 	rc = envelope_parse(line, len, config(), &req, &have_id, &detail, msg, sizeof(msg));
 	if (rc) {
 		if (rc >= 0 || -rc >= 12)

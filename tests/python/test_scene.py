@@ -341,6 +341,33 @@ class SceneTest(kilntest.KilnTestCase):
         self.assertGreater(len({images[0][i:i + 3] for i in range(0, len(images[0]), 4)}), 3)
 
     @kilntest.heavy
+    def test_many_adds_render_like_one(self) -> None:
+        """A scene built by many small scene.add requests (the BVH built once,
+        lazily, before the first render) renders the same bytes as one built
+        by a single request; adding after a render makes the next render
+        include the new spheres (the BVH is built again)."""
+        import random
+        rnd = random.Random(3)
+        spheres = [{"type": "sphere", "center": [rnd.uniform(-3, 3), rnd.uniform(-2, 2), rnd.uniform(-9, -4)],
+                    "radius": rnd.uniform(0.1, 0.4), "material": {"color": [rnd.random(), 0.5, 0.5]}}
+                   for _ in range(400)]
+        light = {"type": "directional", "direction": [0.2, -1, -0.3], "intensity": 1.5}
+        with self.client.scene(width=64, height=48) as one, self.client.scene(width=64, height=48) as many:
+            one.add(spheres, [light])
+            many.add([], [light])
+            for i in range(0, 200, 10):
+                many.add(spheres[i:i + 10])
+            half = many.render()
+            self.assertNotEqual(half, one.render())
+            for i in range(200, 400, 10):
+                many.add(spheres[i:i + 10])
+            self.assertEqual(many.render(), one.render())
+            # A failed batch (the last element is bad) leaves the scene and
+            # its renders as they were.
+            with self.assertRaises(kiln.InvalidArgs):
+                many.add(spheres[:5] + [{"type": "sphere", "center": [0, 0, -5], "radius": -1}])
+            self.assertEqual(many.render(), one.render())
+
     def test_cancel_and_busy(self) -> None:
         doc = dict(basic_doc(), width=1600, height=1200, samples=64)
         with self.load(doc) as s:

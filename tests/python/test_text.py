@@ -210,8 +210,9 @@ class TextTest(kilntest.KilnTestCase):
         self.assertEqual(wrong, [])
 
     def test_both_library_paths_ctypes(self) -> None:
-        """kiln_text_count() in libkiln.so, on the AVX2 path and the portable
-        one, against the Python reference on generated Unicode texts."""
+        """kiln_text_count() in libkiln.so, on every scan path this CPU has
+        (portable, AVX2, AVX-512), against the Python reference on generated
+        Unicode texts."""
         lib = load_lib(self)
 
         class Opts(ctypes.Structure):
@@ -223,6 +224,9 @@ class TextTest(kilntest.KilnTestCase):
             _fields_ = [(n, ctypes.c_uint64) for n in
                         ("bytes", "code_points", "words", "kept_words", "long_words", "lines")]
 
+        # 0: the fastest path the CPU has, 1: portable, 2: AVX2, 3: AVX-512.
+        lib.kiln_text_path_supported.argtypes = [ctypes.c_int]
+        paths = [0, 1] + [p for p in (2, 3) if lib.kiln_text_path_supported(p)]
         rng = random.Random(21)
         for _ in range(200):
             text = generate(rng, rng.randint(0, 600))
@@ -230,7 +234,7 @@ class TextTest(kilntest.KilnTestCase):
             ign = [w.encode() for w in rng.choice([("the", "a"), ("ééééééééé", "b" * 64, "x"), ()])]
             data = text.encode()
             want = reference_stats(text, ml, [w.decode() for w in ign])
-            for portable in (0, 1):
+            for portable in paths:
                 arr = (ctypes.c_char_p * max(1, len(ign)))(*ign)
                 lens = (ctypes.c_size_t * max(1, len(ign)))(*[len(w) for w in ign])
                 o = Opts(ml, arr, lens, len(ign), 1, portable)

@@ -10,8 +10,10 @@
 #include <string.h>
 
 #include "check_main.h"
+#include "harness.h"
 #include "kiln/error.h"
 #include "kiln/text.h"
+#include "kiln/utf8.h"
 
 static struct kiln_text_counts count_opts(const char *s, size_t len, const struct kiln_text_opts *o)
 {
@@ -316,6 +318,256 @@ START_TEST(cancelled)
 }
 END_TEST
 
+/* --- Every SIMD path against the per-code-point one ------------------------ */
+
+static const int simd_paths[] = { KILN_TEXT_AVX2, KILN_TEXT_AVX512 };
+
+/* Counts s on `path`: the return code, the counts and the bad offset. */
+static int count_path(const unsigned char *s, size_t len, struct kiln_text_opts o, int path,
+		      struct kiln_text_counts *c, size_t *bad)
+{
+	char err[128];
+
+	o.portable = path;
+	*bad = (size_t)-1;
+	return kiln_text_count(s, len, &o, NULL, c, bad, err, sizeof(err));
+}
+
+/* Asserts that every SIMD path this CPU has gives exactly what the portable
+ * path gives on s (return code, all counts, bad offset). */
+static void same_on_all_paths(const unsigned char *s, size_t len, const struct kiln_text_opts *o,
+			      const char *what)
+{
+	struct kiln_text_counts want, got;
+	size_t want_bad, got_bad;
+	int want_rc = count_path(s, len, *o, KILN_TEXT_PORTABLE, &want, &want_bad), rc;
+
+	for (size_t i = 0; i < sizeof(simd_paths) / sizeof(simd_paths[0]); i++) {
+		if (!kiln_text_path_supported(simd_paths[i]))
+			continue;
+		rc = count_path(s, len, *o, simd_paths[i], &got, &got_bad);
+		ck_assert_msg(rc == want_rc, "%s: path %d rc %d, portable %d", what, simd_paths[i], rc, want_rc);
+		if (rc) {
+			ck_assert_msg(got_bad == want_bad, "%s: path %d bad offset %zu, portable %zu", what,
+				      simd_paths[i], got_bad, want_bad);
+			continue;
+		}
+		ck_assert_msg(!memcmp(&got, &want, sizeof(got)),
+			      "%s: path %d: cp %llu/%llu words %llu/%llu kept %llu/%llu long %llu/%llu lines %llu/%llu",
+			      what, simd_paths[i], (unsigned long long)got.code_points,
+			      (unsigned long long)want.code_points, (unsigned long long)got.words,
+			      (unsigned long long)want.words, (unsigned long long)got.kept_words,
+			      (unsigned long long)want.kept_words, (unsigned long long)got.long_words,
+			      (unsigned long long)want.long_words, (unsigned long long)got.lines,
+			      (unsigned long long)want.lines);
+	}
+}
+
+/* The option sets compared: min_length around block and word sizes, no
+ * ignore words, few (byte masks) and many (hash probes, multi-byte ones). */
+static void same_on_all_paths_opts(const unsigned char *s, size_t len, const char *what)
+{
+	/* few: compared as integers (what cannot be a word is left out). */
+	static const char *const few[] = { "the", "a", "é", "déjà", "etaoinsh", "a b", "\xff" };
+	static const char *const many[] = { "the", "a", "thé", "b", "c", "de", "la", "und", "der", "die",
+					    "\xe2\x80\x94", "ab", "ba", "xyz" };
+	static const uint64_t lens[] = { 0, 1, 2, 8, 62, 63 };
+
+	for (size_t li = 0; li < sizeof(lens) / sizeof(lens[0]); li++) {
+		for (int which = 0; which < 3; which++) {
+			struct kiln_text_opts o = {
+				.min_length = lens[li],
+				.ignore = which == 1 ? few : many,
+				.ignore_count = which == 0 ? 0 : which == 1 ? 7 : 14,
+				.lines = li & 1,
+			};
+
+			same_on_all_paths(s, len, &o, what);
+		}
+	}
+}
+
+static unsigned rnd(unsigned *seed)
+{
+	*seed = *seed * 1103515245 + 12345;
+	return *seed >> 8;
+}
+
+/* Code points a generated text is drawn from: ASCII letters and every
+ * whitespace and line break, every multi-byte whitespace and line break and
+ * their neighbours on the same lead bytes, and characters of 2, 3 and 4
+ * bytes at the ends of their ranges. */
+static const uint32_t pool[] = {
+	'a', 'b', 'e', 'h', 't', 'x', ' ', ' ', ' ', '\t', '\n', '\r', 0x0b, 0x0c, 0x1c, 0x1d, 0x1e, 0x1f, 0x7f,
+	0x80, 0x84, 0x85, 0x86, 0x9f, 0xa0, 0xa1, 0xbf, 0xc0, 0xe9, 0xfc, 0xdf, 0x7ff, 0x800, 0x1680,
+	0x1681, 0x167f, 0x1fff, 0x2000, 0x2005, 0x200a, 0x200b, 0x2014, 0x2019, 0x2027, 0x2028, 0x2029,
+	0x202a, 0x202e, 0x202f, 0x2030, 0x205e, 0x205f, 0x2060, 0x2fff, 0x3000, 0x3001, 0x30ff, 0x4e2d,
+	0xd7ff, 0xe000, 0xfffd, 0xffff, 0x10000, 0x1f600, 0x10ffff,
+};
+
+/* A random text of about len bytes; `density` in 0-16 sets how often a
+ * code point comes from the pool rather than the letters. */
+static size_t gen_text(unsigned char *s, size_t cap, unsigned *seed, unsigned density)
+{
+	size_t len = 0;
+
+	while (len + 4 <= cap) {
+		unsigned r = rnd(seed);
+		uint32_t c;
+
+		if (r % 16 < density)
+			c = pool[(r >> 4) % (sizeof(pool) / sizeof(pool[0]))];
+		else if (r % 97 == 0)
+			c = ' ';
+		else
+			c = "etaoinshr"[(r >> 4) % 9];
+		if (r % 1009 == 0) {
+			/* Any scalar value at all, now and then. */
+			c = rnd(seed) % 0x110000;
+			if (c >= 0xd800 && c < 0xe000)
+				c = 0xe000;
+		}
+		len += kiln_utf8_encode(c, s + len);
+	}
+	return len;
+}
+
+/* Generated texts of every density, cut at every length mod 64 (so
+ * characters straddle block ends everywhere), on all paths. */
+START_TEST(simd_vs_portable_generated)
+{
+	size_t cap = 1 << 14, len;
+	unsigned char *s = malloc(cap);
+	unsigned seed = 777;
+	char what[64];
+
+	for (unsigned round = 0; round < 120; round++) {
+		len = gen_text(s, cap - 64 + round % 64, &seed, round % 17);
+		snprintf(what, sizeof(what), "generated round %u", round);
+		same_on_all_paths_opts(s, len, what);
+	}
+	free(s);
+}
+END_TEST
+
+/* Every scalar value once, as "x<c>" words and as whitespace between words,
+ * at every alignment. */
+START_TEST(simd_vs_portable_all_code_points)
+{
+	size_t cap = 12 * 0x110000 + 64, len = 0;
+	unsigned char *s = malloc(cap);
+	struct kiln_text_opts o;
+
+	for (uint32_t c = 0; c < 0x110000; c++) {
+		if (c >= 0xd800 && c < 0xe000)
+			continue;
+		s[len++] = 'x';
+		len += kiln_utf8_encode(c, s + len);
+		s[len++] = c % 3 ? ' ' : 'y';
+		if (c % 7 == 0)
+			len += kiln_utf8_encode(0x2003, s + len);
+	}
+	kiln_text_opts_default(&o);
+	o.lines = 1;
+	for (size_t shift = 0; shift < 64; shift += 13) {
+		same_on_all_paths(s + shift, len - shift, &o, "all code points");
+		o.min_length = 1;
+	}
+	free(s);
+}
+END_TEST
+
+/* Bad bytes: every two-byte start of a sequence (followed by a
+ * continuation or a letter) around a block boundary, and random
+ * corruptions of generated texts: the same error at the same offset. */
+START_TEST(simd_vs_portable_invalid)
+{
+	unsigned char t[200], *s;
+	size_t cap = 1 << 13, len;
+	unsigned seed = 99;
+	struct kiln_text_opts o;
+
+	kiln_text_opts_default(&o);
+	for (unsigned b1 = 0x80; b1 <= 0xff; b1++) {
+		for (unsigned b2 = 0; b2 <= 0xff; b2++) {
+			for (unsigned at = 60; at <= 66; at += 2) {
+				memset(t, 'a', sizeof(t));
+				t[at] = (unsigned char)b1;
+				t[at + 1] = (unsigned char)b2;
+				t[at + 2] = (unsigned char)(at & 2 ? 0x80 : 0xbf);
+				t[at + 3] = (unsigned char)(at & 4 ? 0x80 : ' ');
+				same_on_all_paths(t, sizeof(t), &o, "two bytes");
+				same_on_all_paths(t, at + 2 + (b2 & 1), &o, "two bytes at the end");
+			}
+		}
+	}
+	s = malloc(cap);
+	for (unsigned round = 0; round < 400; round++) {
+		len = gen_text(s, cap - round % 64, &seed, 4 + round % 13);
+		for (unsigned k = 0; k <= round % 3; k++)
+			s[rnd(&seed) % len] = (unsigned char)rnd(&seed);
+		same_on_all_paths(s, len, &o, "corrupted");
+		/* Cut short in the middle of a character, maybe. */
+		same_on_all_paths(s, len - 1 - rnd(&seed) % 3, &o, "corrupted, cut");
+	}
+	free(s);
+}
+END_TEST
+
+/* Real texts: the multilingual sample (at starting alignments all through
+ * a block) and French/German-like prose, on all paths. */
+START_TEST(simd_vs_portable_real)
+{
+	static const char *const words[] = {
+		"le", "la", "les", "de", "des", "et", "à", "été", "très", "où", "déjà", "français", "château",
+		"naïve", "Noël", "garçon", "élève", "fenêtre", "der", "die", "und", "für", "über", "schön",
+		"Mädchen", "Straße", "Größe", "Übersetzung", "Schifffahrtsgesellschaft", "international",
+		"gouvernement", "développement", "«", "»", "—", "l’homme", "„Anführung“", "maison", "Haus",
+	};
+	char path[512];
+	unsigned char *s = malloc(1 << 20);
+	size_t len = 0, n;
+	unsigned seed = 5;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/text/sample.txt", harness_data_dir());
+	f = fopen(path, "rb");
+	ck_assert_ptr_nonnull(f);
+	n = fread(s, 1, 1 << 16, f);
+	fclose(f);
+	ck_assert_uint_gt(n, 100);
+	for (len = n; len + n <= 1 << 14; len += n)
+		memcpy(s + len, s, n);
+	for (size_t shift = 0; shift < 64; shift += 5)
+		same_on_all_paths_opts(s + shift, len - shift, "sample.txt");
+	for (len = 0; len < (1 << 18) - 64;) {
+		const char *w = words[rnd(&seed) % (sizeof(words) / sizeof(words[0]))];
+
+		memcpy(s + len, w, strlen(w));
+		len += strlen(w);
+		s[len++] = rnd(&seed) % 50 ? ' ' : '\n';
+	}
+	for (size_t shift = 0; shift < 3; shift++)
+		same_on_all_paths_opts(s + shift, len - shift, "prose");
+	free(s);
+}
+END_TEST
+
+START_TEST(path_unsupported)
+{
+	struct kiln_text_opts o;
+	struct kiln_text_counts c;
+	char err[128];
+
+	kiln_text_opts_default(&o);
+	ck_assert(kiln_text_path_supported(KILN_TEXT_PORTABLE));
+	ck_assert(!kiln_text_path_supported(99));
+	o.portable = 99;
+	ck_assert_int_eq(kiln_text_count((const unsigned char *)"a b", 3, &o, NULL, &c, NULL, err, sizeof(err)),
+			 -KILN_E_INVALID_ARGS);
+}
+END_TEST
+
 static Suite *text_suite(void)
 {
 	Suite *s = suite_create("text");
@@ -332,6 +584,11 @@ static Suite *text_suite(void)
 	tcase_add_test(tc, short_long_ffi);
 	tcase_add_test(tc, top);
 	tcase_add_test(tc, cancelled);
+	tcase_add_test(tc, simd_vs_portable_generated);
+	tcase_add_test(tc, simd_vs_portable_all_code_points);
+	tcase_add_test(tc, simd_vs_portable_invalid);
+	tcase_add_test(tc, simd_vs_portable_real);
+	tcase_add_test(tc, path_unsupported);
 	suite_add_tcase(s, tc);
 	return s;
 }
