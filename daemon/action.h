@@ -65,6 +65,7 @@ extern const struct action_family family_text;
 extern const struct action_family family_scene;
 extern const struct action_family family_proc;
 extern const struct action_family family_job;
+extern const struct action_family family_module;
 
 /* Looks up an action by name (NULL if unknown). */
 const struct action *dispatch_find(const char *name);

@@ -11,6 +11,7 @@
 #include "kiln/error.h"
 #include "kiln/utf8.h"
 #include "log.h"
+#include "modules.h"
 #include "proc.h"
 #include "schema.h"
 #include "server.h"
@@ -24,6 +25,7 @@ static const struct action_family *const families[] = {
 	&family_scene,
 	&family_proc,
 	&family_job,
+	&family_module,
 };
 
 #define NFAMILIES (sizeof(families) / sizeof(families[0]))
@@ -121,6 +123,8 @@ int dispatch_prepare(struct job *job, json_t **detail, char *msg, size_t msglen)
 
 	if (!e && (job->action = proc_lookup(job->cfg, job->req.action)))
 		return proc_prepare(job, detail, msg, msglen);
+	if (!e && (job->action = module_lookup(job->req.action)))
+		return module_prepare(job, detail, msg, msglen);
 	if (!e) {
 		snprintf(msg, msglen, "unknown action \"%.100s\" (see the describe action)", job->req.action);
 		*detail = json_pack("{s:s}", "action", job->req.action);
@@ -205,5 +209,6 @@ json_t *dispatch_describe(void)
 		}
 	}
 	proc_describe(config_current(), list);
+	module_describe(list);
 	return json_pack("{s:s, s:o}", "version", KILN_VERSION, "actions", list);
 }

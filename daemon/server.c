@@ -19,6 +19,7 @@
 #include "jobs.h"
 #include "kiln/error.h"
 #include "log.h"
+#include "modules.h"
 #include "proc.h"
 #include "sdnotify.h"
 #include "server.h"
@@ -329,6 +330,7 @@ void server_maybe_finish_shutdown(struct server *srv)
 		return;
 	log_info("all work done, exiting");
 	proc_release();
+	module_release();
 	close_handle((uv_handle_t *)&srv->grace_timer);
 	if (accept_state.timer_init)
 		close_handle((uv_handle_t *)&accept_state.timer);
