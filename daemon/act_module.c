@@ -42,7 +42,6 @@
 #include "mod_api.h"
 #include "mod_proc.h"
 #include "modules.h"
-#include "proc.h"
 #include "schema.h"
 
 #define STARTUP_WAIT_MS 10000
@@ -247,7 +246,7 @@ static int make_act(struct mod_entry *e, struct mod_act *a, const char *name, co
 
 	if (mod_action_check(name, args, data, err, errlen))
 		return -1;
-	if (dispatch_find(name) || proc_lookup(config_current(), name)) {
+	if (dispatch_find(name) || family_proc.lookup(config_current(), name)) {
 		snprintf(err, errlen, "action %s is already a built-in action or procedure", name);
 		return -1;
 	}
@@ -472,36 +471,36 @@ static void wait_for_modules(void)
 
 /* --- Calls ------------------------------------------------------------------------ */
 
-const struct action *module_lookup(const char *name)
+/* The family's lookup hook: modules are loaded from the configuration in
+ * force, whatever configuration a request started under. */
+static const struct action *module_lookup(const struct kiln_config *cfg, const char *name)
 {
 	const struct mod_act *a = find_act(name, NULL);
+
+	(void)cfg;
 	return a ? &a->action : NULL;
 }
 
-int module_prepare(struct job *job, json_t **detail, char *msg, size_t msglen)
+/* The prepare hook: no host_list, and args valid against the module's
+ * schema, before the module sees them. */
+static int module_prepare(struct job *job, json_t **detail, char *msg, size_t msglen)
 {
+	const struct mod_act *a = find_act(job_action(job), NULL);
+	char *path = NULL;
+	const char *p;
+
 	if (json_array_size(job_host_list(job)) > 0) {
 		snprintf(msg, msglen, "host_list: %s is a local action and takes no hosts", job_action(job));
 		*detail = json_pack("{s:s}", "key", "host_list");
 		return -KILN_E_INVALID_REQUEST;
 	}
-	return 0;
-}
-
-/* Validates args against the module's schema; fails the job if they do not fit. */
-static int validate_args(struct job *job, const struct mod_act *a, json_t *args)
-{
-	char msg[512], *path = NULL;
-	const char *p;
-
-	if (schema_validate(a->args_schema, args, "args", &path, msg, sizeof(msg)) == 0)
+	if (!a || schema_validate(a->args_schema, job_args(job), "args", &path, msg, msglen) == 0)
 		return 0;
 	/* The path quotes client keys cut to a byte limit: keep it valid UTF-8. */
 	p = path ? path : "args";
-	job_fail(job, KILN_E_INVALID_ARGS,
-		 json_pack("{s:s%}", "path", p, kiln_utf8_valid_prefix((const uint8_t *)p, strlen(p))), "%s", msg);
+	*detail = json_pack("{s:s%}", "path", p, kiln_utf8_valid_prefix((const uint8_t *)p, strlen(p)));
 	free(path);
-	return -1;
+	return -KILN_E_INVALID_ARGS;
 }
 
 /* A module's message, valid UTF-8 and short enough for a reply line. */
@@ -589,8 +588,6 @@ static void module_call(struct job *job, json_t *args)
 		job_fail(job, KILN_E_UNKNOWN_ACTION, NULL, "module action %s was unloaded", job_action(job));
 		return;
 	}
-	if (validate_args(job, a, args))
-		return;
 	if (!a->entry->thread) {
 		mod_pool_call(a->entry->pool, job, a->name, args);
 		return;
@@ -614,12 +611,13 @@ static void module_call(struct job *job, json_t *args)
 
 /* --- Describe, stats, family ------------------------------------------------------- */
 
-void module_describe(json_t *list)
+static void module_describe(const struct kiln_config *cfg, json_t *list)
 {
 	/* Oldest first, so the order follows the configuration. */
 	struct mod_entry *order[256];
 	size_t n = 0;
 
+	(void)cfg;
 	for (struct mod_entry *e = ms.list; e && n < 256; e = e->next)
 		if (!e->retired && e->state == M_READY)
 			order[n++] = e;
@@ -671,7 +669,7 @@ static void module_reconfigure(const struct kiln_config *cfg)
 	reconcile(cfg);
 }
 
-void module_release(void)
+static void module_release(void)
 {
 	if (ms.released)
 		return;
@@ -704,6 +702,10 @@ const struct action_family family_module = {
 	.count = 0,
 	.init = module_init,
 	.reconfigure = module_reconfigure,
+	.lookup = module_lookup,
+	.prepare = module_prepare,
+	.describe = module_describe,
+	.release = module_release,
 	.shutdown = module_shutdown,
 	.stats = module_stats,
 };
