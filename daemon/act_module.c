@@ -71,6 +71,9 @@ struct mod_entry {
 	struct mod_act *acts;
 	size_t nacts;
 	struct mod_lib *lib;    /* thread isolation */
+	int lib_fd;             /* the file lib was loaded from: open while lib is, so
+				 * its name /proc/self/fd/N stays unique (glibc's dlopen
+				 * takes a known name for the module already loaded) */
 	struct mod_pool *pool;  /* process isolation, until retired */
 	struct mod_entry *replaces; /* a ready entry this one replaces once ready */
 	struct mod_entry *next;
@@ -190,6 +193,8 @@ static void entry_free(struct mod_entry *e)
 {
 	free_acts(e->acts, e->nacts);
 	mod_lib_close(e->lib);
+	if (e->lib_fd >= 0)
+		close(e->lib_fd);
 	json_decref(e->spec);
 	free(e->path);
 	free(e);
@@ -353,6 +358,7 @@ static struct mod_entry *load(const json_t *spec, struct mod_entry *replaces)
 
 	if (!e)
 		fatal("out of memory");
+	e->lib_fd = -1;
 	e->spec = json_incref((json_t *)spec);
 	e->path = strdup(json_string_value(json_object_get(spec, "path")));
 	e->thread = strcmp(json_string_value(json_object_get(spec, "isolation")), "thread") == 0;
@@ -373,13 +379,14 @@ static struct mod_entry *load(const json_t *spec, struct mod_entry *replaces)
 		return e;
 	}
 	if (e->thread) {
+		e->lib_fd = fd;
 		load_thread(e, fd);
-	} else {
-		e->pool = mod_pool_new(e->path, fd, json_object_get(spec, "config"),
-				       (unsigned)json_integer_value(json_object_get(spec, "workers")), &pool_hooks, e);
-		if (!e->pool)
-			refuse(e, "cannot start worker processes");
+		return e;
 	}
+	e->pool = mod_pool_new(e->path, fd, json_object_get(spec, "config"),
+			       (unsigned)json_integer_value(json_object_get(spec, "workers")), &pool_hooks, e);
+	if (!e->pool)
+		refuse(e, "cannot start worker processes");
 	close(fd);
 	return e;
 }
@@ -635,25 +642,29 @@ static void module_describe(const struct kiln_config *cfg, json_t *list)
 	}
 }
 
+static json_t *entry_stats(const struct mod_entry *e)
+{
+	json_t *m = json_pack("{s:s, s:s, s:s, s:i}", "path", e->path, "isolation", e->thread ? "thread" : "process",
+			      "state", mstate_names[e->state], "actions", (int)e->nacts);
+
+	if (e->state == M_REFUSED)
+		json_object_set_new(m, "error", json_string(e->error));
+	if (e->pool) {
+		json_t *ps = mod_pool_stats(e->pool);
+		json_object_update(m, ps);
+		json_decref(ps);
+	}
+	return m;
+}
+
 static void module_stats(json_t *into)
 {
 	json_t *list = json_array();
 
-	for (struct mod_entry *e = ms.list; e; e = e->next) {
-		json_t *m;
-		if (e->retired)
-			continue;
-		m = json_pack("{s:s, s:s, s:s, s:i}", "path", e->path, "isolation", e->thread ? "thread" : "process",
-			      "state", mstate_names[e->state], "actions", (int)e->nacts);
-		if (e->state == M_REFUSED)
-			json_object_set_new(m, "error", json_string(e->error));
-		if (e->pool) {
-			json_t *ps = mod_pool_stats(e->pool);
-			json_object_update(m, ps);
-			json_decref(ps);
-		}
-		json_array_append_new(list, m);
-	}
+	/* The list is newest first; stats read in configuration order. */
+	for (struct mod_entry *e = ms.list; e; e = e->next)
+		if (!e->retired)
+			json_array_insert_new(list, 0, entry_stats(e));
 	json_object_set_new(into, "modules", list);
 }
 
