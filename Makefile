@@ -321,3 +321,7 @@ uninstall-dev:
 	rmdir $(DESTDIR)$(INCLUDEDIR)/kiln 2>/dev/null || true
 	rm -f $(DESTDIR)$(LIBDIR)/libkiln.a $(DESTDIR)$(LIBDIR)/libkiln.so \
 		$(DESTDIR)$(PKGCONFIGDIR)/kiln.pc $(DESTDIR)$(PKGCONFIGDIR)/kiln-module.pc
+
+# The unit tests load the C test modules; test and bench use every module.
+unit: $(MODULE_SO)
+test bench: modules
