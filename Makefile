@@ -300,7 +300,7 @@ INCLUDEDIR ?= $(PREFIX)/include
 LIBDIR     ?= $(PREFIX)/lib
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 PC_SED = -e 's|@PREFIX@|$(PREFIX)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-	-e 's|@VERSION@|$(shell sed -n 's/^\#define KILN_VERSION "\(.*\)"/\1/p' daemon/server.h)|' \
+	-e 's|@VERSION@|$(shell cat daemon/*.h | sed -n 's/^\#define KILN_VERSION "\(.*\)"/\1/p')|' \
 	-e 's|@ABI@|$(KILN_MODULE_ABI)|'
 
 install: install-dev
