@@ -49,6 +49,8 @@ struct mcall {
 	char *text;             /* {"action", "args"}, owned */
 	char action[80];
 	uint64_t id;
+	int payload_fd;         /* a memfd holding a big attachment, or -1 */
+	bool preparing;         /* the memfd is being filled on the pool */
 	struct mcall *next;     /* queue */
 };
 
@@ -80,6 +82,7 @@ struct mod_pool {
 	void *owner;
 	struct worker *workers;
 	unsigned alive;         /* workers not yet freed */
+	unsigned preparing;     /* calls whose payload is being made on the pool */
 	struct mcall *qhead, *qtail;
 	unsigned queued;
 	bool ready, retired, refused;
@@ -118,8 +121,17 @@ static void pool_free(struct mod_pool *p)
 	free(p);
 }
 
+/* A retired pool goes once nothing refers to it any more. */
+static void pool_maybe_free(struct mod_pool *p)
+{
+	if (p->retired && p->alive == 0 && p->preparing == 0)
+		pool_free(p);
+}
+
 static void call_free(struct mcall *c)
 {
+	if (c->payload_fd >= 0)
+		close(c->payload_fd);
 	free(c->text);
 	free(c);
 }
@@ -142,8 +154,8 @@ static void on_handle_closed(uv_handle_t *h)
 	if (--w->handles_open > 0)
 		return;
 	free(w);
-	if (--p->alive == 0 && p->retired)
-		pool_free(p);
+	p->alive--;
+	pool_maybe_free(p);
 }
 
 /* Frees a reaped worker (its handles close first). */
@@ -160,8 +172,8 @@ static void worker_free(struct worker *w)
 		close(w->child_ctl);
 	if (!w->handles_init) {
 		free(w);
-		if (--p->alive == 0 && p->retired)
-			pool_free(p);
+		p->alive--;
+		pool_maybe_free(p);
 		return;
 	}
 	w->handles_open = 2;
@@ -492,6 +504,8 @@ static void on_cancel(struct job *job, void *ctx)
 	struct mod_pool *p = c->pool;
 	double grace = job_config(job)->module_kill_grace;
 
+	if (c->preparing)
+		return; /* payload_done sees the job cancelled */
 	if (!c->worker) {
 		for (struct mcall **pp = &p->qhead; *pp; pp = &(*pp)->next) {
 			if (*pp == c) {
@@ -523,7 +537,10 @@ static void start_call(struct worker *w, struct mcall *c)
 	w->call = c;
 	c->worker = w;
 	w->state = W_BUSY;
-	rc = mw_send(w->sock, &h, c->text, attach);
+	if (c->payload_fd >= 0)
+		rc = mw_send_with_memfd(w->sock, &h, c->text, c->payload_fd);
+	else
+		rc = mw_send(w->sock, &h, c->text, attach);
 	if (rc) {
 		log_error("module %s: cannot send a call to worker %d: %s", w->pool->path, (int)w->pid,
 			  strerror(-rc));
@@ -546,10 +563,62 @@ static void pump(struct mod_pool *p)
 	}
 }
 
+static void enqueue(struct mod_pool *p, struct mcall *c)
+{
+	if (p->qtail)
+		p->qtail->next = c;
+	else
+		p->qhead = c;
+	p->qtail = c;
+	p->queued++;
+	pump(p);
+}
+
+/* Pool thread: copies a big attachment into a memfd, so the loop only
+ * passes the descriptor. */
+static void payload_work(struct job *job, void *arg)
+{
+	struct mcall *c = arg;
+	size_t len = 0;
+	const unsigned char *attach = job_attachment(job, &len);
+	void *data;
+	int fd = mw_memfd_attachment(len, &data);
+
+	if (fd < 0)
+		return;
+	memcpy(data, attach, len);
+	mw_memfd_unmap(data, len);
+	c->payload_fd = fd;
+}
+
+static void payload_done(struct job *job, void *arg, int status)
+{
+	struct mcall *c = arg;
+	struct mod_pool *p = c->pool;
+
+	c->preparing = false;
+	p->preparing--;
+	if (status || job_cancelled(job))
+		job_fail(job, job_cancelled(job) ? job_cancel_reason(job) : KILN_E_CANCELLED, NULL, "cancelled");
+	else if (p->retired || p->refused)
+		job_fail(job, KILN_E_INTERNAL, json_pack("{s:s}", "module", p->path), "module %s was unloaded",
+			 p->path);
+	else if (c->payload_fd < 0)
+		job_fail(job, KILN_E_INTERNAL, NULL,
+			 "module action %s: cannot make shared memory for the attachment", c->action);
+	else {
+		enqueue(p, c);
+		return;
+	}
+	call_free(c);
+	pool_maybe_free(p);
+}
+
 void mod_pool_call(struct mod_pool *p, struct job *job, const char *action, json_t *args)
 {
 	struct mcall *c = calloc(1, sizeof(*c));
 	json_t *req = json_pack("{s:s, s:O}", "action", action, "args", args);
+	size_t len = 0;
 
 	if (!c || !req || !(c->text = json_dumps(req, JSON_COMPACT))) {
 		free(c);
@@ -561,15 +630,18 @@ void mod_pool_call(struct mod_pool *p, struct job *job, const char *action, json
 	c->job = job;
 	c->pool = p;
 	c->id = ++mp.next_id;
+	c->payload_fd = -1;
 	snprintf(c->action, sizeof(c->action), "%s", action);
-	if (p->qtail)
-		p->qtail->next = c;
-	else
-		p->qhead = c;
-	p->qtail = c;
-	p->queued++;
 	job_on_cancel(job, on_cancel, c);
-	pump(p);
+	if (job_attachment(job, &len) && len > MW_INLINE_MAX / 2) {
+		c->preparing = true;
+		p->preparing++;
+		if (job_queue_work(job, payload_work, payload_done, c) == 0)
+			return;
+		c->preparing = false;
+		p->preparing--;
+	}
+	enqueue(p, c);
 }
 
 static void finish_call(struct worker *w, struct mw_msg *m)
@@ -742,8 +814,7 @@ void mod_pool_retire(struct mod_pool *p)
 		if (w->state == W_IDLE || w->state == W_STARTING)
 			worker_stop(w);
 	}
-	if (!p->workers && p->alive == 0)
-		pool_free(p);
+	pool_maybe_free(p);
 }
 
 json_t *mod_pool_stats(const struct mod_pool *p)
