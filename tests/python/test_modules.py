@@ -390,9 +390,12 @@ class LoadingTest(unittest.TestCase):
         self.daemons: List[kilntest.Daemon] = []
 
     def tearDown(self) -> None:
-        for d in self.daemons:
-            d.stop()
-        shutil.rmtree(self.moddir, ignore_errors=True)
+        try:
+            for d in self.daemons:
+                rc = d.stop()
+                self.assertEqual(rc, 0, f"kilnd exited with {rc}:\n{d.read_log()[-4000:]}")
+        finally:
+            shutil.rmtree(self.moddir, ignore_errors=True)
 
     def start(self, modules: List[Dict[str, Any]], **extra: Any) -> kilntest.Daemon:
         d = kilntest.Daemon(dict(extra, modules=modules))
