@@ -521,13 +521,17 @@ int kiln_mod_attachment_array(kiln_mod_call *call, enum kiln_mod_elem type, cons
 	return 0;
 }
 
+/* Sets data.<key> to v (stolen, also on failure). */
 static int set_result(kiln_mod_call *call, const char *key, json_t *v)
 {
 	if (!v)
 		return -KILN_E_INTERNAL;
-	if (!key || !call->data || json_object_set_new(call->data, key, v) != 0)
+	if (!key || !call->data) {
+		json_decref(v);
 		return key ? -KILN_E_INTERNAL : -KILN_E_INVALID_ARGS;
-	return 0;
+	}
+	/* json_object_set_new steals v even when it fails. */
+	return json_object_set_new(call->data, key, v) == 0 ? 0 : -KILN_E_INTERNAL;
 }
 
 int kiln_mod_result_int(kiln_mod_call *call, const char *key, int64_t value)

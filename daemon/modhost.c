@@ -177,6 +177,8 @@ static void run_call(struct mw_msg *m)
 
 /* --- Start -------------------------------------------------------------------- */
 
+static const int fatal_signals[] = { SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGTRAP };
+
 static void confine(const char *ppid)
 {
 	struct rlimit no_core = { 0, 0 };
@@ -191,6 +193,10 @@ static void confine(const char *ppid)
 	if (!ppid || getppid() != (pid_t)atol(ppid))
 		_exit(3);
 	setrlimit(RLIMIT_CORE, &no_core);
+	/* A module's crash ends the process with its own signal, even in a
+	 * sanitizer build whose runtime installed handlers for these. */
+	for (size_t i = 0; i < sizeof(fatal_signals) / sizeof(fatal_signals[0]); i++)
+		signal(fatal_signals[i], SIG_DFL);
 	host.ctl = mmap(NULL, sizeof(struct mw_ctl), PROT_READ, MAP_SHARED, MW_FD_CTL, 0);
 	if (host.ctl == MAP_FAILED)
 		die("cannot map the control page");
