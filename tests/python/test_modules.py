@@ -118,6 +118,16 @@ class ProcessModulesTest(kilntest.KilnTestCase):
         out = self.client.call("numeric.dot", {"n": 3}, attachment=arrays.to_bytes(x + y))
         self.assertEqual(out.data["dot"], 1 * 4 - 2 * 5 + 3 * 6)
 
+    def test_buffers_pass_as_attachments_directly(self) -> None:
+        x = array.array("d", [1, 2, 3, 4, 5, 6])
+        for att in (x, memoryview(x), x.tobytes()):
+            self.assertEqual(self.client.call("numeric.dot", {"n": 3}, attachment=att).data["dot"], 32.0)
+        if arrays.have_numpy():
+            import numpy as np  # type: ignore
+            a = np.array([1, 2, 3, 4, 5, 6], dtype=np.float64)
+            self.assertEqual(self.client.call("numeric.dot", {"n": 3}, attachment=a).data["dot"], 32.0)
+        self.assertIs(kiln.arrays, arrays)
+
     def test_dot_wrong_length_is_invalid_args(self) -> None:
         with self.assertRaises(kiln.InvalidArgs) as cm:
             self.client.call("numeric.dot", {"n": 4}, attachment=arrays.to_bytes([1.0, 2.0]))
