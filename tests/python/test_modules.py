@@ -453,6 +453,16 @@ class LoadingTest(unittest.TestCase):
             wait_for(lambda: "example.pid" in action_names(c), what="the new version")
             self.assertNotIn("numeric.add", action_names(c))
 
+    def test_module_config_reaches_the_module(self) -> None:
+        path = install_module("progress", self.moddir)
+        d = self.start([{"path": path, "config": {"step_ms": 200}}])
+        with d.client() as c:
+            t0 = time.monotonic()
+            c.call("example.progress", {"steps": 2})
+            self.assertGreaterEqual(time.monotonic() - t0, 0.4)
+        self.assert_refused(install_module("progress", self.moddir, as_name="p2"),
+                            "config.step_ms: expected a number", config={"step_ms": "slow"})
+
     def test_config_change_reloads(self) -> None:
         path = install_module("numeric", self.moddir)
         d = self.start([{"path": path}])

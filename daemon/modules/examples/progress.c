@@ -5,7 +5,8 @@
  *   example.progress  {"steps": N, "step_ms": T} -> {"steps": N}
  *
  * Each step sleeps T milliseconds, then reports done/total; a cancelled call
- * stops at the next step and fails with `cancelled`.
+ * stops at the next step and fails with `cancelled`.  The module's "config"
+ * may set the default T: {"path": ".../progress.so", "config": {"step_ms": 5}}.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <time.h>
@@ -14,10 +15,13 @@
 
 KILN_MODULE_DECLARE();
 
+/* Set once by kiln_module_init, read-only afterwards (calls run in parallel). */
+static double default_step_ms = 10;
+
 static int progress(kiln_mod_call *call)
 {
 	int64_t steps;
-	double step_ms = 10;
+	double step_ms = default_step_ms;
 
 	if (kiln_mod_arg_int(call, "steps", &steps))
 		return kiln_mod_fail(call, KILN_E_INVALID_ARGS, "steps must be an integer");
@@ -44,5 +48,9 @@ int kiln_module_init(kiln_mod_registry *reg)
 		"{\"type\":\"object\",\"properties\":{\"steps\":{\"type\":\"integer\"}}}",
 		progress,
 	};
+	int rc = kiln_mod_config_float(reg, "step_ms", &default_step_ms);
+
+	if (rc == -KILN_E_INVALID_ARGS || (rc == 0 && (default_step_ms < 0 || default_step_ms > 60000)))
+		return kiln_mod_init_fail(reg, KILN_E_INVALID_ARGS, "config.step_ms: expected a number in [0, 60000]");
 	return kiln_mod_register(reg, &act);
 }
