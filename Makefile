@@ -279,6 +279,8 @@ clean:
 # `make install` also installs the headers, libkiln.{a,so} and the pkg-config
 # files kiln.pc and kiln-module.pc (install-dev), so a user builds a module
 # with: cc -shared -fPIC $(pkg-config --cflags kiln-module) mymod.c -o mymod.so
+# Optional for the tests: the Rust example's toolchain, and numpy for kiln.arrays.
+DEB_OPT_PKGS += cargo rustc librust-bindgen-dev libclang-dev python3-numpy
 MODULE_EXAMPLES := $(wildcard daemon/modules/examples/*.c)
 TEST_MODULES    := $(wildcard tests/modules/*.c)
 MODULE_SO       := $(MODULE_EXAMPLES:daemon/modules/examples/%.c=$(BUILD)/modules/%.so) \
@@ -306,8 +308,9 @@ $(BUILD)/tests/modules/%.so: tests/modules/%.c $(MODULE_HDRS)
 	$(Q)$(CC) $(MODULE_CFLAGS) -o $@ $<
 
 modules-rust:
-	@if [ -z "$(CARGO)" ] || [ -z "$(RUSTC)" ] || [ ! -d /usr/share/cargo/registry/bindgen-0.60.1 ]; then \
-		echo "modules: skipping the Rust example (needs Debian's cargo, rustc, librust-bindgen-dev)"; \
+	@if [ -z "$(CARGO)" ] || [ -z "$(RUSTC)" ] || ! ls -d /usr/share/cargo/registry/bindgen-0.* >/dev/null 2>&1 || \
+		! ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1; then \
+		echo "modules: skipping the Rust example (needs Debian's cargo, rustc, librust-bindgen-dev, libclang-dev)"; \
 	else \
 		mkdir -p $(BUILD)/modules && \
 		cd $(RUST_MODULE) && RUSTC=$(RUSTC) CARGO_TARGET_DIR=$(abspath $(BUILD))/cargo \
