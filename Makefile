@@ -156,11 +156,11 @@ run: deps
 	$(BUILD)/kilnd --config daemon/kiln.dev.json --foreground
 
 test: deps-test
-	@$(MAKE) --no-print-directory all tools unit
+	@$(MAKE) --no-print-directory all tools unit modules
 	@$(PYTHON) tests/run_all.py --build $(BUILD)
 
 bench: deps-test
-	@$(MAKE) --no-print-directory all tools
+	@$(MAKE) --no-print-directory all tools modules
 	@$(PYTHON) tests/bench/run.py --build $(BUILD) $(BENCH)
 
 # --- Fuzzing ---------------------------------------------------------------
@@ -344,6 +344,6 @@ uninstall-dev:
 	rm -f $(DESTDIR)$(LIBDIR)/libkiln.a $(DESTDIR)$(LIBDIR)/libkiln.so \
 		$(DESTDIR)$(PKGCONFIGDIR)/kiln.pc $(DESTDIR)$(PKGCONFIGDIR)/kiln-module.pc
 
-# The unit tests load the C test modules; test and bench use every module.
+# The unit tests load the C test modules (test and bench build every module
+# in their recipes, after deps-test).
 unit: $(MODULE_SO)
-test bench: modules
