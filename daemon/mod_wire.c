@@ -42,8 +42,10 @@ static int send_hdr(int sock, const struct mw_hdr *h, struct iovec *iov, int nio
 		ctl.c.cmsg_len = CMSG_LEN(sizeof(int));
 		memcpy(CMSG_DATA(&ctl.c), &fd, sizeof(int));
 	}
+	/* Blocking or not as the socket is: kilnd's end never blocks, the
+	 * host's does (its result must get through). */
 	do
-		n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
 	return n < 0 ? -errno : 0;
 }

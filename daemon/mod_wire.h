@@ -71,7 +71,8 @@ struct mw_msg {
 
 /* Sends one message: the payload goes inline or through a new memfd.
  * h->json_len and h->attach_len give the sizes; the offsets are set here.
- * Returns 0 or -errno (-EAGAIN when the socket is full). */
+ * Blocks as the socket does.  Returns 0 or -errno (-EAGAIN when a
+ * non-blocking socket is full). */
 int mw_send(int sock, struct mw_hdr *h, const char *json, const void *attach);
 
 /* Sends a message whose attachment is already at MW_PAGE in `fd` (from
