@@ -570,9 +570,9 @@ static void thread_done(struct job *job, void *arg, int status)
 
 	safe_message(t->call.message, msg);
 	if (status || job_cancelled(job)) {
-		job_fail(job, job_cancelled(job) ? job_cancel_reason(job) : KILN_E_CANCELLED, NULL, "cancelled");
+		job_fail(job, -(job_cancelled(job) ? job_cancel_reason(job) : KILN_E_CANCELLED), NULL, "cancelled");
 	} else if (t->call.code) {
-		job_fail(job, t->call.code, NULL, "%s", msg);
+		job_fail(job, -t->call.code, NULL, "%s", msg);
 	} else {
 		if (t->call.out) {
 			job_set_reply_attachment(job, t->call.out, t->call.out_len, free);
@@ -592,7 +592,7 @@ static void module_call(struct job *job, json_t *args)
 	size_t len = 0;
 
 	if (!a) {
-		job_fail(job, KILN_E_UNKNOWN_ACTION, NULL, "module action %s was unloaded", job_action(job));
+		job_fail(job, -KILN_E_UNKNOWN_ACTION, NULL, "module action %s was unloaded", job_action(job));
 		return;
 	}
 	if (!a->entry->thread) {
@@ -601,7 +601,7 @@ static void module_call(struct job *job, json_t *args)
 	}
 	t = calloc(1, sizeof(*t));
 	if (!t) {
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	attach = job_attachment(job, &len);
@@ -612,7 +612,7 @@ static void module_call(struct job *job, json_t *args)
 	if (job_queue_work(job, thread_work, thread_done, t) != 0) {
 		mod_call_release(&t->call);
 		free(t);
-		job_fail(job, KILN_E_INTERNAL, NULL, "cannot queue work");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "cannot queue work");
 	}
 }
 

@@ -186,7 +186,7 @@ static void fail_queue(struct mod_pool *p, int code, const char *why)
 	while (p->qhead) {
 		struct mcall *c = p->qhead;
 		p->qhead = c->next;
-		job_fail(c->job, code, json_pack("{s:s}", "module", p->path), "module %s: %s", p->path, why);
+		job_fail(c->job, -code, json_pack("{s:s}", "module", p->path), "module %s: %s", p->path, why);
 		call_free(c);
 	}
 	p->qtail = NULL;
@@ -414,11 +414,11 @@ static void worker_exited(struct worker *w, int status)
 	if (c) {
 		if (job_cancelled(c->job)) {
 			json_decref(detail);
-			job_fail(c->job, job_cancel_reason(c->job), NULL, "cancelled; the worker was stopped");
+			job_fail(c->job, -job_cancel_reason(c->job), NULL, "cancelled; the worker was stopped");
 		} else {
 			p->crashes++;
 			log_warn("module %s: worker %s running %s; replacing it", p->path, desc, c->action);
-			job_fail(c->job, KILN_E_INTERNAL, detail, "module action %s: its worker process %s", c->action,
+			job_fail(c->job, -KILN_E_INTERNAL, detail, "module action %s: its worker process %s", c->action,
 				 desc);
 		}
 		call_free(c);
@@ -517,7 +517,7 @@ static void on_cancel(struct job *job, void *ctx)
 		for (struct mcall *q = p->qhead; q; q = q->next)
 			p->qtail = q;
 		p->queued--;
-		job_fail(job, job_cancel_reason(job), NULL, "cancelled");
+		job_fail(job, -job_cancel_reason(job), NULL, "cancelled");
 		call_free(c);
 		return;
 	}
@@ -599,12 +599,12 @@ static void payload_done(struct job *job, void *arg, int status)
 	c->preparing = false;
 	p->preparing--;
 	if (status || job_cancelled(job))
-		job_fail(job, job_cancelled(job) ? job_cancel_reason(job) : KILN_E_CANCELLED, NULL, "cancelled");
+		job_fail(job, -(job_cancelled(job) ? job_cancel_reason(job) : KILN_E_CANCELLED), NULL, "cancelled");
 	else if (p->retired || p->refused)
-		job_fail(job, KILN_E_INTERNAL, json_pack("{s:s}", "module", p->path), "module %s was unloaded",
+		job_fail(job, -KILN_E_INTERNAL, json_pack("{s:s}", "module", p->path), "module %s was unloaded",
 			 p->path);
 	else if (c->payload_fd < 0)
-		job_fail(job, KILN_E_INTERNAL, NULL,
+		job_fail(job, -KILN_E_INTERNAL, NULL,
 			 "module action %s: cannot make shared memory for the attachment", c->action);
 	else {
 		enqueue(p, c);
@@ -623,7 +623,7 @@ void mod_pool_call(struct mod_pool *p, struct job *job, const char *action, json
 	if (!c || !req || !(c->text = json_dumps(req, JSON_COMPACT))) {
 		free(c);
 		json_decref(req);
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	json_decref(req);
@@ -656,13 +656,13 @@ static void finish_call(struct worker *w, struct mw_msg *m)
 	w->state = W_IDLE;
 	uv_timer_stop(&w->kill_timer);
 	if (job_cancelled(job)) {
-		job_fail(job, job_cancel_reason(job), NULL, "cancelled");
+		job_fail(job, -job_cancel_reason(job), NULL, "cancelled");
 	} else if (!msg || (m->h.code == 0 && !json_is_object(data))) {
-		job_fail(job, KILN_E_INTERNAL, json_pack("{s:s}", "module", w->pool->path),
+		job_fail(job, -KILN_E_INTERNAL, json_pack("{s:s}", "module", w->pool->path),
 			 "module action %s: malformed result from its worker", c->action);
 	} else if (m->h.code != 0) {
 		int code = m->h.code > 0 && m->h.code < KILN_E_COUNT ? m->h.code : KILN_E_INTERNAL;
-		job_fail(job, code, NULL, "%s", msg);
+		job_fail(job, -code, NULL, "%s", msg);
 	} else {
 		if (m->h.attach_len) {
 			void *att = mw_msg_take_attachment(m);
