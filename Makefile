@@ -6,6 +6,8 @@
 #   make bench    benchmarks (not tests)
 #   make stress   long load, fault and soak tests (tests/stress, ~3 min; STRESS=stress_soak for one)
 #   make fuzz     libFuzzer targets (tests/fuzz), each run FUZZ_SECONDS (default 60)
+#   make mutation break each check in tests/mutation/mutations.json in turn, in a
+#                 scratch copy, and show that its tests fail (MUTATIONS="id ..." picks some)
 #   make install  kilnd, systemd units, sysusers.d, /etc/kiln/kiln.json, the Python client
 #                 (PREFIX=/usr/local, DESTDIR=; see below); make uninstall removes them
 #
@@ -73,7 +75,7 @@ DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps deps-test run test unit proto bench stress clean install uninstall tools fuzz \
-	fuzz-build
+	fuzz-build mutation
 all: $(BUILD)/kilnd $(BUILD)/libkiln.a $(BUILD)/libkiln.so
 
 $(BUILD)/obj/%.o: %.c
@@ -200,6 +202,14 @@ fuzz: deps-test
 stress: deps-test
 	@$(MAKE) --no-print-directory all
 	@$(PYTHON) tests/stress/run.py --build $(BUILD) $(STRESS)
+
+# Each mutation is an exact edit inside a named function with the tests that
+# must catch it; the runner builds a scratch copy (the working tree is not
+# touched) and fails if any mutation survives or no longer applies.  `make
+# test` only checks that every edit still applies (run.py --check).
+MUTATIONS ?=
+mutation: deps-test
+	@$(PYTHON) tests/mutation/run.py $(MUTATIONS)
 
 # Regenerates proto/actions.json from the action table (a test checks it is current).
 proto: $(BUILD)/kilnd

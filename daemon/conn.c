@@ -226,7 +226,9 @@ static void on_job_release(void *owner, struct job *job)
 	n->next->prev = n->prev;
 	n->prev = n->next = NULL;
 	c->inflight--;
-	mark(c, PEND_PROCESS);
+	/* Reading on means nothing waits for this slot. */
+	if (c->state != CONN_SERVING || !c->reading)
+		mark(c, PEND_PROCESS);
 }
 
 static struct job *find_job(void *owner, json_int_t id)
@@ -282,7 +284,9 @@ static void after_write(uv_write_t *req, int status)
 		conn_close(c);
 		return;
 	}
-	mark(c, PEND_PROCESS);
+	/* Reading on means no request waits for the output to drain. */
+	if (c->state != CONN_SERVING || !c->reading)
+		mark(c, PEND_PROCESS);
 }
 
 static void conn_flush(struct conn *c)
@@ -330,6 +334,7 @@ static void conn_close(struct conn *c)
 {
 	if (c->state == CONN_CLOSED)
 		return;
+	assert(conns.open > 0 && (c->refused || conns.served > 0));
 	set_state(c, CONN_CLOSED);
 	unmark(c);
 	/* Closing the connection cancels its work; nobody is left to answer. */
@@ -758,6 +763,7 @@ const struct kiln_peer *conn_peer(const struct conn *c)
 
 void conn_start(struct conn *c)
 {
+	assert(c->state == CONN_SERVING || c->state == CONN_DRAINING);
 	update_reading(c, false);
 }
 
