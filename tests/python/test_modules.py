@@ -440,6 +440,7 @@ class LoadingTest(unittest.TestCase):
                          open(f"/proc/{pid}/stat").read().split()[2] == "Z", what=f"worker {pid} to stop")
             self.assertEqual(c.call("example.pid").data["pid"] > 0, True)
 
+    @heavy  # one more daemon each: skipped under valgrind, where the suite's time is short
     def test_sighup_reloads_a_changed_file_only(self) -> None:
         path = install_module("numeric", self.moddir, as_name="mine")
         d = self.start([{"path": path}])
@@ -463,6 +464,7 @@ class LoadingTest(unittest.TestCase):
         self.assert_refused(install_module("progress", self.moddir, as_name="p2"),
                             "config.step_ms: expected a number", config={"step_ms": "slow"})
 
+    @heavy  # one more daemon each: skipped under valgrind, where the suite's time is short
     def test_config_change_reloads(self) -> None:
         path = install_module("numeric", self.moddir)
         d = self.start([{"path": path}])
@@ -488,6 +490,7 @@ class LoadingTest(unittest.TestCase):
         with d.client() as c, self.assertRaises(kiln.UnknownAction):
             c.call("numeric.add", {"a": 1, "b": 1})
 
+    @heavy  # one more daemon each: skipped under valgrind, where the suite's time is short
     def test_group_writable_refused(self) -> None:
         if os.getgid() == 0:
             self.skipTest("group-writable is allowed for group root; run as non-root to check this")
@@ -507,6 +510,7 @@ class LoadingTest(unittest.TestCase):
         with d.client() as c:
             wait_for(lambda: "numeric.add" in action_names(c), what="the fixed module")
 
+    @heavy  # one more daemon each: skipped under valgrind, where the suite's time is short
     def test_thread_isolation_checks_ownership_too(self) -> None:
         path = install_module("numeric", self.moddir, mode=0o666)
         self.assert_refused(path, "writable by others", isolation="thread")
@@ -517,19 +521,23 @@ class LoadingTest(unittest.TestCase):
             self.assert_refused(path, "built for kiln module ABI version 2, but kilnd implements version 1",
                                 isolation=iso)
 
+    @heavy  # one more daemon each: skipped under valgrind, where the suite's time is short
     def test_invalid_schema_refused(self) -> None:
         path = install_module("bad_schema", self.moddir)
         self.assert_refused(path, 'unsupported schema keyword "patternProperties"')
 
+    @heavy  # one more daemon each: skipped under valgrind, where the suite's time is short
     def test_not_a_module_refused(self) -> None:
         path = os.path.join(self.moddir, "plain.so")
         shutil.copyfile(os.path.join(BUILD, "libkiln.so"), path)  # a shared object, not a module
         os.chmod(path, 0o755)
         self.assert_refused(path, "not a kiln module")
 
+    @heavy  # one more daemon each: skipped under valgrind, where the suite's time is short
     def test_missing_file_refused(self) -> None:
         self.assert_refused(os.path.join(self.moddir, "nope.so"), "cannot open")
 
+    @heavy  # one more daemon each: skipped under valgrind, where the suite's time is short
     def test_duplicate_action_refused(self) -> None:
         a = install_module("numeric", self.moddir, as_name="one")
         b = install_module("numeric", self.moddir, as_name="two")
