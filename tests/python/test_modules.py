@@ -574,6 +574,27 @@ class LoadingTest(unittest.TestCase):
         self.daemons.remove(d)
         wait_for(lambda: not os.path.exists(f"/proc/{pid}"), what="the worker to go")
 
+    @heavy
+    def test_shutdown_with_a_spinning_call(self) -> None:
+        path = install_module("faults", self.moddir)
+        d = self.start([{"path": path}], shutdown_grace=1, module_kill_grace=0.5)
+        result: Dict[str, Any] = {}
+
+        def spin() -> None:
+            with d.client() as c:
+                result["out"] = c.call("example.spin", timeout=60, check=False)
+
+        t = threading.Thread(target=spin)
+        t.start()
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        self.assertEqual(d.stop(), 0)
+        self.daemons.remove(d)
+        # The grace, then cancel, then the kill grace: kilnd does not wait on the module.
+        self.assertLess(time.monotonic() - t0, 1 + 0.5 + 3)
+        t.join(10)
+        self.assertEqual(result["out"].error["code"], "cancelled")
+
 
 if __name__ == "__main__":
     unittest.main()
