@@ -648,7 +648,10 @@ static void finish_call(struct worker *w, struct mw_msg *m)
 {
 	struct mcall *c = w->call;
 	struct job *job = c->job;
-	json_t *r = json_loads(m->json, 0, NULL);
+	const struct kiln_config *cfg = job_config(job);
+	/* The worker is not trusted with kilnd's limits: check them here. */
+	bool too_big = m->h.attach_len > cfg->max_attachment_bytes || m->h.json_len > cfg->max_line_bytes;
+	json_t *r = too_big ? NULL : json_loads(m->json, 0, NULL);
 	json_t *data = json_object_get(r, "data");
 	const char *msg = json_string_value(json_object_get(r, "message"));
 
@@ -657,6 +660,10 @@ static void finish_call(struct worker *w, struct mw_msg *m)
 	uv_timer_stop(&w->kill_timer);
 	if (job_cancelled(job)) {
 		job_fail(job, -job_cancel_reason(job), NULL, "cancelled");
+	} else if (too_big) {
+		job_fail(job, -KILN_E_TOO_LARGE, json_pack("{s:s}", "limit", m->h.attach_len > cfg->max_attachment_bytes
+									 ? "max_attachment_bytes" : "max_line_bytes"),
+			 "module action %s: its result exceeds the daemon's limit", c->action);
 	} else if (!msg || (m->h.code == 0 && !json_is_object(data))) {
 		job_fail(job, -KILN_E_INTERNAL, json_pack("{s:s}", "module", w->pool->path),
 			 "module action %s: malformed result from its worker", c->action);
