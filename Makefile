@@ -111,16 +111,19 @@ $(BUILD)/libkiln.so: $(LIB_OBJ)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -shared $(LDFLAGS) -Wl,--no-undefined -Wl,-soname,libkiln.so.$(KILN_SOVERSION) -o $@ $^ $(LIB_LDLIBS)
 
-$(BUILD)/kilnd: $(BUILD)/obj/daemon/main.o $(DAEMON_OBJ) $(BUILD)/libkiln.a
+# kilnd exports the module API (kiln_mod_*) to the modules it loads.
+MODULE_LDFLAGS := -Wl,--dynamic-list=daemon/module.syms
+
+$(BUILD)/kilnd: $(BUILD)/obj/daemon/main.o $(DAEMON_OBJ) $(BUILD)/libkiln.a daemon/module.syms
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) $(MODULE_LDFLAGS) -o $@ $(filter %.o %.a,$^) $(LDLIBS)
 
 HARNESS_OBJ := $(BUILD)/obj/tests/unit/harness.o
 
 $(BUILD)/tests/%: tests/unit/%.c $(HARNESS_OBJ) $(DAEMON_OBJ) $(BUILD)/libkiln.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CCLD    $@")
-	$(Q)$(CC) $(CFLAGS) $(DAEMON_CPPFLAGS) $(CHECK_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
+	$(Q)$(CC) $(CFLAGS) $(DAEMON_CPPFLAGS) $(CHECK_CFLAGS) -Itests/unit $(LDFLAGS) $(MODULE_LDFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
 
 # Keep intermediate objects (the test harness) between runs.
 .SECONDARY:
@@ -172,11 +175,11 @@ run: deps
 	$(BUILD)/kilnd --config daemon/kiln.dev.json --foreground
 
 test: deps-test
-	@$(MAKE) --no-print-directory all tools unit
+	@$(MAKE) --no-print-directory all tools unit modules
 	@$(PYTHON) tests/run_all.py --build $(BUILD)
 
 bench: deps-test
-	@$(MAKE) --no-print-directory all tools
+	@$(MAKE) --no-print-directory all tools modules
 	@$(PYTHON) tests/bench/run.py --build $(BUILD) $(BENCH)
 
 # --- Fuzzing ---------------------------------------------------------------
@@ -350,3 +353,79 @@ clean:
 	rm -rf build build-*
 
 -include $(LIB_OBJ:.o=.d) $(DAEMON_OBJ:.o=.d) $(BUILD)/obj/daemon/main.d $(FUZZ_OBJ:.o=.d)
+
+# --- Native modules (issue #12): examples, test modules, developer install ---
+# `make modules` builds the example modules (daemon/modules/examples/*.c, and
+# the Rust one when Debian's cargo is installed) into $(BUILD)/modules/ and
+# the test modules (tests/modules/*.c) into $(BUILD)/tests/modules/.
+# `make install` also installs the headers, libkiln.{a,so} and the pkg-config
+# files kiln.pc and kiln-module.pc (install-dev), so a user builds a module
+# with: cc -shared -fPIC $(pkg-config --cflags kiln-module) mymod.c -o mymod.so
+# Optional for the tests: the Rust example's toolchain, and numpy for kiln.arrays.
+DEB_OPT_PKGS += cargo rustc librust-bindgen-dev libclang-dev python3-numpy
+MODULE_EXAMPLES := $(wildcard daemon/modules/examples/*.c)
+TEST_MODULES    := $(wildcard tests/modules/*.c)
+MODULE_SO       := $(MODULE_EXAMPLES:daemon/modules/examples/%.c=$(BUILD)/modules/%.so) \
+	$(TEST_MODULES:tests/modules/%.c=$(BUILD)/tests/modules/%.so)
+MODULE_CFLAGS   := -O2 -g -std=c11 $(WARN) -shared -fPIC -Iinclude
+MODULE_HDRS     := include/kiln/module.h include/kiln/error.h
+# Debian's cargo and rustc (not a rustup toolchain earlier on PATH), offline,
+# with crates from /usr/share/cargo/registry (daemon/modules/examples/rust/.cargo).
+CARGO ?= $(shell test -x /usr/bin/cargo && echo /usr/bin/cargo)
+RUSTC ?= $(shell test -x /usr/bin/rustc && echo /usr/bin/rustc)
+RUST_MODULE := daemon/modules/examples/rust
+KILN_MODULE_ABI = $(shell sed -n 's/^\#define KILN_MODULE_ABI_VERSION \([0-9]*\)/\1/p' include/kiln/module.h)
+
+.PHONY: modules modules-rust install-dev uninstall-dev
+modules: $(MODULE_SO) modules-rust
+
+$(BUILD)/modules/%.so: daemon/modules/examples/%.c $(MODULE_HDRS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  MODULE  $@")
+	$(Q)$(CC) $(MODULE_CFLAGS) -o $@ $<
+
+$(BUILD)/tests/modules/%.so: tests/modules/%.c $(MODULE_HDRS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  MODULE  $@")
+	$(Q)$(CC) $(MODULE_CFLAGS) -o $@ $<
+
+modules-rust:
+	@if [ -z "$(CARGO)" ] || [ -z "$(RUSTC)" ] || ! ls -d /usr/share/cargo/registry/bindgen-0.* >/dev/null 2>&1 || \
+		! ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1; then \
+		echo "modules: skipping the Rust example (needs Debian's cargo, rustc, librust-bindgen-dev, libclang-dev)"; \
+	else \
+		mkdir -p $(BUILD)/modules && \
+		cd $(RUST_MODULE) && RUSTC=$(RUSTC) CARGO_TARGET_DIR=$(abspath $(BUILD))/cargo \
+			KILN_INCLUDE=$(CURDIR)/include $(CARGO) build --offline --release -q && \
+		cp $(abspath $(BUILD))/cargo/release/libkiln_rust_example.so $(abspath $(BUILD))/modules/rust_example.so; \
+	fi
+
+INCLUDEDIR ?= $(PREFIX)/include
+LIBDIR     ?= $(PREFIX)/lib
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+PC_SED = -e 's|@PREFIX@|$(PREFIX)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	-e 's|@VERSION@|$(shell cat daemon/*.h | sed -n 's/^\#define KILN_VERSION "\(.*\)"/\1/p')|' \
+	-e 's|@ABI@|$(KILN_MODULE_ABI)|'
+
+install: install-dev
+uninstall: uninstall-dev
+
+install-dev: $(BUILD)/libkiln.a $(BUILD)/libkiln.so
+	install -d $(DESTDIR)$(INCLUDEDIR)/kiln $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 0644 include/kiln/*.h $(DESTDIR)$(INCLUDEDIR)/kiln/
+	install -m 0644 $(BUILD)/libkiln.a $(DESTDIR)$(LIBDIR)/libkiln.a
+	install -m 0755 $(BUILD)/libkiln.so $(DESTDIR)$(LIBDIR)/libkiln.so
+	for pc in kiln kiln-module; do \
+		sed $(PC_SED) daemon/pkgconfig/$$pc.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/$$pc.pc && \
+		chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/$$pc.pc || exit 1; \
+	done
+
+uninstall-dev:
+	for h in include/kiln/*.h; do rm -f $(DESTDIR)$(INCLUDEDIR)/kiln/$$(basename $$h); done
+	rmdir $(DESTDIR)$(INCLUDEDIR)/kiln 2>/dev/null || true
+	rm -f $(DESTDIR)$(LIBDIR)/libkiln.a $(DESTDIR)$(LIBDIR)/libkiln.so \
+		$(DESTDIR)$(PKGCONFIGDIR)/kiln.pc $(DESTDIR)$(PKGCONFIGDIR)/kiln-module.pc
+
+# The unit tests load the C test modules (test and bench build every module
+# in their recipes, after deps-test).
+unit: $(MODULE_SO)

@@ -93,6 +93,7 @@ extern const struct action_family family_text;
 extern const struct action_family family_scene;
 extern const struct action_family family_proc;
 extern const struct action_family family_job;
+extern const struct action_family family_module;
 
 /* Adds a family to the table (before dispatch_init; describe lists the
  * families in registration order).  The family must outlive the daemon. */
@@ -144,6 +145,8 @@ struct server_figures {
 	double uptime_s;
 };
 void server_figures(struct server_figures *out);
+/* Seconds since the server started (ping's share of the above). */
+double server_uptime_s(void);
 /* Resident memory of the process in bytes (0 if unknown). */
 size_t server_rss_bytes(void);
 

@@ -17,8 +17,9 @@
 
 #include "kiln/error.h"
 #include "log.h"
+#include "modules.h"
 
-enum ktype { K_STR, K_PATH, K_UINT, K_U64, K_SIZE, K_DOUBLE, K_MODE, K_LEVEL, K_IDS, K_ROOTS, K_OBJECT };
+enum ktype { K_STR, K_PATH, K_UINT, K_U64, K_SIZE, K_DOUBLE, K_MODE, K_LEVEL, K_IDS, K_ROOTS, K_OBJECT, K_MODULES };
 
 struct key {
 	const char *name;
@@ -86,6 +87,12 @@ static const struct key keys[] = {
 	  "directory for finished job records; empty: $STATE_DIRECTORY, else records are kept in memory only" },
 	{ "job_retention", K_DOUBLE, OFF(job_retention), 0, 1e8, "86400",
 	  "seconds a finished detached job's record is kept" },
+	{ "modules", K_MODULES, OFF(modules), 0, 0, "[]",
+	  "native modules to load: [{\"path\": FILE.so, \"isolation\": \"process\" (default) or \"thread\", "
+	  "\"workers\": N (default 1), \"config\": {...}}] (see include/kiln/module.h)" },
+	{ "module_kill_grace", K_DOUBLE, OFF(module_kill_grace), 0, 3600, "1",
+	  "seconds a cancelled or timed-out module call in process isolation may take to return "
+	  "before its worker process is killed" },
 };
 #undef OFF
 
@@ -212,6 +219,14 @@ static int set_key(struct kiln_config *cfg, const struct key *k, json_t *v, cons
 	}
 	case K_ROOTS:
 		return set_roots(cfg, k, v, base_dir, err, errlen);
+	case K_MODULES: {
+		json_t *list;
+		if (module_config_parse(v, base_dir, &list, err, errlen))
+			return -1;
+		json_decref(*FIELD(cfg, k, json_t *));
+		*FIELD(cfg, k, json_t *) = list;
+		return 0;
+	}
 	case K_OBJECT:
 		if (!json_is_object(v))
 			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "config key \"%s\": expected an object", k->name);
@@ -267,6 +282,7 @@ static void config_free(struct kiln_config *cfg)
 	json_decref(cfg->allowed_uids);
 	json_decref(cfg->allowed_gids);
 	json_decref(cfg->procedures);
+	json_decref(cfg->modules);
 	free_roots(cfg);
 	free(cfg);
 }
@@ -373,7 +389,7 @@ json_t *config_describe(void)
 {
 	static const char *const tnames[] = { "string", "path", "integer", "integer", "bytes", "number",
 					      "octal string", "string", "array of ids", "array of paths",
-					      "object" };
+					      "object", "array of modules" };
 	json_t *arr = json_array();
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		json_array_append_new(arr, json_pack("{s:s, s:s, s:o, s:s}", "key", keys[i].name, "type",

@@ -60,6 +60,10 @@ struct kiln_config {
 	char *state_dir;         /* "" = no persistence */
 	double job_retention;    /* seconds a finished job record is kept */
 
+	/* native modules (issue 12). */
+	json_t *modules;         /* normalized list, see modules.h */
+	double module_kill_grace; /* seconds a cancelled module call may take to return */
+
 	char *source;            /* file it came from, or "(defaults)" */
 };
 

@@ -442,13 +442,13 @@ static void put_json(struct outq *q, json_t *v)
 		put_real(q, json_real_value(v));
 		break;
 	case JSON_TRUE:
-		put(q, "true");
+		PUT(q, "true");
 		break;
 	case JSON_FALSE:
-		put(q, "false");
+		PUT(q, "false");
 		break;
 	default:
-		put(q, "null");
+		PUT(q, "null");
 		break;
 	}
 }

@@ -8,7 +8,7 @@ void families_register_builtin(void)
 {
 	static const struct action_family *const builtin[] = {
 		&family_core, &family_corpus, &family_pi, &family_text,
-		&family_scene, &family_proc, &family_job,
+		&family_scene, &family_proc, &family_job, &family_module,
 	};
 
 	for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)

@@ -15,6 +15,7 @@
 #include "action.h"
 #include "config.h"
 #include "log.h"
+#include "mod_proc.h"
 #include "sdnotify.h"
 #include "server.h"
 
@@ -90,6 +91,9 @@ int main(int argc, char **argv)
 	char err[1024], path[PATH_MAX];
 	int c, describe = 0;
 
+	/* A module worker process (mod_proc.c), started by kilnd itself. */
+	if (argc > 1 && strcmp(argv[1], "--module-host") == 0)
+		return modhost_main(argc, argv);
 	while ((c = getopt_long(argc, argv, "s:c:fl:hVD", opts, NULL)) != -1) {
 		switch (c) {
 		case 's': socket_opt = optarg; break;

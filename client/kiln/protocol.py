@@ -45,7 +45,8 @@ class ProcedureInput:
             obj["detach"] = True
         obj["accept_raw"] = True
         if self.attachment is not None:
-            obj["raw"] = len(self.attachment)
+            # Bytes, not elements: array.array, memoryview and numpy arrays are buffers too.
+            obj["raw"] = memoryview(self.attachment).nbytes
         line = json.dumps(obj, separators=(",", ":")).encode() + b"\n"
         return line
 
