@@ -13,15 +13,15 @@
 #include "action.h"
 #include "config.h"
 #include "kiln/error.h"
-#include "server.h"
+#include "job.h"
 
 static void act_ping(struct job *job, json_t *args)
 {
-	struct server *srv = server_current();
+	struct server_figures f;
+
 	(void)args;
-	job_succeed(job,
-		    json_pack("{s:s, s:f, s:i}", "version", KILN_VERSION, "uptime_s",
-			      (double)(uv_hrtime() - srv->started_ns) / 1e9, "pid", (int)getpid()),
+	server_figures(&f);
+	job_succeed(job, json_pack("{s:s, s:f, s:i}", "version", KILN_VERSION, "uptime_s", f.uptime_s, "pid", (int)getpid()),
 		    "pong");
 }
 
@@ -75,9 +75,9 @@ static void act_vector_length(struct job *job, json_t *args)
 static void act_cancel(struct job *job, json_t *args)
 {
 	json_int_t target = json_integer_value(json_object_get(args, "target"));
-	struct job *t = job->conn ? job_find(job->conn, target) : NULL;
+	struct job *t = job_sibling(job, target);
 
-	if (!t || t == job) {
+	if (!t) {
 		job_fail(job, KILN_E_NOT_FOUND, json_pack("{s:I}", "target", target),
 			 "no request %" JSON_INTEGER_FORMAT " in flight on this connection", target);
 		return;
@@ -89,17 +89,17 @@ static void act_cancel(struct job *job, json_t *args)
 
 static void act_stats(struct job *job, json_t *args)
 {
-	struct server *srv = server_current();
+	struct server_figures f;
 	json_t *data;
 
 	(void)args;
-	data = json_pack("{s:I, s:I, s:I, s:I, s:f, s:I}", "connections", (json_int_t)srv->nconns,
-			 "requests_served", (json_int_t)srv->requests_served, "in_flight",
-			 (json_int_t)srv->jobs_in_flight, "rss_bytes", (json_int_t)server_rss_bytes(),
-			 "uptime_s", (double)(uv_hrtime() - srv->started_ns) / 1e9, "memory_held_bytes",
+	server_figures(&f);
+	data = json_pack("{s:I, s:I, s:I, s:I, s:f, s:I}", "connections", (json_int_t)f.connections,
+			 "requests_served", (json_int_t)f.requests_served, "in_flight", (json_int_t)f.in_flight,
+			 "rss_bytes", (json_int_t)server_rss_bytes(), "uptime_s", f.uptime_s, "memory_held_bytes",
 			 (json_int_t)dispatch_memory_held());
 	dispatch_stats(data);
-	job_succeed(job, data, "%u connections, %u in flight", srv->nconns, srv->jobs_in_flight);
+	job_succeed(job, data, "%u connections, %u in flight", f.connections, f.in_flight);
 }
 
 struct sleep_ctx {

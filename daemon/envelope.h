@@ -8,10 +8,32 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
-
-#include "job.h"
+#include <sys/types.h>
 
 struct kiln_config;
+
+/* Who sent a request: the connection's SO_PEERCRED. */
+struct kiln_peer {
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+};
+
+/* The parsed envelope (ProcedureInput; envelope_parse() fills it). */
+struct request {
+	json_int_t job_id;
+	char *action;       /* owned */
+	double timeout;     /* seconds; 0 = config default */
+	int retries;
+	json_t *host_list;  /* owned reference; empty array when absent */
+	json_t *args;       /* owned reference; empty object when absent */
+	bool progress;      /* stream progress lines */
+	bool accept_raw;    /* reply attachments as raw bytes after the line */
+	bool detach;        /* issue 7: detached job */
+	size_t raw_len;     /* bytes of raw attachment following the line */
+	unsigned char *attach; /* owned: raw or decoded raw_b64 bytes */
+	size_t attach_len;
+};
 
 /*
  * Parses and validates one request line.  Returns 0, or -KILN_E_PARSE,

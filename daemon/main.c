@@ -99,7 +99,8 @@ int main(int argc, char **argv)
 	}
 	if (!config_path && getenv("KILN_CONFIG") && *getenv("KILN_CONFIG"))
 		config_path = getenv("KILN_CONFIG");
-	cfg = config_load(config_path, err, sizeof(err));
+	families_register_builtin();
+	cfg = dispatch_config_load(config_path, err, sizeof(err));
 	if (!cfg) {
 		fprintf(stderr, "kilnd: %s\n", err);
 		return 1;
