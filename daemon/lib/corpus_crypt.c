@@ -204,11 +204,6 @@ const char *kiln_osslenc_foreign(const uint8_t *in, size_t len)
 	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
 		if (len >= strlen(known[i].prefix) && !memcmp(in, known[i].prefix, strlen(known[i].prefix)))
 			return known[i].what;
-	/* OpenPGP binary: a symmetric-key session key packet (tag 3) or a
-	 * public-key one (tag 1), old or new packet format. */
-	if (len > 2 && (in[0] == 0x8c || in[0] == 0x8d || in[0] == 0xc3 || in[0] == 0x84 || in[0] == 0x85 ||
-			in[0] == 0xc1))
-		return "a gpg file (OpenPGP packets), not openssl enc";
 	if (len > 0 && kiln_utf8_valid_prefix(in, len) == len && !memchr(in, 0, len))
 		return "plain text, not encrypted";
 	return NULL;
@@ -276,13 +271,20 @@ static int split_file(const uint8_t *in, size_t len, const struct kiln_osslenc_p
 		*ctlen = len - KILN_OSSLENC_HEADER;
 		return 0;
 	}
-	if (p->raw || p->nosalt || p->has_salt) {
+	what = kiln_osslenc_foreign(in, len);
+	/* Headerless ciphertext is binary: a file that is evidently something
+	 * else (text, gpg, age) is not decrypted into garbage. */
+	if ((p->raw || p->nosalt || p->has_salt) && !what) {
 		*salt = p->has_salt && !p->raw ? p->salt : NULL;
 		return 0;
 	}
-	what = kiln_osslenc_foreign(in, len);
+	/* Binary OpenPGP starts with a session key packet (tag 3 or 1, old
+	 * or new format); only a guess, as ciphertext starts anyhow. */
+	if (!what && (in[0] == 0x8c || in[0] == 0x8d || in[0] == 0xc3 || in[0] == 0x84 || in[0] == 0x85 ||
+		      in[0] == 0xc1))
+		what = "binary with no Salted__ header (a gpg file?)";
 	snprintf(err, errlen, "not encrypted as openssl enc writes it: %s%s", what ? what : "no Salted__ header",
-		 what ? "" : " (for -nosalt, -S or -K files pass nosalt, salt or key)");
+		 what && strncmp(what, "binary", 6) ? "" : " (for -nosalt, -S or -K files pass nosalt, salt or key)");
 	return -KILN_E_INVALID_ARGS;
 }
 
@@ -310,8 +312,8 @@ int kiln_osslenc_decrypt(const uint8_t *in, size_t len, const char *pass, size_t
 	ivlen = (size_t)EVP_CIPHER_get_iv_length(c);
 	rc = -KILN_E_INVALID_ARGS;
 	if (EVP_CIPHER_get_block_size(c) > 1 && (ctlen == 0 || ctlen % (size_t)EVP_CIPHER_get_block_size(c))) {
-		snprintf(err, errlen, "truncated or not %s (ciphertext is not a whole number of %d-byte blocks)",
-			 p->cipher, EVP_CIPHER_get_block_size(c));
+		snprintf(err, errlen, "does not decrypt with %s: not a whole number of %d-byte blocks (another "
+			 "cipher, or truncated)", p->cipher, EVP_CIPHER_get_block_size(c));
 		goto out;
 	}
 	if (p->raw) {
