@@ -921,7 +921,8 @@ static void act_render(struct job *job, json_t *args)
 	e->renders++;
 	r->start_ns = uv_hrtime();
 	r->png = fmt && strcmp(json_string_value(fmt), "png") == 0;
-	r->tiles_total = kiln_render_tile_count(&reg);
+	/* Counted in 64 bits: a 2^20 x 2^20 frame has 2^32 tiles. */
+	r->tiles_total = (uint64_t)((reg.width + KILN_TILE - 1) / KILN_TILE) * ((reg.height + KILN_TILE - 1) / KILN_TILE);
 	rows = reg.height;
 	if (out) {
 		rows = BAND_BYTES / ((size_t)reg.width * 4) / KILN_TILE * KILN_TILE;
