@@ -59,7 +59,7 @@ static EVP_CIPHER *fetch_cipher(const char *name, char *err, size_t errlen)
 int kiln_osslenc_params_check(const struct kiln_osslenc_params *p, char *err, size_t errlen)
 {
 	EVP_CIPHER *c = fetch_cipher(p->cipher, err, errlen);
-	EVP_MD *md;
+	EVP_MD *md = NULL;
 	int rc = -KILN_E_INVALID_ARGS;
 
 	if (!c)
@@ -73,11 +73,9 @@ int kiln_osslenc_params_check(const struct kiln_osslenc_params *p, char *err, si
 		snprintf(err, errlen, "iterations must be 1..100000000");
 	else if (!p->raw && !(md = EVP_MD_fetch(NULL, p->digest, NULL)))
 		snprintf(err, errlen, "unknown digest \"%s\" (OpenSSL has none of that name)", p->digest);
-	else {
-		if (!p->raw)
-			EVP_MD_free(md);
+	else
 		rc = 0;
-	}
+	EVP_MD_free(md);
 	EVP_CIPHER_free(c);
 	return rc;
 }
