@@ -10,7 +10,8 @@
 #                 (PREFIX=/usr/local, DESTDIR=; see below); make uninstall removes them
 #
 # BUILD=dir puts objects elsewhere (developers use this to build in parallel).
-# SAN=1 builds with AddressSanitizer + UndefinedBehaviorSanitizer.
+# SAN=1 builds with AddressSanitizer + UndefinedBehaviorSanitizer; it and
+# DEBUG=1 keep the invariant checks (assert) that other builds compile out.
 
 BUILD   ?= build
 CC      := gcc
@@ -27,10 +28,14 @@ DEB_TEST_PKGS := check libsubunit-dev openssl valgrind systemd procps clang libc
 DEB_OPT_PKGS := python3-gmpy2 python3-cryptography python3-pil gnupg age
 
 PC_PKGS := libuv jansson libcrypto gmp libpng
+# The library (daemon/lib) uses only these: no libuv, no jansson.
+LIB_PC_PKGS := libcrypto gmp libpng
 # Recursively expanded on purpose: pkg-config runs only when compiling, so
 # `make deps` works on a machine that has no pkg-config yet.
 PC_CFLAGS = $(shell pkg-config --cflags $(PC_PKGS))
 PC_LIBS   = $(shell pkg-config --libs $(PC_PKGS))
+LIB_PC_CFLAGS = $(shell pkg-config --cflags $(LIB_PC_PKGS))
+LIB_PC_LIBS   = $(shell pkg-config --libs $(LIB_PC_PKGS))
 # The check framework links into the unit tests only, never into kilnd.
 CHECK_CFLAGS = $(shell pkg-config --cflags check)
 CHECK_LIBS   = $(shell pkg-config --libs check)
@@ -44,11 +49,20 @@ endif
 
 WARN    := -Wall -Wextra -Werror
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -fPIC -Iinclude -Idaemon -MMD -MP
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -fPIC -MMD -MP
+# The boundary between daemon and library, enforced here: the daemon sees
+# its own headers and include/; the library sees include/ and its own folder
+# only, so a daemon header or a libuv/jansson call in it does not compile,
+# and libkiln.so links with --no-undefined against just what it uses.
+DAEMON_CPPFLAGS = -Iinclude -Idaemon $(PC_CFLAGS)
+LIB_CPPFLAGS    = -Iinclude -Idaemon/lib $(LIB_PC_CFLAGS)
+LIB_LDLIBS      = $(LIB_PC_LIBS) -lunistring -lm
 LDLIBS  = $(PC_LIBS) -lunistring -lm -lpthread
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
+else ifneq ($(DEBUG),1)
+CFLAGS  += -DNDEBUG
 endif
 
 LIB_SRC    := $(wildcard daemon/lib/*.c)
@@ -65,7 +79,12 @@ all: $(BUILD)/kilnd $(BUILD)/libkiln.a $(BUILD)/libkiln.so
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CFLAGS) $(PC_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(DAEMON_CPPFLAGS) -c $< -o $@
+
+$(BUILD)/obj/daemon/lib/%.o: daemon/lib/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) $(LIB_CPPFLAGS) -c $< -o $@
 
 $(BUILD)/libkiln.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -74,7 +93,7 @@ $(BUILD)/libkiln.a: $(LIB_OBJ)
 
 $(BUILD)/libkiln.so: $(LIB_OBJ)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) -shared $(LDFLAGS) -Wl,--no-undefined -o $@ $^ $(LIB_LDLIBS)
 
 $(BUILD)/kilnd: $(BUILD)/obj/daemon/main.o $(DAEMON_OBJ) $(BUILD)/libkiln.a
 	@$(if $(Q),echo "  LD      $@")
@@ -85,7 +104,7 @@ HARNESS_OBJ := $(BUILD)/obj/tests/unit/harness.o
 $(BUILD)/tests/%: tests/unit/%.c $(HARNESS_OBJ) $(DAEMON_OBJ) $(BUILD)/libkiln.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CCLD    $@")
-	$(Q)$(CC) $(CFLAGS) $(PC_CFLAGS) $(CHECK_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
+	$(Q)$(CC) $(CFLAGS) $(DAEMON_CPPFLAGS) $(CHECK_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
 
 # Keep intermediate objects (the test harness) between runs.
 .SECONDARY:

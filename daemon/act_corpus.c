@@ -45,7 +45,7 @@ struct corpus *corpus_get_or_fail(struct job *job, json_t *args)
 	struct corpus *c = corpus_store_get(name);
 
 	if (!c)
-		job_fail(job, KILN_E_NOT_FOUND, NULL, "no corpus named '%s'", name);
+		job_fail(job, -KILN_E_NOT_FOUND, NULL, "no corpus named '%s'", name);
 	return c;
 }
 
@@ -87,7 +87,7 @@ static void act_unload(struct job *job, json_t *args)
 	struct corpus *c = corpus_store_take(name);
 
 	if (!c) {
-		job_fail(job, KILN_E_NOT_FOUND, NULL, "no corpus named '%s'", name);
+		job_fail(job, -KILN_E_NOT_FOUND, NULL, "no corpus named '%s'", name);
 		return;
 	}
 	json_t *data = json_pack("{s:s, s:I}", "name", name, "bytes", (json_int_t)c->bytes);

@@ -123,7 +123,7 @@ static struct scene_entry *lookup(struct job *job, json_t *args)
 	for (struct scene_entry *e = st.head; e; e = e->next)
 		if (e->id == id)
 			return e;
-	job_fail(job, KILN_E_NOT_FOUND, json_pack("{s:I}", "scene_id", id),
+	job_fail(job, -KILN_E_NOT_FOUND, json_pack("{s:I}", "scene_id", id),
 		 "no scene %" JSON_INTEGER_FORMAT, id);
 	return NULL;
 }
@@ -136,7 +136,7 @@ static bool scene_busy(struct job *job, const struct scene_entry *e, bool also_r
 
 	if (!rendering && !e->writing)
 		return false;
-	job_fail(job, KILN_E_BUSY, json_pack("{s:I}", "scene_id", e->id),
+	job_fail(job, -KILN_E_BUSY, json_pack("{s:I}", "scene_id", e->id),
 		 "scene %" JSON_INTEGER_FORMAT " is being %s; retry", e->id, rendering ? "rendered" : "modified");
 	return true;
 }
@@ -147,7 +147,7 @@ static bool scenes_full(struct job *job)
 
 	if (st.count + st.pending_loads < cfg->scene_max_scenes)
 		return false;
-	job_fail(job, KILN_E_TOO_LARGE, json_pack("{s:i}", "scene_max_scenes", (int)cfg->scene_max_scenes),
+	job_fail(job, -KILN_E_TOO_LARGE, json_pack("{s:i}", "scene_max_scenes", (int)cfg->scene_max_scenes),
 		 "%u scenes are kept already (scene_max_scenes); delete one first", cfg->scene_max_scenes);
 	return true;
 }
@@ -185,14 +185,14 @@ static void act_create(struct job *job, json_t *args)
 	kiln_settings_default(&set);
 	rc = scene_doc_settings(args, &set, err, sizeof(err));
 	if (rc) {
-		job_fail(job, -rc, NULL, "%s", err);
+		job_fail(job, rc, NULL, "%s", err);
 		return;
 	}
 	scene = kiln_scene_new();
 	if (!scene || kiln_scene_set_settings(scene, &set, err, sizeof(err)) ||
 	    kiln_scene_prepare(scene, NULL, err, sizeof(err)) || !(e = entry_new(scene))) {
 		kiln_scene_free(scene);
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	table_insert(e);
@@ -216,7 +216,7 @@ static void act_update(struct job *job, json_t *args)
 	if (!rc)
 		rc = kiln_scene_prepare(e->scene, NULL, err, sizeof(err));
 	if (rc) {
-		job_fail(job, -rc, NULL, "%s", err);
+		job_fail(job, rc, NULL, "%s", err);
 		return;
 	}
 	json_t *data = scene_doc_settings_json(&set);
@@ -333,7 +333,7 @@ static void add_finish(struct job *job, struct build_ctx *b)
 	struct scene_entry *e = b->entry;
 
 	e->writing = false;
-	job_fail(job, -b->rc, b->rc == -KILN_E_TOO_LARGE ? json_incref(b->detail) : NULL, "%s", b->err);
+	job_fail(job, b->rc, b->rc == -KILN_E_TOO_LARGE ? json_incref(b->detail) : NULL, "%s", b->err);
 	entry_unref(e);
 	build_ctx_free(b);
 }
@@ -361,9 +361,9 @@ static void add_done(struct job *job, void *arg, int status)
 	}
 	e->writing = false;
 	if (status) {
-		job_fail(job, KILN_E_CANCELLED, NULL, "cancelled");
+		job_fail(job, -KILN_E_CANCELLED, NULL, "cancelled");
 	} else if (b->rc) {
-		job_fail(job, -b->rc, json_incref(b->detail), "%s", b->err);
+		job_fail(job, b->rc, json_incref(b->detail), "%s", b->err);
 	} else {
 		json_array_extend(e->elements, b->elements);
 		json_array_extend(e->lights, b->lights);
@@ -403,7 +403,7 @@ static void act_add(struct job *job, json_t *args)
 	if (!b || !(b->doc = add_doc(args))) {
 		if (b)
 			build_ctx_free(b);
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	b->entry = e;
@@ -414,7 +414,7 @@ static void act_add(struct job *job, json_t *args)
 		e->writing = false;
 		entry_unref(e);
 		build_ctx_free(b);
-		job_fail(job, KILN_E_INTERNAL, NULL, "cannot queue work");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "cannot queue work");
 	}
 }
 
@@ -487,14 +487,14 @@ static void load_done(struct job *job, void *arg, int status)
 
 	st.pending_loads--;
 	if (status) {
-		job_fail(job, KILN_E_CANCELLED, NULL, "cancelled");
+		job_fail(job, -KILN_E_CANCELLED, NULL, "cancelled");
 	} else if (b->rc || over_budget(b, kiln_scene_memory(b->scene), budget_for(job_config(job), NULL))) {
 		/* Besides the worker's errors: it checked the budget left when
 		 * the request came, and loads that finished meanwhile may have
 		 * taken it. */
-		job_fail(job, -b->rc, json_incref(b->detail), "%s", b->err);
+		job_fail(job, b->rc, json_incref(b->detail), "%s", b->err);
 	} else if (!(e = entry_new(b->scene))) {
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 	} else {
 		b->scene = NULL;
 		json_array_extend(e->elements, b->elements);
@@ -514,7 +514,7 @@ static void act_load(struct job *job, json_t *args)
 	if (scenes_full(job))
 		return;
 	if (base && json_string_value(base)[0] != '/') {
-		job_fail(job, KILN_E_INVALID_ARGS, json_pack("{s:s}", "path", "args.base_dir"),
+		job_fail(job, -KILN_E_INVALID_ARGS, json_pack("{s:s}", "path", "args.base_dir"),
 			 "args.base_dir: expected an absolute directory");
 		return;
 	}
@@ -523,7 +523,7 @@ static void act_load(struct job *job, json_t *args)
 	    (base && !(b->base_dir = strdup(json_string_value(base))))) {
 		if (b)
 			build_ctx_free(b);
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	/* A reference, not a copy: the job keeps its args until every work
@@ -535,7 +535,7 @@ static void act_load(struct job *job, json_t *args)
 	if (job_queue_work(job, load_work, load_done, b)) {
 		st.pending_loads--;
 		build_ctx_free(b);
-		job_fail(job, KILN_E_INTERNAL, NULL, "cannot queue work");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "cannot queue work");
 	}
 }
 
@@ -554,7 +554,7 @@ static void act_get(struct job *job, json_t *args)
 	if (fmt && !strcmp(fmt, "rust")) {
 		rc = scene_doc_to_rust(kiln_scene_settings(e->scene), e->elements, e->lights, &doc, err, sizeof(err));
 		if (rc) {
-			job_fail(job, -rc, NULL, "%s", err);
+			job_fail(job, rc, NULL, "%s", err);
 			return;
 		}
 		job_succeed(job, json_pack("{s:I, s:s, s:o}", "scene_id", e->id, "format", "rust", "scene", doc),
@@ -620,7 +620,6 @@ struct render_ctx {
 	atomic_uint next_tile;
 	atomic_uint tiles_done;
 	atomic_uint_fast64_t rays;
-	unsigned queued, finished; /* work items of cur (loop thread) */
 	uint64_t start_ns;
 	/* Output stage. */
 	unsigned char *out;
@@ -646,12 +645,13 @@ static void render_ctx_free(struct render_ctx *r)
 
 /* Tile loop: every work item takes tiles of `cur` from the shared counter
  * until they run out or the job is cancelled (checked before every tile). */
-static void render_work(struct job *job, void *arg)
+static void render_work(struct job *job, void *arg, unsigned item)
 {
 	struct render_ctx *r = arg;
 	const kiln_scene *scene = r->entry->scene;
 	uint64_t rays = 0;
 
+	(void)item;
 	for (;;) {
 		if (job_cancelled(job))
 			break;
@@ -676,16 +676,10 @@ static void render_start(struct job *job, struct render_ctx *r)
 	r->tiles = kiln_render_tile_count(&r->cur);
 	atomic_store(&r->next_tile, 0);
 	atomic_store(&r->tiles_done, 0);
-	r->queued = r->finished = 0;
 	n = st.workers < r->tiles ? st.workers : r->tiles;
-	for (unsigned i = 0; i < n; i++) {
-		if (job_queue_work(job, render_work, render_done, r))
-			break;
-		r->queued++;
-	}
-	if (r->queued)
+	if (job_queue_batch(job, n ? n : 1, render_work, render_done, r) == 0)
 		return;
-	job_fail(job, KILN_E_INTERNAL, NULL, "cannot queue work");
+	job_fail(job, -KILN_E_INTERNAL, NULL, "cannot queue work");
 	render_ctx_free(r);
 }
 
@@ -781,9 +775,9 @@ static void render_reply(struct job *job, struct render_ctx *r)
 static bool stage_failed(struct job *job, struct render_ctx *r, int status)
 {
 	if (status)
-		job_fail(job, KILN_E_CANCELLED, NULL, "cancelled");
+		job_fail(job, -KILN_E_CANCELLED, NULL, "cancelled");
 	else if (r->rc)
-		job_fail(job, -r->rc, NULL, "%s", r->err);
+		job_fail(job, r->rc, NULL, "%s", r->err);
 	else
 		return false;
 	render_ctx_free(r);
@@ -844,12 +838,12 @@ static void render_done(struct job *job, void *arg, int status)
 	job_work_fn next = r->output ? band_write_work : encode_work;
 	int reason;
 
+	/* Every tile rendered, unless a work item never ran (cancelled, or not
+	 * queued: its tiles were taken by the others) or the job was cancelled. */
 	(void)status;
-	if (++r->finished < r->queued)
-		return;
 	if (atomic_load(&r->tiles_done) < r->tiles || job_cancelled(job)) {
 		reason = job_cancel_reason(job);
-		job_fail(job, reason ? reason : KILN_E_CANCELLED, NULL, "render stopped");
+		job_fail(job, -(reason ? reason : KILN_E_CANCELLED), NULL, "render stopped");
 		render_ctx_free(r);
 		return;
 	}
@@ -859,7 +853,7 @@ static void render_done(struct job *job, void *arg, int status)
 		return;
 	}
 	if (job_queue_work(job, next, r->output ? band_write_done : encode_done, r)) {
-		job_fail(job, KILN_E_INTERNAL, NULL, "cannot queue work");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "cannot queue work");
 		render_ctx_free(r);
 	}
 }
@@ -879,7 +873,7 @@ static int parse_region(struct job *job, json_t *args, struct scene_entry *e, st
 	reg->height = (unsigned)json_integer_value(json_object_get(rj, "height"));
 	rc = kiln_region_check(e->scene, reg, err, sizeof(err));
 	if (rc)
-		job_fail(job, -rc, json_pack("{s:s}", "path", "args.region"), "args.region: %s", err);
+		job_fail(job, rc, json_pack("{s:s}", "path", "args.region"), "args.region: %s", err);
 	return rc;
 }
 
@@ -890,7 +884,7 @@ static bool attach_too_large(struct job *job, const struct kiln_region *reg)
 
 	if (px <= max)
 		return false;
-	job_fail(job, KILN_E_TOO_LARGE, json_pack("{s:s, s:I}", "limit", "scene_max_pixels", "scene_max_pixels",
+	job_fail(job, -KILN_E_TOO_LARGE, json_pack("{s:s, s:I}", "limit", "scene_max_pixels", "scene_max_pixels",
 						  (json_int_t)max),
 		 "a %ux%u render is more than scene_max_pixels (%llu) to hold whole: render it to a file "
 		 "(output), which streams it, or a region of it",
@@ -911,7 +905,7 @@ static void act_render(struct job *job, json_t *args)
 		return;
 	r = calloc(1, sizeof(*r));
 	if (!r) {
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	r->region = reg;
@@ -933,7 +927,7 @@ static void act_render(struct job *job, json_t *args)
 	r->rgba = malloc((size_t)reg.width * rows * 4);
 	if (!r->rgba || (out && !(r->output = strdup(json_string_value(out))))) {
 		render_ctx_free(r);
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	if (!out) {
@@ -942,7 +936,7 @@ static void act_render(struct job *job, json_t *args)
 	}
 	if (job_queue_work(job, open_work, open_done, r)) {
 		render_ctx_free(r);
-		job_fail(job, KILN_E_INTERNAL, NULL, "cannot queue work");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "cannot queue work");
 	}
 }
 

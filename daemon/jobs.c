@@ -33,7 +33,7 @@
 #include "jobs.h"
 #include "kiln/error.h"
 #include "log.h"
-#include "server.h"
+#include "job_owner.h"
 #include "workq.h"
 
 enum rec_state { REC_RUNNING, REC_FINISHED, REC_INTERRUPTED };
@@ -290,6 +290,66 @@ static void sweep(void)
 	}
 }
 
+/* --- The registry as the owner of a detached job -------------------------- */
+
+static void rec_on_reply(void *owner, struct job *job, const struct reply *rep, void *attach,
+			 size_t attach_len, void (*attach_free)(void *))
+{
+	struct jobrec *r = owner;
+	struct jobs_waiter *w, *next;
+	json_int_t id = job_id(job);
+
+	/* Nobody is there to take raw bytes: they stay in the record, as
+	 * "raw_b64" (the encoder puts them there). */
+	r->reply = envelope_reply_json(&id, rep, attach, attach_len, attach_free);
+	/* Answered: the record is done with the job, whatever the job still
+	 * does (a cancelled handler may run on), and may be swept before the
+	 * job is freed. */
+	job_set_owner(job, NULL, NULL);
+	r->state = REC_FINISHED;
+	r->finished = wall_now();
+	persist(r, false);
+	w = r->waiters;
+	r->waiters = NULL;
+	for (; w; w = next) {
+		next = w->next;
+		w->rec = NULL;
+		w->fn(w->ctx, r);
+		free(w);
+	}
+}
+
+static void rec_on_progress(void *owner, struct job *job, json_t *progress)
+{
+	struct jobrec *r = owner;
+
+	(void)job;
+	json_decref(r->progress);
+	r->progress = json_incref(progress);
+}
+
+static void rec_on_release(void *owner, struct job *job)
+{
+	struct jobrec *r = owner;
+
+	(void)job;
+	r->job = NULL;
+}
+
+static struct job *rec_find(void *owner, json_int_t id)
+{
+	(void)owner;
+	(void)id;
+	return NULL;
+}
+
+static const struct job_owner_ops rec_owner = {
+	.reply = rec_on_reply,
+	.progress = rec_on_progress,
+	.release = rec_on_release,
+	.find = rec_find,
+};
+
 json_int_t jobs_detach(struct job *job, void (*durable)(void *ctx, json_int_t handle), void *ctx)
 {
 	struct jobrec *r = calloc(1, sizeof(*r));
@@ -306,58 +366,14 @@ json_int_t jobs_detach(struct job *job, void (*durable)(void *ctx, json_int_t ha
 	r->job_id = job_id(job);
 	r->state = REC_RUNNING;
 	r->created = wall_now();
-	r->job = job;
-	job->rec = r;
 	rec_append(r);
+	/* Its replies come here from now on; the connection lets it go. */
+	job_set_owner(job, &rec_owner, r);
+	r->job = job;
 	log_debug("job %" JSON_INTEGER_FORMAT " %s detached as %" JSON_INTEGER_FORMAT, r->job_id, r->action,
 		  r->handle);
 	persist_then(r, false, durable, ctx);
 	return r->handle;
-}
-
-void jobs_on_reply(struct job *job, json_t *reply, void *attach, size_t attach_len,
-		   void (*attach_free)(void *))
-{
-	struct jobrec *r = job->rec;
-	struct jobs_waiter *w, *next;
-
-	if (!r) {
-		if (attach)
-			attach_free(attach);
-		return;
-	}
-	if (attach) {
-		/* Nobody is there to take raw bytes: keep them in the record. */
-		size_t n;
-		char *b64 = base64_encode(attach, attach_len, &n);
-		json_object_set_new(reply, "raw_b64", json_stringn(b64, n));
-		free(b64);
-		attach_free(attach);
-	}
-	job->rec = NULL;
-	r->job = NULL;
-	r->reply = json_incref(reply);
-	r->state = REC_FINISHED;
-	r->finished = wall_now();
-	persist(r, false);
-	w = r->waiters;
-	r->waiters = NULL;
-	for (; w; w = next) {
-		next = w->next;
-		w->rec = NULL;
-		w->fn(w->ctx, r);
-		free(w);
-	}
-}
-
-void jobs_on_progress(struct job *job, json_t *progress)
-{
-	struct jobrec *r = job->rec;
-
-	if (!r)
-		return;
-	json_decref(r->progress);
-	r->progress = json_incref(progress);
 }
 
 void jobs_cancel_running(void)
@@ -510,9 +526,11 @@ static struct jobrec *load_one(const char *path)
 		/* The daemon died (or was killed) while it ran. */
 		r->state = REC_INTERRUPTED;
 		r->finished = wall_now();
-		r->reply = envelope_error(&r->job_id, KILN_E_CANCELLED,
-					  json_pack("{s:s}", "reason", "interrupted"),
-					  "interrupted: kilnd stopped while the job was running");
+		struct reply rep = { "error", "interrupted: kilnd stopped while the job was running", NULL,
+				     NULL, envelope_error_object(KILN_E_CANCELLED,
+								 json_pack("{s:s}", "reason", "interrupted")) };
+		r->reply = envelope_reply_json(&r->job_id, &rep, NULL, 0, NULL);
+		json_decref(rep.error);
 	} else {
 		r->state = strcmp(state, "interrupted") == 0 ? REC_INTERRUPTED : REC_FINISHED;
 		r->finished = json_number_value(json_object_get(o, "finished"));

@@ -26,20 +26,16 @@ struct jobrec;
 struct kiln_config;
 struct kiln_peer;
 
-/* --- Called by job.c ------------------------------------------------------ */
+/* --- Called by conn.c ----------------------------------------------------- */
 
 /* Registers `job` as detached and returns its handle (>0), or 0 when the
- * registry cannot take it (then the job runs attached as usual).
+ * registry cannot take it (then the job runs attached as usual).  The
+ * record becomes the job's owner (server.h): the final reply and progress
+ * go to it, and the connection is released from the job.
  * durable(ctx, handle) runs on the loop once the "running" record is on disk (at
  * once without a state directory), so a client told "accepted" never loses
  * the job to a crash: after a restart it is at least "interrupted". */
 json_int_t jobs_detach(struct job *job, void (*durable)(void *ctx, json_int_t handle), void *ctx);
-/* The job's final reply (borrowed; the registry keeps its own reference)
- * and its attachment, if any (stolen; kept base64-encoded in the reply). */
-void jobs_on_reply(struct job *job, json_t *reply, void *attach, size_t attach_len,
-		   void (*attach_free)(void *));
-/* A progress object of a detached job (borrowed), shown by job.status. */
-void jobs_on_progress(struct job *job, json_t *progress);
 /* Cancels every running detached job (end of the shutdown grace period). */
 void jobs_cancel_running(void);
 

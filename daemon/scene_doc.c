@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,19 +18,6 @@
 #include "kiln/mesh.h"
 #include "paths.h"
 #include "scene_doc.h"
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -code;
-}
 
 /* Reads a number member; 1 if present, 0 if absent, -1 if not a number. */
 static int get_num(json_t *obj, const char *key, double *out)
@@ -69,7 +55,7 @@ static int check_keys(json_t *obj, const char *const *allowed, const char *where
 
 	if (!key)
 		return 0;
-	return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: unknown key \"%s\"", where, key);
+	return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: unknown key \"%s\"", where, key);
 }
 
 /* Reads [a, b, c] or an object with exactly the three given keys. */
@@ -132,10 +118,10 @@ static int member_triple(json_t *obj, const char *key, const kiln_vec3 *dflt, ki
 			*out = *dflt;
 			return 0;
 		}
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: missing field \"%s\"", where, key);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: missing field \"%s\"", where, key);
 	}
 	if (parse(v, out))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s.%s: expected %s", where, key, expected);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.%s: expected %s", where, key, expected);
 	return 0;
 }
 
@@ -160,10 +146,10 @@ static int member_num(json_t *obj, const char *key, const double *dflt, double *
 	int rc = get_num(obj, key, out);
 
 	if (rc < 0)
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s.%s: expected a number", where, key);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.%s: expected a number", where, key);
 	if (rc == 0) {
 		if (!dflt)
-			return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: missing field \"%s\"", where, key);
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: missing field \"%s\"", where, key);
 		*out = *dflt;
 	}
 	return 0;
@@ -183,7 +169,7 @@ static int settings_uint(json_t *obj, const char *key, unsigned max, unsigned *o
 	if (!v)
 		return 0;
 	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > max)
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: expected an integer from 0 to %u", key, max);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: expected an integer from 0 to %u", key, max);
 	*out = (unsigned)json_integer_value(v);
 	return 0;
 }
@@ -201,7 +187,7 @@ int scene_doc_settings(json_t *obj, struct kiln_settings *s, char *err, size_t e
 		else if (name && !strcmp(name, "rust"))
 			s->semantics = KILN_SEMANTICS_RUST;
 		else
-			return fail(err, errlen, KILN_E_INVALID_ARGS, "semantics: expected \"kiln\" or \"rust\"");
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "semantics: expected \"kiln\" or \"rust\"");
 	}
 
 	if ((rc = settings_uint(obj, "width", 1u << 20, &s->width, err, errlen)) ||
@@ -215,7 +201,7 @@ int scene_doc_settings(json_t *obj, struct kiln_settings *s, char *err, size_t e
 		return rc;
 	if (cam) {
 		if (!json_is_object(cam))
-			return fail(err, errlen, KILN_E_INVALID_ARGS, "camera: expected an object");
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "camera: expected an object");
 		if ((rc = check_keys(cam, cam_keys, "camera", err, errlen)))
 			return rc;
 		if ((rc = member_vec(cam, "position", &s->camera_position, &s->camera_position, "camera", err,
@@ -282,7 +268,7 @@ int scene_doc_detect(json_t *doc, const char *requested, enum scene_doc_format *
 	else if (requested && !strcmp(requested, "kiln"))
 		*format = SCENE_DOC_KILN;
 	else if (kiln && rust)
-		return fail(err, errlen, KILN_E_INVALID_ARGS,
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS,
 			    "the document mixes kiln items ({\"type\": ...}) and Rust items ({\"Sphere\": ...}); "
 			    "use one format");
 	else
@@ -290,13 +276,13 @@ int scene_doc_detect(json_t *doc, const char *requested, enum scene_doc_format *
 	keys = *format == SCENE_DOC_RUST ? rust_doc_keys : kiln_doc_keys;
 	bad = unknown_key(doc, keys);
 	if (bad)
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "unknown key \"%s\" in a %s-format scene", bad,
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "unknown key \"%s\" in a %s-format scene", bad,
 			    *format == SCENE_DOC_RUST ? "Rust" : "kiln");
 	if (*format == SCENE_DOC_RUST) {
 		/* The tracer's Scene has no defaults: every field is required. */
 		for (size_t i = 0; keys[i]; i++)
 			if (!json_object_get(doc, keys[i]))
-				return fail(err, errlen, KILN_E_INVALID_ARGS,
+				return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS,
 					    "missing field \"%s\" (the Rust format requires it)", keys[i]);
 	}
 	return 0;
@@ -315,11 +301,11 @@ static int full_path(struct scene_doc_ctx *ctx, const char *path, char *out, siz
 	else if (ctx->base_dir)
 		n = snprintf(out, outlen, "%s/%s", ctx->base_dir, path);
 	else
-		return fail(err, errlen, KILN_E_INVALID_ARGS,
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS,
 			    "%s: relative path \"%s\" (only scene files may use paths relative to themselves)",
 			    where, path);
 	if (n < 0 || (size_t)n >= outlen)
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: path too long", where);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: path too long", where);
 	return 0;
 }
 
@@ -336,20 +322,20 @@ int scene_doc_read_file(const struct kiln_config *cfg, const char *path, char **
 
 	*buf = NULL;
 	if (fd < 0)
-		return fail(err, errlen, -fd, "%s: %s", where, msg);
+		return kiln_fail(err, errlen, fd, "%s: %s", where, msg);
 	if (fstat(fd, &st)) {
 		close(fd);
-		return fail(err, errlen, KILN_E_INTERNAL, "%s: %s: %s", where, path, strerror(errno));
+		return kiln_fail(err, errlen, -KILN_E_INTERNAL, "%s: %s: %s", where, path, strerror(errno));
 	}
 	if ((uint64_t)st.st_size > cfg->max_file_bytes) {
 		close(fd);
-		return fail(err, errlen, KILN_E_TOO_LARGE, "%s: %s is larger than max_file_bytes", where, path);
+		return kiln_fail(err, errlen, -KILN_E_TOO_LARGE, "%s: %s is larger than max_file_bytes", where, path);
 	}
 	*len = (size_t)st.st_size;
 	*buf = malloc(*len + 1);
 	if (!*buf) {
 		close(fd);
-		return fail(err, errlen, KILN_E_INTERNAL, "out of memory");
+		return kiln_fail(err, errlen, -KILN_E_INTERNAL, "out of memory");
 	}
 	while (off < *len) {
 		got = read(fd, *buf + off, *len - off);
@@ -396,7 +382,7 @@ static int load_texture(struct scene_doc_ctx *ctx, const char *path, char **reso
 	rc = kiln_png_decode_rgb(data, len, ctx->cfg->scene_max_texture_pixels, &w, &h, &rgb, msg,
 				 sizeof(msg));
 	if (rc) {
-		fail(err, errlen, -rc, "%s: texture %s: %s%s", where, path, msg,
+		kiln_fail(err, errlen, rc, "%s: texture %s: %s%s", where, path, msg,
 		     rc == -KILN_E_TOO_LARGE ? " (scene_max_texture_pixels)" : "");
 		goto out;
 	}
@@ -446,16 +432,16 @@ static int parse_surface(json_t *mat, bool rust, struct kiln_material *m, const 
 		name = json_object_iter_key(json_object_iter(sv));
 		params = json_object_iter_value(json_object_iter(sv));
 		if (!json_is_object(params))
-			return fail(err, errlen, KILN_E_INVALID_ARGS, "%s.surface.%s: expected an object",
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.surface.%s: expected an object",
 				    where, name);
 	} else if (sv || rust) {
-		return fail(err, errlen, KILN_E_INVALID_ARGS,
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS,
 			    rust ? "%s.surface: expected \"Diffuse\", {\"Reflective\": {...}} or {\"Refractive\": {...}}"
 				 : "%s.surface: expected \"diffuse\", \"reflective\" or \"refractive\"",
 			    where);
 	}
 	if (surface_kind(name, &m->surface))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s.surface: unknown surface \"%s\"", where, name);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.surface: unknown surface \"%s\"", where, name);
 	snprintf(w, sizeof(w), "%s.surface.%s", where, name);
 	if (params != mat && (rc = check_keys(params, m->surface == KILN_SURFACE_REFLECTIVE ? refl_keys
 						     : refr_keys, w, err, errlen)))
@@ -495,18 +481,18 @@ static int parse_coloration(json_t *mat, bool rust, json_t **c, json_t **tex, co
 		*c = json_object_get(mat, "color");
 		*tex = json_object_get(mat, "texture");
 		if (*c && *tex)
-			return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: give a color or a texture, not both", w);
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: give a color or a texture, not both", w);
 	} else if (!col) {
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: missing field \"coloration\"", w);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: missing field \"coloration\"", w);
 	} else if (!json_is_object(col) || json_object_size(col) != 1 ||
 		   !((*c = json_object_get(col, "Color")) || (*tex = json_object_get(col, "Texture")))) {
-		return fail(err, errlen, KILN_E_INVALID_ARGS,
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS,
 			    "%s.coloration: expected {\"Color\": {...}} or {\"Texture\": {\"path\": ...}}", w);
 	}
 	if (*tex && !(*tex = texture_path(*tex)))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s.texture: expected a path or {\"path\": ...}", w);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.texture: expected a path or {\"path\": ...}", w);
 	if (*c && parse_color(*c, &(kiln_vec3){0, 0, 0}))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s.color: expected " COLOR_FORMS, w);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.color: expected " COLOR_FORMS, w);
 	return 0;
 }
 
@@ -545,10 +531,10 @@ static int parse_material(struct scene_doc_ctx *ctx, json_t *mat, bool rust, str
 	*canon = NULL;
 	*m = (struct kiln_material){.color = {1, 1, 1}, .texture = -1};
 	if (!mat)
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: missing field \"material\"", where);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: missing field \"material\"", where);
 	snprintf(w, sizeof(w), "%s.material", where);
 	if (!json_is_object(mat))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: expected an object", w);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: expected an object", w);
 	if ((rc = check_keys(mat, rust ? rust_keys : kiln_keys, w, err, errlen)) ||
 	    (rc = parse_coloration(mat, rust, &c, &tex, w, err, errlen)) ||
 	    (rc = member_num(mat, "albedo", rust ? NULL : &albedo_default, &m->albedo, w, err, errlen)) ||
@@ -577,7 +563,7 @@ static int lib_err(int rc, const char *where, char *err, size_t errlen)
 	if (rc >= 0)
 		return rc;
 	snprintf(msg, sizeof(msg), "%s", err);
-	return fail(err, errlen, -rc, "%s: %s", where, msg);
+	return kiln_fail(err, errlen, rc, "%s: %s", where, msg);
 }
 
 static int add_sphere(struct scene_doc_ctx *ctx, json_t *e, bool rust, const char *where, json_t **canon,
@@ -593,7 +579,7 @@ static int add_sphere(struct scene_doc_ctx *ctx, json_t *e, bool rust, const cha
 	    (rc = member_num(e, "radius", NULL, &r, where, err, errlen)))
 		return rc;
 	if (!(r > 0))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s.radius: must be > 0 (got %g)", where, r);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.radius: must be > 0 (got %g)", where, r);
 	rc = parse_material(ctx, json_object_get(e, "material"), rust, &m, &mc, where, err, errlen);
 	if (rc)
 		return rc;
@@ -619,7 +605,7 @@ static int add_plane(struct scene_doc_ctx *ctx, json_t *e, bool rust, const char
 	    (rc = member_vec(e, "normal", NULL, &n, where, err, errlen)))
 		return rc;
 	if (n.x == 0 && n.y == 0 && n.z == 0)
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s.normal: must not be zero", where);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.normal: must not be zero", where);
 	/* The Rust tracer's plane normal points away from the visible side. */
 	if (rust)
 		n = (kiln_vec3){-n.x, -n.y, -n.z};
@@ -648,10 +634,10 @@ static int number_rows(json_t *arr, size_t width, double **out, size_t *n, const
 	if (!arr)
 		return 0;
 	if (!json_is_array(arr))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s.%s: expected an array", where, key);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.%s: expected an array", where, key);
 	*out = malloc((json_array_size(arr) * width + 1) * sizeof(double));
 	if (!*out)
-		return fail(err, errlen, KILN_E_INTERNAL, "out of memory");
+		return kiln_fail(err, errlen, -KILN_E_INTERNAL, "out of memory");
 	json_array_foreach(arr, i, row) {
 		if (!json_is_array(row) || json_array_size(row) != width)
 			goto bad;
@@ -667,7 +653,7 @@ static int number_rows(json_t *arr, size_t width, double **out, size_t *n, const
 bad:
 	free(*out);
 	*out = NULL;
-	return fail(err, errlen, KILN_E_INVALID_ARGS, "%s.%s[%zu]: expected %zu numbers", where, key, i, width);
+	return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.%s[%zu]: expected %zu numbers", where, key, i, width);
 }
 
 static int inline_mesh(json_t *e, struct kiln_mesh *mesh, const char *where, char *err, size_t errlen)
@@ -684,21 +670,21 @@ static int inline_mesh(json_t *e, struct kiln_mesh *mesh, const char *where, cha
 			      "normals", err, errlen)))
 		return rc;
 	if (!mesh->vertices)
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: missing field \"vertices\" (or \"path\")", where);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: missing field \"vertices\" (or \"path\")", where);
 	if (!json_is_array(faces))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: missing field \"faces\" (an array)", where);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: missing field \"faces\" (an array)", where);
 	mesh->faces = malloc((json_array_size(faces) * 9 + 1) * sizeof(int32_t));
 	if (!mesh->faces)
-		return fail(err, errlen, KILN_E_INTERNAL, "out of memory");
+		return kiln_fail(err, errlen, -KILN_E_INTERNAL, "out of memory");
 	json_array_foreach(faces, i, f) {
 		int32_t *c = mesh->faces + i * 9;
 		if (!json_is_array(f) || json_array_size(f) != 3)
-			return fail(err, errlen, KILN_E_INVALID_ARGS, "%s.faces[%zu]: expected 3 indices", where, i);
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.faces[%zu]: expected 3 indices", where, i);
 		for (int k = 0; k < 3; k++) {
 			json_t *x = json_array_get(f, k);
 			json_int_t v = json_is_integer(x) ? json_integer_value(x) : -1;
 			if (v < 0 || (size_t)v >= mesh->nvertices)
-				return fail(err, errlen, KILN_E_INVALID_ARGS,
+				return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS,
 					    "%s.faces[%zu]: index out of range", where, i);
 			/* Inline uvs and normals are per vertex. */
 			c[k] = (int32_t)v;
@@ -708,7 +694,7 @@ static int inline_mesh(json_t *e, struct kiln_mesh *mesh, const char *where, cha
 	}
 	mesh->nfaces = json_array_size(faces);
 	if ((mesh->nuvs && mesh->nuvs != mesh->nvertices) || (mesh->nnormals && mesh->nnormals != mesh->nvertices))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: uvs and normals need one entry per vertex", where);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: uvs and normals need one entry per vertex", where);
 	return 0;
 }
 
@@ -726,19 +712,19 @@ static int add_mesh(struct scene_doc_ctx *ctx, json_t *e, const char *where, jso
 	int rc;
 
 	if (!mesh)
-		return fail(err, errlen, KILN_E_INTERNAL, "out of memory");
+		return kiln_fail(err, errlen, -KILN_E_INTERNAL, "out of memory");
 	if ((rc = member_vec(e, "translate", &zero, &tr, where, err, errlen)) ||
 	    (rc = member_num(e, "scale", &one, &scale, where, err, errlen)))
 		goto fail;
 	if (!(scale > 0 && isfinite(scale))) {
-		rc = fail(err, errlen, KILN_E_INVALID_ARGS, "%s.scale: must be > 0", where);
+		rc = kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.scale: must be > 0", where);
 		goto fail;
 	}
 	if (path) {
 		struct kiln_mesh *parsed;
 		char msg[256];
 		if (!json_is_string(path)) {
-			rc = fail(err, errlen, KILN_E_INVALID_ARGS, "%s.path: expected a string", where);
+			rc = kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.path: expected a string", where);
 			goto fail;
 		}
 		if ((rc = full_path(ctx, json_string_value(path), full, sizeof(full), where, err, errlen)) ||
@@ -747,7 +733,7 @@ static int add_mesh(struct scene_doc_ctx *ctx, json_t *e, const char *where, jso
 		size_t room = used < ctx->cfg->scene_max_elements ? ctx->cfg->scene_max_elements - used : 0;
 		rc = kiln_obj_parse((const char *)data, len, room, &parsed, msg, sizeof(msg));
 		if (rc) {
-			fail(err, errlen, -rc, "%s: %s: %s%s", where, json_string_value(path), msg,
+			kiln_fail(err, errlen, rc, "%s: %s: %s%s", where, json_string_value(path), msg,
 			     rc == -KILN_E_TOO_LARGE ? " (scene_max_elements)" : "");
 			goto fail;
 		}
@@ -861,7 +847,7 @@ int scene_doc_add_item(struct scene_doc_ctx *ctx, json_t *item, const char *wher
 	*canon = NULL;
 	*is_light = 0;
 	if (!json_is_object(item))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: expected an object", where);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: expected an object", where);
 	if (json_is_string(type)) {
 		kind = json_string_value(type);
 	} else if (is_tagged(item)) {
@@ -870,15 +856,15 @@ int scene_doc_add_item(struct scene_doc_ctx *ctx, json_t *item, const char *wher
 		body = json_object_iter_value(json_object_iter(item));
 		rust = true;
 	} else {
-		return fail(err, errlen, KILN_E_INVALID_ARGS,
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS,
 			    "%s: missing field \"type\" (or a {\"Sphere\": {...}} style tag)", where);
 	}
 	if (ctx->format != SCENE_DOC_ANY && rust != (ctx->format == SCENE_DOC_RUST))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: a %s item in a %s-format document", where,
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: a %s item in a %s-format document", where,
 			    rust ? "Rust-format" : "kiln-format", rust ? "kiln" : "Rust");
 	k = find_kind(kind, rust);
 	if (!k)
-		return fail(err, errlen, KILN_E_INVALID_ARGS, rust
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, rust
 			    ? "%s: unknown element kind \"%s\" (Sphere, Plane, Directional, Spherical)"
 			    : "%s: unknown element kind \"%s\" (sphere, plane, mesh, directional, point)", where, kind);
 	if ((rc = check_item_keys(body, k, rust, where, err, errlen)))
@@ -899,7 +885,7 @@ int scene_doc_add_item(struct scene_doc_ctx *ctx, json_t *item, const char *wher
 	    kiln_scene_light_count(ctx->scene) > ctx->cfg->scene_max_elements) {
 		json_decref(*canon);
 		*canon = NULL;
-		return fail(err, errlen, KILN_E_TOO_LARGE, "%s: the scene would have more than %u elements "
+		return kiln_fail(err, errlen, -KILN_E_TOO_LARGE, "%s: the scene would have more than %u elements "
 			    "(scene_max_elements)", where, ctx->cfg->scene_max_elements);
 	}
 	return 0;
@@ -916,7 +902,7 @@ static int add_list(struct scene_doc_ctx *ctx, json_t *list, const char *name, j
 	if (!list)
 		return 0;
 	if (!json_is_array(list))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: expected an array", name);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: expected an array", name);
 	json_array_foreach(list, i, item) {
 		snprintf(where, sizeof(where), "%s[%zu]", name, i);
 		rc = scene_doc_add_item(ctx, item, where, &canon, &is_light, err, errlen);
@@ -1040,10 +1026,10 @@ int scene_doc_to_rust(const struct kiln_settings *s, json_t *elements, json_t *l
 
 	*out = NULL;
 	if (bad)
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "the Rust format cannot express %s", bad);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "the Rust format cannot express %s", bad);
 	json_array_foreach(elements, i, item)
 		if (!strcmp(json_string_value(json_object_get(item, "type")), "mesh"))
-			return fail(err, errlen, KILN_E_INVALID_ARGS,
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS,
 				    "elements[%zu] is a mesh, which the Rust format cannot express", i);
 	els = json_array();
 	lts = json_array();
@@ -1054,5 +1040,5 @@ int scene_doc_to_rust(const struct kiln_settings *s, json_t *elements, json_t *l
 	*out = json_pack("{s:i, s:i, s:f, s:f, s:i, s:o, s:o}", "width", (int)s->width, "height", (int)s->height,
 			 "fov", s->fov, "shadow_bias", s->shadow_bias, "max_recursion_depth",
 			 (int)s->max_recursion_depth, "elements", els, "lights", lts);
-	return *out ? 0 : fail(err, errlen, KILN_E_INTERNAL, "out of memory");
+	return *out ? 0 : kiln_fail(err, errlen, -KILN_E_INTERNAL, "out of memory");
 }
