@@ -36,7 +36,7 @@ DEB_PKGS := gcc make pkg-config libuv1-dev libjansson-dev libssl-dev libgmp-dev 
 DEB_TEST_PKGS := check libsubunit-dev openssl valgrind systemd procps clang libclang-rt-14-dev \
 	dpkg-dev systemd-container mmdebstrap lintian
 # Optional: used by benchmarks and some tests when present (skipped otherwise).
-DEB_OPT_PKGS := python3-gmpy2 python3-cryptography python3-pil redis-server python3-redis
+DEB_OPT_PKGS := python3-gmpy2 python3-cryptography python3-pil redis-server python3-redis gnupg age
 
 PC_PKGS := libuv jansson libcrypto gmp libpng
 # The library (daemon/lib) uses only these: no libuv, no jansson.

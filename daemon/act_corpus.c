@@ -127,12 +127,34 @@ static size_t corpus_family_memory(void)
 
 static const struct action corpus_actions[] = {
 	{ "corpus.load",
-	  "Decrypts files (openssl-enc, kiln sealed or plain UTF-8) in parallel into locked memory as "
-	  "a named corpus; atomic: any failing file leaves the corpus unchanged.",
+	  "Decrypts files (openssl enc as the CLI writes it, kiln sealed, or plain UTF-8) in parallel into "
+	  "locked memory as a named corpus; atomic: any failing file leaves the corpus unchanged, and the "
+	  "message names the first failing files with their reasons.",
 	  "{" OBJ "\"required\":[\"name\"]," FILES_ONEOF ",\"properties\":{" NAME_PROP "," FILES_PROPS ","
-	  "\"format\":{\"enum\":[\"auto\",\"openssl-enc\",\"sealed\",\"plain\"]},"
-	  "\"kdf\":{\"enum\":[\"pbkdf2\",\"legacy\"],\"description\":\"openssl-enc key derivation\"},"
-	  "\"iterations\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":100000000}}}",
+	  "\"format\":{\"enum\":[\"auto\",\"openssl-enc\",\"sealed\",\"plain\"],\"description\":\"auto: "
+	  "openssl enc (binary or -a base64), kiln sealed, else plain text, except that with a passphrase, "
+	  "key_file or key every file must decrypt unless allow_plain\"},"
+	  "\"cipher\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":47,\"description\":\"openssl enc "
+	  "-CIPHER: any EVP cipher name it accepts (aes-256-cbc default, aes-128-ctr, chacha20, camellia-256-cbc, "
+	  "aria-256-cbc, ...)\"},"
+	  "\"digest\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":47,\"description\":\"openssl enc "
+	  "-md: any EVP digest (sha256 default)\"},"
+	  "\"kdf\":{\"enum\":[\"pbkdf2\",\"legacy\"],\"description\":\"pbkdf2 (-pbkdf2/-iter, default) or "
+	  "legacy EVP_BytesToKey (neither)\"},"
+	  "\"iterations\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":100000000,\"description\":\"-iter "
+	  "(10000 default)\"},"
+	  "\"nosalt\":{\"type\":\"boolean\",\"description\":\"files written with -nosalt\"},"
+	  "\"salt\":{\"type\":\"string\",\"minLength\":2,\"maxLength\":16,\"description\":\"-S: hex salt "
+	  "of files written with it (they carry no header)\"},"
+	  "\"key\":{\"type\":\"string\",\"minLength\":2,\"maxLength\":128,\"description\":\"-K: raw "
+	  "key, hex (instead of a passphrase)\"},"
+	  "\"iv\":{\"type\":\"string\",\"minLength\":2,\"maxLength\":32,\"description\":\"-iv: hex, "
+	  "with key\"},"
+	  "\"detect\":{\"type\":\"boolean\",\"description\":\"try the common cipher/digest/kdf combinations "
+	  "(the bounded list in include/kiln/seal.h) on the first openssl file and use the one that decrypts; "
+	  "source.openssl reports it\"},"
+	  "\"allow_plain\":{\"type\":\"boolean\",\"description\":\"with a passphrase or key, load files that "
+	  "are not encrypted as plain text instead of failing them\"}}}",
 	  "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},"
 	  "\"documents\":{\"type\":\"integer\"},\"bytes\":{\"type\":\"integer\"},"
 	  "\"load_ms\":{\"type\":\"number\"},\"kdf_ms\":{\"type\":\"number\"},"

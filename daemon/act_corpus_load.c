@@ -3,11 +3,16 @@
  * files in parallel into locked memory as a named corpus.
  *
  * The load runs in stages on the thread pool: one work item lists the
- * files and reads the key file; pool-size items read the files; one item
- * derives the sealed-format keys (one KDF per distinct salt); pool-size
- * items decrypt, validate UTF-8 and build the case-insensitive fold.  The
- * corpus is installed only when every file succeeded and the memory budget
- * allows.
+ * files and reads the key file; pool-size items read the files (and undo
+ * `openssl enc -a` base64); with "detect", one item finds the openssl enc
+ * parameters on the first openssl file; one item derives the sealed-format
+ * keys (one KDF per distinct salt); pool-size items decrypt, validate UTF-8
+ * and build the case-insensitive fold.  The corpus is installed only when
+ * every file succeeded and the memory budget allows.
+ *
+ * A passphrase, raw key or key file means the files are encrypted: under
+ * format auto a file that is not recognisably encrypted fails with its
+ * reason instead of loading as plain text, unless allow_plain is set.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -55,8 +60,12 @@ struct load_ctx {
 	char *name;
 	struct file_source src;
 	enum format fmt;
-	enum kiln_osslenc_kdf kdf;
-	unsigned iter;
+	/* openssl enc: the parameters (holding the raw key, wiped at free),
+	 * which of them the request fixed, and detection. */
+	struct kiln_osslenc_params ossl;
+	unsigned ossl_fixed;
+	bool detect, detected, allow_plain;
+	unsigned detect_tried;
 	struct file_list files;
 	struct load_file *f;
 	struct kiln_seal_params *groups;
@@ -84,6 +93,7 @@ static void load_ctx_free(struct load_ctx *L)
 		corpus_doc_release(L->f[i].doc);
 	}
 	free(L->f);
+	OPENSSL_cleanse(&L->ossl, sizeof L->ossl);
 	file_list_free(&L->files);
 	file_source_free(&L->src);
 	if (L->keys)
@@ -106,13 +116,44 @@ static void load_ctx_release(struct job *job, struct load_ctx *L)
 	job_release_on_pool(job, load_ctx_free_any, L);
 }
 
-static enum format detect(const unsigned char *d, size_t len)
+/* A passphrase, key file or raw key was given. */
+static bool have_secret(const struct load_ctx *L)
+{
+	return L->src.pass.buf || L->ossl.raw;
+}
+
+/* Replaces a file in `openssl enc -a` base64 form by its decoding when that
+ * is openssl output (or when a secret says the files are encrypted).
+ * 0 or -KILN_E_INTERNAL. */
+static int undo_base64(const struct load_ctx *L, struct load_file *f)
+{
+	uint8_t *dec;
+	size_t n;
+	int rc = kiln_osslenc_unbase64(f->data, f->len, &dec, &n);
+
+	if (rc <= 0)
+		return rc;
+	if (!have_secret(L) && !(n >= 8 && memcmp(dec, KILN_OSSLENC_MAGIC, 8) == 0)) {
+		free(dec);
+		return 0;
+	}
+	OPENSSL_cleanse(f->data, f->len);
+	free(f->data);
+	f->data = dec;
+	f->len = n;
+	return 0;
+}
+
+/* The format of a file under format auto. */
+static enum format detect(const struct load_ctx *L, const unsigned char *d, size_t len)
 {
 	if (len >= 8 && memcmp(d, KILN_OSSLENC_MAGIC, 8) == 0)
 		return FMT_OSSLENC;
 	if (len >= 8 && memcmp(d, KILN_SEAL_MAGIC, 8) == 0)
 		return FMT_SEALED;
-	return FMT_PLAIN;
+	/* With a secret everything is encrypted: a headerless file is
+	 * -nosalt/-S/-K output or fails as not encrypted, with its reason. */
+	return have_secret(L) && !L->allow_plain ? FMT_OSSLENC : FMT_PLAIN;
 }
 
 /* Groups the sealed files by KDF parameters and salt and derives each
@@ -251,8 +292,12 @@ static void load_read_work(struct job *job, void *arg, unsigned item)
 			continue;
 		r->code = kiln_path_read(cfg, L->files.path[i], cfg->max_file_bytes, &f->data, &f->len,
 					 r->reason, sizeof r->reason);
+		if (!r->code && (L->fmt == FMT_AUTO || L->fmt == FMT_OSSLENC) && undo_base64(L, f)) {
+			r->code = -KILN_E_INTERNAL;
+			snprintf(r->reason, sizeof r->reason, "out of memory");
+		}
 		if (!r->code)
-			f->fmt = L->fmt == FMT_AUTO ? detect(f->data, f->len) : L->fmt;
+			f->fmt = L->fmt == FMT_AUTO ? detect(L, f->data, f->len) : L->fmt;
 	}
 }
 
@@ -275,7 +320,8 @@ static void decrypt_one(struct load_ctx *L, size_t i)
 
 	switch (f->fmt) {
 	case FMT_OSSLENC:
-		cap = f->len > KILN_OSSLENC_HEADER ? f->len - KILN_OSSLENC_HEADER + 1 : 1;
+		/* Stream modes: as long as the ciphertext. */
+		cap = f->len + 1;
 		break;
 	case FMT_SEALED:
 		cap = f->len - KILN_SEAL_HEADER - KILN_SEAL_TAG + 1;
@@ -291,8 +337,8 @@ static void decrypt_one(struct load_ctx *L, size_t i)
 		return;
 	}
 	if (f->fmt == FMT_OSSLENC) {
-		r->code = kiln_osslenc_decrypt(f->data, f->len, L->src.pass.buf, L->src.pass.len,
-					       L->kdf, L->iter, buf, &n, r->reason, sizeof r->reason);
+		r->code = kiln_osslenc_decrypt(f->data, f->len, L->src.pass.buf, L->src.pass.len, &L->ossl,
+					       buf, &n, r->reason, sizeof r->reason);
 	} else if (f->fmt == FMT_SEALED) {
 		n = cap - 1;
 		r->code = kiln_seal_open(&L->keys[f->group], f->data, f->len, buf, r->reason,
@@ -309,11 +355,16 @@ static void decrypt_one(struct load_ctx *L, size_t i)
 		} else {
 			r->code = kiln_cdoc_init(&f->doc->cdoc, buf, n, cap, locked, r->reason,
 						 sizeof r->reason);
-			/* CBC has no authentication: garbage that happens to end
-			 * in valid padding is caught here. */
-			if (r->code == -KILN_E_INVALID_ARGS && f->fmt == FMT_OSSLENC)
+			/* openssl enc has no authentication: garbage that happens
+			 * to end in valid padding, or any stream-mode garbage, is
+			 * caught here. */
+			if (r->code == -KILN_E_INVALID_ARGS && f->fmt == FMT_OSSLENC) {
+				char desc[160];
+				kiln_osslenc_params_describe(&L->ossl, desc, sizeof desc);
 				snprintf(r->reason, sizeof r->reason,
-					 "wrong passphrase or corrupted file (not UTF-8 after decryption)");
+					 "does not decrypt with %s (not UTF-8 text after decryption): wrong %s "
+					 "or options", desc, L->ossl.raw ? "key" : "passphrase");
+			}
 		}
 	}
 	if (r->code) {
@@ -346,6 +397,54 @@ static void after_derive(struct job *job, struct load_ctx *L)
 	run_stage(job, L, load_decrypt_work, stage_items(L->files.count), load_finish);
 }
 
+/* Stage 2b (one item, with "detect"): the openssl enc parameters, found on
+ * the first openssl file; the decrypt stage then uses them for all. */
+static void load_detect_work(struct job *job, void *arg, unsigned item)
+{
+	struct load_ctx *L = arg;
+	struct kiln_osslenc_params found;
+
+	(void)job;
+	(void)item;
+	for (size_t i = 0; i < L->files.count; i++) {
+		struct load_file *f = &L->f[i];
+		struct file_result *r = &L->files.res[i];
+		size_t cap = f->len + 1, n;
+		bool locked;
+		if (r->code || f->fmt != FMT_OSSLENC)
+			continue;
+		uint8_t *buf = kiln_secmem_alloc(cap, &locked);
+		if (!buf) {
+			L->code = -KILN_E_INTERNAL;
+			snprintf(L->err, sizeof L->err, "out of memory");
+			break;
+		}
+		r->code = kiln_osslenc_detect(f->data, f->len, L->src.pass.buf, L->src.pass.len, &L->ossl,
+					      L->ossl_fixed, &found, buf, &n, &L->detect_tried, r->reason,
+					      sizeof r->reason);
+		kiln_secmem_free(buf, cap);
+		if (!r->code) {
+			L->ossl = found;
+			L->detected = true;
+			OPENSSL_cleanse(&found, sizeof found);
+		}
+		break;
+	}
+	corpus_openssl_thread_done();
+}
+
+static void after_detect(struct job *job, struct load_ctx *L)
+{
+	bool sealed = false;
+
+	for (size_t i = 0; i < L->files.count; i++)
+		sealed |= !L->files.res[i].code && L->f[i].fmt == FMT_SEALED;
+	if (sealed)
+		run_stage(job, L, load_derive_work, 1, after_derive);
+	else
+		after_derive(job, L);
+}
+
 static void after_read(struct job *job, struct load_ctx *L)
 {
 	const struct kiln_config *cfg = job_config(job);
@@ -366,21 +465,43 @@ static void after_read(struct job *job, struct load_ctx *L)
 		snprintf(L->err, sizeof L->err,
 			 "the files hold %zu bytes, over corpus_memory_budget (%zu)", total,
 			 cfg->corpus_memory_budget);
-	} else if (encrypted && !L->src.pass.buf) {
+	} else if (encrypted && !have_secret(L)) {
 		L->code = -KILN_E_INVALID_ARGS;
-		snprintf(L->err, sizeof L->err, "encrypted files need a passphrase or key_file");
+		snprintf(L->err, sizeof L->err, "encrypted files need a passphrase, key_file or key");
+	} else if (sealed && L->ossl.raw) {
+		L->code = -KILN_E_INVALID_ARGS;
+		snprintf(L->err, sizeof L->err, "kiln sealed files need a passphrase or key_file, not a raw key");
 	}
 	if (L->code)
 		load_finish(job, L);
-	else if (sealed)
-		run_stage(job, L, load_derive_work, 1, after_derive);
+	else if (L->detect && !L->ossl.raw)
+		run_stage(job, L, load_detect_work, 1, after_detect);
 	else
-		after_derive(job, L);
+		after_detect(job, L);
 }
 
 static void after_list(struct job *job, struct load_ctx *L)
 {
 	run_stage(job, L, load_read_work, stage_items(L->files.count), after_read);
+}
+
+/* The openssl enc parameters used, as the reply reports them. */
+static json_t *openssl_json(const struct load_ctx *L)
+{
+	const struct kiln_osslenc_params *p = &L->ossl;
+	json_t *o = json_pack("{s:s, s:b}", "cipher", p->cipher, "detected", L->detected);
+
+	if (p->raw) {
+		json_object_set_new(o, "key", json_string("raw"));
+		return o;
+	}
+	json_object_set_new(o, "digest", json_string(p->digest));
+	json_object_set_new(o, "kdf", json_string(p->kdf == KILN_OSSLENC_PBKDF2 ? "pbkdf2" : "legacy"));
+	if (p->kdf == KILN_OSSLENC_PBKDF2)
+		json_object_set_new(o, "iterations", json_integer(p->iter));
+	if (L->detect)
+		json_object_set_new(o, "tried", json_integer(L->detect_tried));
+	return o;
 }
 
 static json_t *load_source(const struct load_ctx *L)
@@ -395,10 +516,7 @@ static json_t *load_source(const struct load_ctx *L)
 	}
 	json_object_set_new(s, "files", formats);
 	if (json_object_get(formats, "openssl-enc"))
-		json_object_set_new(s, "openssl_kdf",
-				    L->kdf == KILN_OSSLENC_PBKDF2
-					    ? json_pack("{s:s, s:i}", "kdf", "pbkdf2-sha256", "iterations", L->iter)
-					    : json_pack("{s:s}", "kdf", "evp-bytestokey-sha256"));
+		json_object_set_new(s, "openssl", openssl_json(L));
 	if (L->ngroups) {
 		json_t *g = json_array();
 		for (size_t i = 0; i < L->ngroups; i++)
@@ -406,6 +524,37 @@ static json_t *load_source(const struct load_ctx *L)
 		json_object_set_new(s, "sealed_kdf", g);
 	}
 	return s;
+}
+
+/* How many failing files the message names; detail.failed has them all. */
+#define MESSAGE_FAILURES 3
+
+/* "2 of 5 files failed; corpus 'x' unchanged: a.txt: <reason>; b: <reason>",
+ * and, when a file did not decrypt, what openssl enc does not record. */
+static void failure_message(const struct load_ctx *L, json_t *failed, char *msg, size_t msglen)
+{
+	size_t nf = json_array_size(failed), used;
+	bool undecrypted = false;
+	json_t *e;
+	size_t i;
+
+	used = (size_t)snprintf(msg, msglen, "%zu of %zu files failed; corpus '%s' unchanged", nf,
+				L->files.count, L->name);
+	json_array_foreach(failed, i, e) {
+		const char *reason = json_string_value(json_object_get(e, "reason"));
+		undecrypted |= reason && strstr(reason, "does not decrypt") != NULL;
+		if (i < MESSAGE_FAILURES && used < msglen)
+			used += (size_t)snprintf(msg + used, msglen - used, "%s %s: %s", i ? ";" : ":",
+						 json_string_value(json_object_get(e, "document")), reason);
+	}
+	if (nf > MESSAGE_FAILURES && used < msglen)
+		used += (size_t)snprintf(msg + used, msglen - used, "; and %zu more (detail.failed)",
+					 nf - MESSAGE_FAILURES);
+	if (undecrypted && used < msglen)
+		snprintf(msg + used, msglen - used,
+			 ". openssl enc records none of the cipher, digest, key derivation or iteration count in "
+			 "the file: pass the ones it was written with (cipher, digest, kdf, iterations; nosalt, "
+			 "salt, key and iv for -nosalt, -S and -K files), or detect: true to try the common ones");
 }
 
 /* Installs the corpus if every file succeeded.  Returns 0 with the reply's
@@ -428,8 +577,7 @@ static int load_result(struct job *job, struct load_ctx *L, json_t **out, char *
 	}
 	json_t *failed = file_list_failures(&L->files, &first);
 	if (first) {
-		snprintf(msg, msglen, "%zu of %zu files failed; corpus '%s' unchanged",
-			 json_array_size(failed), n, L->name);
+		failure_message(L, failed, msg, msglen);
 		*out = json_pack("{s:o, s:i}", "failed", failed, "files", (json_int_t)n);
 		return first;
 	}
@@ -476,7 +624,7 @@ static int load_result(struct job *job, struct load_ctx *L, json_t **out, char *
 static void load_finish(struct job *job, struct load_ctx *L)
 {
 	json_t *out = NULL;
-	char msg[512];
+	char msg[1536];
 	int code = load_result(job, L, &out, msg, sizeof msg);
 
 	/* Queued before the reply: a job finished with no work pending is
@@ -488,12 +636,71 @@ static void load_finish(struct job *job, struct load_ctx *L)
 		job_succeed(job, out, "%s", msg);
 }
 
+/* Reads a hex argument into out; wipes jansson's copy when `secret`. */
+static int hex_arg(json_t *args, const char *key, bool secret, uint8_t *out, size_t max, size_t *len,
+		   bool *given, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(args, key);
+	char msg[96];
+	int rc;
+
+	*given = v != NULL;
+	if (!v)
+		return 0;
+	rc = kiln_osslenc_hex(json_string_value(v), out, max, len, msg, sizeof msg);
+	if (secret)
+		OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
+	if (rc)
+		snprintf(err, errlen, "args.%s: %s", key, msg);
+	return rc;
+}
+
+/* The openssl enc arguments into L->ossl and L->ossl_fixed. */
+static int parse_openssl(struct load_ctx *L, json_t *args, char *err, size_t errlen)
+{
+	struct kiln_osslenc_params *p = &L->ossl;
+	json_t *iter = json_object_get(args, "iterations");
+	const char *kdf = json_string_value(json_object_get(args, "kdf"));
+	const char *cipher = json_string_value(json_object_get(args, "cipher"));
+	const char *digest = json_string_value(json_object_get(args, "digest"));
+	bool has_iv;
+	int rc;
+
+	kiln_osslenc_params_default(p);
+	if (cipher)
+		snprintf(p->cipher, sizeof p->cipher, "%s", cipher + (cipher[0] == '-'));
+	if (digest)
+		snprintf(p->digest, sizeof p->digest, "%s", digest);
+	/* -iter implies -pbkdf2, as in openssl enc. */
+	if (kdf && !strcmp(kdf, "legacy"))
+		p->kdf = KILN_OSSLENC_LEGACY;
+	if (iter)
+		p->iter = (unsigned)json_integer_value(iter);
+	L->ossl_fixed = (cipher ? KILN_OSSLENC_FIX_CIPHER : 0) | (digest ? KILN_OSSLENC_FIX_DIGEST : 0) |
+			(kdf || iter ? KILN_OSSLENC_FIX_KDF : 0) | (iter ? KILN_OSSLENC_FIX_ITER : 0);
+	p->nosalt = json_is_true(json_object_get(args, "nosalt"));
+	L->detect = json_is_true(json_object_get(args, "detect"));
+	L->allow_plain = json_is_true(json_object_get(args, "allow_plain"));
+	if ((rc = hex_arg(args, "key", true, p->key, sizeof p->key, &p->keylen, &p->raw, err, errlen)) ||
+	    (rc = hex_arg(args, "iv", true, p->iv, sizeof p->iv, &p->ivlen, &has_iv, err, errlen)) ||
+	    (rc = hex_arg(args, "salt", false, p->salt, sizeof p->salt, &(size_t){0}, &p->has_salt, err, errlen)))
+		return rc;
+	if (has_iv && !p->raw) {
+		snprintf(err, errlen, "args.iv goes with args.key (openssl enc -K ... -iv ...)");
+		return -KILN_E_INVALID_ARGS;
+	}
+	if (p->raw && (L->src.pass.buf || json_object_get(args, "key_file"))) {
+		snprintf(err, errlen, "give a passphrase (or key_file) or a raw key, not both");
+		return -KILN_E_INVALID_ARGS;
+	}
+	rc = kiln_osslenc_params_check(p, err, errlen);
+	return rc;
+}
+
 void corpus_act_load(struct job *job, json_t *args)
 {
 	struct load_ctx *L = calloc(1, sizeof *L);
-	json_t *iter = json_object_get(args, "iterations");
-	const char *kdf = json_string_value(json_object_get(args, "kdf"));
-	char err[128];
+	char err[256];
 	int rc;
 
 	if (!L) {
@@ -507,13 +714,13 @@ void corpus_act_load(struct job *job, json_t *args)
 		rc = -KILN_E_INTERNAL;
 		snprintf(err, sizeof err, "out of memory");
 	}
+	if (!rc)
+		rc = parse_openssl(L, args, err, sizeof err);
 	if (rc) {
 		load_ctx_free(L);
 		job_fail(job, rc, NULL, "%s", err);
 		return;
 	}
 	L->fmt = format_parse(json_string_value(json_object_get(args, "format")));
-	L->kdf = kdf && strcmp(kdf, "legacy") == 0 ? KILN_OSSLENC_LEGACY : KILN_OSSLENC_PBKDF2;
-	L->iter = iter ? (unsigned)json_integer_value(iter) : KILN_OSSLENC_DEFAULT_ITER;
 	run_stage(job, L, load_list_work, 1, after_list);
 }

@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "action.h"
@@ -191,7 +192,7 @@ static void act_create(struct job *job, json_t *args)
 	if (scenes_full(job))
 		return;
 	kiln_settings_default(&set);
-	rc = scene_doc_settings(job_config(job), args, &set, err, sizeof(err));
+	rc = scene_doc_settings(args, &set, err, sizeof(err));
 	if (rc) {
 		job_fail(job, rc, NULL, "%s", err);
 		return;
@@ -216,7 +217,7 @@ static void act_update(struct job *job, json_t *args)
 	if (!e || scene_busy(job, e, true))
 		return;
 	set = *kiln_scene_settings(e->scene);
-	rc = scene_doc_settings(job_config(job), args, &set, err, sizeof(err));
+	rc = scene_doc_settings(args, &set, err, sizeof(err));
 	/* Only the camera and lookup tables change, not the BVH. */
 	if (!rc)
 		rc = kiln_scene_set_settings(e->scene, &set, err, sizeof(err));
@@ -236,6 +237,9 @@ struct build_ctx {
 	kiln_scene *scene;         /* scene.load: the new scene, until inserted */
 	json_t *doc;               /* {"elements": [...], "lights": [...]} or the loaded document */
 	char *path;                /* scene.load from a file */
+	char *base_dir;            /* scene.load: relative paths' base, if given */
+	const char *format;        /* scene.load: "kiln", "rust", "auto" or NULL (in the job's args) */
+	enum scene_doc_format doc_format;
 	size_t budget;
 	struct kiln_scene_mark mark; /* the scene before this batch */
 	json_t *elements, *lights; /* canonical items added */
@@ -252,6 +256,7 @@ static void build_ctx_free(struct build_ctx *b)
 	json_decref(b->detail);
 	kiln_scene_free(b->scene);
 	free(b->path);
+	free(b->base_dir);
 	free(b);
 }
 
@@ -288,7 +293,8 @@ static bool over_budget(struct build_ctx *b, size_t need, size_t left)
  * the BVH is left for the next render. */
 static void build_scene(struct job *job, struct build_ctx *b, kiln_scene *scene, const char *base_dir)
 {
-	struct scene_doc_ctx dc = {.cfg = job_config(job), .scene = scene, .base_dir = base_dir};
+	struct scene_doc_ctx dc = {.cfg = job_config(job), .scene = scene, .base_dir = base_dir,
+				   .format = b->doc_format};
 
 	kiln_scene_mark(scene, &b->mark);
 	b->rc = scene_doc_add_all(&dc, b->doc, b->elements, b->lights, b->err, sizeof(b->err));
@@ -455,7 +461,13 @@ static void load_work(struct job *job, void *arg)
 	if (b->path && (b->rc = load_file(cfg, b, &dir)))
 		return;
 	kiln_settings_default(&set);
-	b->rc = scene_doc_settings(cfg, b->doc, &set, b->err, sizeof(b->err));
+	b->rc = scene_doc_detect(b->doc, b->format, &b->doc_format, b->err, sizeof(b->err));
+	if (b->rc)
+		b->detail = json_pack("{s:s}", "path", b->path ? "args.path" : "args.scene");
+	if (!b->rc)
+		b->rc = scene_doc_settings(b->doc, &set, b->err, sizeof(b->err));
+	if (b->doc_format == SCENE_DOC_RUST)
+		set.semantics = KILN_SEMANTICS_RUST;
 	if (!b->rc) {
 		b->scene = kiln_scene_new();
 		if (!b->scene) {
@@ -466,7 +478,7 @@ static void load_work(struct job *job, void *arg)
 		}
 	}
 	if (!b->rc)
-		build_scene(job, b, b->scene, dir);
+		build_scene(job, b, b->scene, b->base_dir ? b->base_dir : dir);
 	free(dir);
 }
 
@@ -498,12 +510,19 @@ static void load_done(struct job *job, void *arg, int status)
 static void act_load(struct job *job, json_t *args)
 {
 	json_t *doc = json_object_get(args, "scene"), *path = json_object_get(args, "path");
+	json_t *base = json_object_get(args, "base_dir");
 	struct build_ctx *b;
 
 	if (scenes_full(job))
 		return;
+	if (base && json_string_value(base)[0] != '/') {
+		job_fail(job, -KILN_E_INVALID_ARGS, json_pack("{s:s}", "path", "args.base_dir"),
+			 "args.base_dir: expected an absolute directory");
+		return;
+	}
 	b = build_ctx_new();
-	if (!b || (path && !(b->path = strdup(json_string_value(path))))) {
+	if (!b || (path && !(b->path = strdup(json_string_value(path)))) ||
+	    (base && !(b->base_dir = strdup(json_string_value(base))))) {
 		if (b)
 			build_ctx_free(b);
 		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
@@ -512,6 +531,7 @@ static void act_load(struct job *job, json_t *args)
 	/* A reference, not a copy: the job keeps its args until every work
 	 * item's done callback has run (job.h), and the worker only reads. */
 	b->doc = json_incref(doc);
+	b->format = json_string_value(json_object_get(args, "format"));
 	b->budget = budget_for(job_config(job), NULL);
 	st.pending_loads++;
 	if (job_queue_work(job, load_work, load_done, b)) {
@@ -526,14 +546,27 @@ static void act_load(struct job *job, json_t *args)
 static void act_get(struct job *job, json_t *args)
 {
 	struct scene_entry *e = lookup(job, args);
+	const char *fmt = json_string_value(json_object_get(args, "format"));
+	char err[256];
 	json_t *doc;
+	int rc;
 
 	if (!e)
 		return;
+	if (fmt && !strcmp(fmt, "rust")) {
+		rc = scene_doc_to_rust(kiln_scene_settings(e->scene), e->elements, e->lights, &doc, err, sizeof(err));
+		if (rc) {
+			job_fail(job, rc, NULL, "%s", err);
+			return;
+		}
+		job_succeed(job, json_pack("{s:I, s:s, s:o}", "scene_id", e->id, "format", "rust", "scene", doc),
+			    "scene %" JSON_INTEGER_FORMAT " in the Rust format", e->id);
+		return;
+	}
 	doc = scene_doc_settings_json(kiln_scene_settings(e->scene));
 	json_object_set_new(doc, "elements", json_deep_copy(e->elements));
 	json_object_set_new(doc, "lights", json_deep_copy(e->lights));
-	job_succeed(job, json_pack("{s:I, s:o}", "scene_id", e->id, "scene", doc),
+	job_succeed(job, json_pack("{s:I, s:s, s:o}", "scene_id", e->id, "format", "kiln", "scene", doc),
 		    "scene %" JSON_INTEGER_FORMAT, e->id);
 }
 
@@ -563,13 +596,29 @@ static void act_delete(struct job *job, json_t *args)
 
 /* --- scene.render ---------------------------------------------------------- */
 
+/*
+ * A render attached to the reply holds the whole region in memory, so it is
+ * limited to scene_max_pixels.  A render to a file (`output`) streams: the
+ * region is cut into bands of rows (BAND_BYTES of RGBA at most, KILN_TILE
+ * rows at least); the pool renders one band's tiles at a time into one
+ * band buffer, then a worker appends its rows to the file (PNG row writes
+ * or raw RGBA), then the next band starts.  Memory stays at one band plus
+ * the PNG writer whatever the size of the image.
+ */
+#define BAND_BYTES (8u << 20)
+
 struct render_ctx {
 	struct scene_entry *entry; /* a reference, and entry->renders counted */
-	struct kiln_region region;
+	struct kiln_region region; /* what was asked for */
+	struct kiln_region cur;    /* what is being rendered into rgba: region, or one band */
 	bool png;
-	char *output;              /* write here instead of attaching */
-	uint8_t *rgba;
-	unsigned tiles;
+	char *output;              /* stream to this file instead of attaching */
+	int fd;                    /* the open output, or -1 */
+	struct kiln_png_writer *writer;
+	uint8_t *rgba;             /* cur's pixels */
+	unsigned band_rows;        /* streaming: rows per band */
+	unsigned tiles;            /* of cur */
+	uint64_t tiles_before, tiles_total; /* progress over all bands */
 	atomic_uint next_tile;
 	atomic_uint tiles_done;
 	atomic_uint_fast64_t rays;
@@ -586,6 +635,9 @@ static void render_ctx_free(struct render_ctx *r)
 {
 	r->entry->renders--;
 	entry_unref(r->entry);
+	kiln_png_writer_free(r->writer);
+	if (r->fd >= 0)
+		close(r->fd);
 	free(r->output);
 	free(r->rgba);
 	free(r->out);
@@ -593,8 +645,8 @@ static void render_ctx_free(struct render_ctx *r)
 	free(r);
 }
 
-/* Tile loop: every work item takes tiles from the shared counter until they
- * run out or the job is cancelled (checked before every tile). */
+/* Tile loop: every work item takes tiles of `cur` from the shared counter
+ * until they run out or the job is cancelled (checked before every tile). */
 static void render_work(struct job *job, void *arg, unsigned item)
 {
 	struct render_ctx *r = arg;
@@ -608,57 +660,96 @@ static void render_work(struct job *job, void *arg, unsigned item)
 		unsigned t = atomic_fetch_add(&r->next_tile, 1);
 		if (t >= r->tiles)
 			break;
-		kiln_render_tile(scene, &r->region, t, r->rgba, &rays);
+		kiln_render_tile(scene, &r->cur, t, r->rgba, &rays);
 		unsigned done = atomic_fetch_add(&r->tiles_done, 1) + 1;
-		job_progress(job, done, r->tiles);
+		job_progress(job, r->tiles_before + done, r->tiles_total);
 	}
 	atomic_fetch_add(&r->rays, rays);
 }
 
-static void write_all(struct job *job, struct render_ctx *r, const unsigned char *data, size_t len)
+static void render_done(struct job *job, void *arg, int status);
+
+/* Queues the work items that render `cur`; if none can be, fails the job
+ * and frees r. */
+static void render_start(struct job *job, struct render_ctx *r)
 {
-	int fd = kiln_path_open(job_config(job), r->output, O_WRONLY | O_CREAT | O_TRUNC, &r->resolved,
-				r->err, sizeof(r->err));
+	unsigned n;
+
+	r->tiles = kiln_render_tile_count(&r->cur);
+	atomic_store(&r->next_tile, 0);
+	atomic_store(&r->tiles_done, 0);
+	n = st.workers < r->tiles ? st.workers : r->tiles;
+	if (job_queue_batch(job, n ? n : 1, render_work, render_done, r) == 0)
+		return;
+	job_fail(job, -KILN_E_INTERNAL, NULL, "cannot queue work");
+	render_ctx_free(r);
+}
+
+/* Encodes the attached PNG (worker). */
+static void encode_work(struct job *job, void *arg)
+{
+	struct render_ctx *r = arg;
+
+	(void)job;
+	r->rc = kiln_png_encode_rgba(r->rgba, r->region.width, r->region.height, &r->out, &r->out_len, r->err,
+				     sizeof(r->err));
+}
+
+/* Writes `len` bytes to the output (worker); 0 or -KILN_E_INTERNAL. */
+static int write_all(struct render_ctx *r, const unsigned char *data, size_t len)
+{
 	size_t off = 0;
 
-	if (fd < 0) {
-		r->rc = fd;
-		return;
-	}
 	while (off < len) {
-		ssize_t n = write(fd, data + off, len - off);
+		ssize_t n = write(r->fd, data + off, len - off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
 			snprintf(r->err, sizeof(r->err), "writing %s: %s", r->output, strerror(errno));
-			r->rc = -KILN_E_INTERNAL;
-			break;
+			return -KILN_E_INTERNAL;
 		}
 		off += (size_t)n;
 	}
-	if (close(fd) && !r->rc) {
+	return 0;
+}
+
+/* Opens the output and starts the PNG (worker). */
+static void open_work(struct job *job, void *arg)
+{
+	struct render_ctx *r = arg;
+
+	r->fd = kiln_path_open(job_config(job), r->output, O_WRONLY | O_CREAT | O_TRUNC, &r->resolved, r->err,
+			       sizeof(r->err));
+	if (r->fd < 0) {
+		r->rc = r->fd;
+		return;
+	}
+	if (r->png)
+		r->rc = kiln_png_writer_new(r->fd, r->region.width, r->region.height, &r->writer, r->err,
+					    sizeof(r->err));
+}
+
+/* Appends the band's rows to the output, and after the last band ends the
+ * file (worker). */
+static void band_write_work(struct job *job, void *arg)
+{
+	struct render_ctx *r = arg;
+	bool last = r->cur.y + r->cur.height == r->region.y + r->region.height;
+	struct stat sb;
+
+	(void)job;
+	if (r->png)
+		r->rc = kiln_png_writer_rows(r->writer, r->rgba, r->cur.height, r->err, sizeof(r->err));
+	else
+		r->rc = write_all(r, r->rgba, (size_t)r->cur.width * r->cur.height * 4);
+	if (!r->rc && last && r->png)
+		r->rc = kiln_png_writer_finish(r->writer, r->err, sizeof(r->err));
+	if (!r->rc && last && (fsync(r->fd) || fstat(r->fd, &sb))) {
 		snprintf(r->err, sizeof(r->err), "writing %s: %s", r->output, strerror(errno));
 		r->rc = -KILN_E_INTERNAL;
 	}
-}
-
-/* Encodes the PNG and/or writes the file. */
-static void output_work(struct job *job, void *arg)
-{
-	struct render_ctx *r = arg;
-	const unsigned char *data = r->rgba;
-	size_t len = (size_t)r->region.width * r->region.height * 4;
-
-	if (r->png) {
-		r->rc = kiln_png_encode_rgba(r->rgba, r->region.width, r->region.height, &r->out, &r->out_len,
-					     r->err, sizeof(r->err));
-		if (r->rc)
-			return;
-		data = r->out;
-		len = r->out_len;
-	}
-	if (r->output)
-		write_all(job, r, data, len);
+	if (!r->rc && last)
+		r->out_len = (size_t)sb.st_size;
 }
 
 static void render_reply(struct job *job, struct render_ctx *r)
@@ -667,12 +758,10 @@ static void render_reply(struct job *job, struct render_ctx *r)
 				 (int)r->region.height, "format", r->png ? "png" : "rgba", "render_ms",
 				 (double)(uv_hrtime() - r->start_ns) / 1e6, "rays",
 				 (json_int_t)atomic_load(&r->rays));
-	size_t len;
 
 	if (r->output) {
-		len = r->png ? r->out_len : (size_t)r->region.width * r->region.height * 4;
 		json_object_set_new(data, "output", json_string(r->resolved));
-		json_object_set_new(data, "bytes", json_integer((json_int_t)len));
+		json_object_set_new(data, "bytes", json_integer((json_int_t)r->out_len));
 	} else if (r->png) {
 		job_set_reply_attachment(job, r->out, r->out_len, free);
 		r->out = NULL;
@@ -683,22 +772,72 @@ static void render_reply(struct job *job, struct render_ctx *r)
 	job_succeed(job, data, "rendered %ux%u", r->region.width, r->region.height);
 }
 
-static void output_done(struct job *job, void *arg, int status)
+/* Fails the job if a worker stage failed or it was cancelled; true then
+ * (r freed). */
+static bool stage_failed(struct job *job, struct render_ctx *r, int status)
 {
-	struct render_ctx *r = arg;
-
 	if (status)
 		job_fail(job, -KILN_E_CANCELLED, NULL, "cancelled");
 	else if (r->rc)
 		job_fail(job, r->rc, NULL, "%s", r->err);
 	else
-		render_reply(job, r);
+		return false;
 	render_ctx_free(r);
+	return true;
+}
+
+static void encode_done(struct job *job, void *arg, int status)
+{
+	struct render_ctx *r = arg;
+
+	if (stage_failed(job, r, status))
+		return;
+	render_reply(job, r);
+	render_ctx_free(r);
+}
+
+/* The next band of a streaming render, or false after the last one. */
+static bool next_band(struct render_ctx *r)
+{
+	unsigned end = r->region.y + r->region.height;
+	unsigned y = r->cur.height ? r->cur.y + r->cur.height : r->region.y;
+
+	if (y >= end)
+		return false;
+	r->tiles_before += r->tiles;
+	r->cur = (struct kiln_region){r->region.x, y, r->region.width,
+				      end - y < r->band_rows ? end - y : r->band_rows};
+	return true;
+}
+
+static void band_write_done(struct job *job, void *arg, int status)
+{
+	struct render_ctx *r = arg;
+
+	if (stage_failed(job, r, status))
+		return;
+	if (!next_band(r)) {
+		render_reply(job, r);
+		render_ctx_free(r);
+		return;
+	}
+	render_start(job, r);
+}
+
+static void open_done(struct job *job, void *arg, int status)
+{
+	struct render_ctx *r = arg;
+
+	if (stage_failed(job, r, status))
+		return;
+	next_band(r);
+	render_start(job, r);
 }
 
 static void render_done(struct job *job, void *arg, int status)
 {
 	struct render_ctx *r = arg;
+	job_work_fn next = r->output ? band_write_work : encode_work;
 	int reason;
 
 	/* Every tile rendered, unless a work item never ran (cancelled, or not
@@ -715,7 +854,7 @@ static void render_done(struct job *job, void *arg, int status)
 		render_ctx_free(r);
 		return;
 	}
-	if (job_queue_work(job, output_work, output_done, r)) {
+	if (job_queue_work(job, next, r->output ? band_write_done : encode_done, r)) {
 		job_fail(job, -KILN_E_INTERNAL, NULL, "cannot queue work");
 		render_ctx_free(r);
 	}
@@ -740,12 +879,14 @@ static int parse_region(struct job *job, json_t *args, struct scene_entry *e, st
 	return rc;
 }
 
-/* Queues the tile work items (one per pool thread). */
-static void start_tiles(struct job *job, struct render_ctx *r)
+/* Opens the output file, if any, then starts the tiles (loop). */
+static void render_begin(struct job *job, struct render_ctx *r)
 {
-	unsigned n = st.workers < r->tiles ? st.workers : r->tiles;
-
-	if (job_queue_batch(job, n ? n : 1, render_work, render_done, r) != 0) {
+	if (!r->output) {
+		render_start(job, r);
+		return;
+	}
+	if (job_queue_work(job, open_work, open_done, r)) {
 		render_ctx_free(r);
 		job_fail(job, -KILN_E_INTERNAL, NULL, "cannot queue work");
 	}
@@ -773,7 +914,7 @@ static void prepare_done(struct job *job, void *arg, int status)
 
 	e->preparing--;
 	if (!status && !r->rc) {
-		start_tiles(job, r);
+		render_begin(job, r);
 		return;
 	}
 	/* Not built: the next render tries again. */
@@ -787,37 +928,61 @@ static void prepare_done(struct job *job, void *arg, int status)
 	render_ctx_free(r);
 }
 
+/* An attached render holds the whole region: at most scene_max_pixels. */
+static bool attach_too_large(struct job *job, const struct kiln_region *reg)
+{
+	uint64_t max = job_config(job)->scene_max_pixels, px = (uint64_t)reg->width * reg->height;
+
+	if (px <= max)
+		return false;
+	job_fail(job, -KILN_E_TOO_LARGE, json_pack("{s:s, s:I}", "limit", "scene_max_pixels", "scene_max_pixels",
+						  (json_int_t)max),
+		 "a %ux%u render is more than scene_max_pixels (%llu) to hold whole: render it to a file "
+		 "(output), which streams it, or a region of it",
+		 reg->width, reg->height, (unsigned long long)max);
+	return true;
+}
+
 static void act_render(struct job *job, json_t *args)
 {
 	struct scene_entry *e = lookup(job, args);
 	json_t *fmt = json_object_get(args, "format"), *out = json_object_get(args, "output");
+	struct kiln_region reg;
 	struct render_ctx *r;
+	size_t rows;
 
-	if (!e || scene_busy(job, e, false))
+	if (!e || scene_busy(job, e, false) || parse_region(job, args, e, &reg) ||
+	    (!out && attach_too_large(job, &reg)))
 		return;
 	r = calloc(1, sizeof(*r));
 	if (!r) {
 		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
-	if (parse_region(job, args, e, &r->region)) {
-		free(r);
-		return;
-	}
+	r->region = reg;
+	r->fd = -1;
 	r->entry = e;
 	e->refs++;
 	e->renders++;
 	r->start_ns = uv_hrtime();
 	r->png = fmt && strcmp(json_string_value(fmt), "png") == 0;
-	r->tiles = kiln_render_tile_count(&r->region);
-	r->rgba = malloc((size_t)r->region.width * r->region.height * 4);
+	/* Counted in 64 bits: a 2^20 x 2^20 frame has 2^32 tiles. */
+	r->tiles_total = (uint64_t)((reg.width + KILN_TILE - 1) / KILN_TILE) * ((reg.height + KILN_TILE - 1) / KILN_TILE);
+	rows = reg.height;
+	if (out) {
+		rows = BAND_BYTES / ((size_t)reg.width * 4) / KILN_TILE * KILN_TILE;
+		rows = rows < KILN_TILE ? KILN_TILE : rows > reg.height ? reg.height : rows;
+		r->band_rows = (unsigned)rows;
+	}
+	r->cur = out ? (struct kiln_region){reg.x, reg.y, reg.width, 0} : reg;
+	r->rgba = malloc((size_t)reg.width * rows * 4);
 	if (!r->rgba || (out && !(r->output = strdup(json_string_value(out))))) {
 		render_ctx_free(r);
 		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	if (!e->stale && !e->preparing) {
-		start_tiles(job, r);
+		render_begin(job, r);
 		return;
 	}
 	/* Whatever was added so far is in the BVH this build makes. */
@@ -870,6 +1035,8 @@ static size_t scene_memory_held(void)
 	"\"samples\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":256,"                          \
 	"\"description\":\"samples per pixel (antialiasing)\"},"                                     \
 	"\"gamma\":{\"type\":\"number\",\"exclusiveMinimum\":0,\"maximum\":10},"                    \
+	"\"semantics\":{\"enum\":[\"kiln\",\"rust\"],\"description\":\"whose rendering rules: "          \
+	"kiln's, or the Rust tracer's (one-sided planes, its glass, its texture wrapping)\"},"       \
 	"\"background\":" COLOR_SCHEMA ","                                                          \
 	"\"camera\":{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"           \
 	"\"position\":" VEC_SCHEMA ",\"look_at\":" VEC_SCHEMA ",\"up\":" VEC_SCHEMA "}}"
@@ -895,15 +1062,24 @@ static const struct action scene_actions[] = {
 	  "\"element\":{\"type\":\"object\"},\"elements\":{\"type\":\"array\",\"items\":{\"type\":\"object\"}},"
 	  "\"light\":{\"type\":\"object\"},\"lights\":{\"type\":\"array\",\"items\":{\"type\":\"object\"}}}}",
 	  SUMMARY_SCHEMA, act_add, 0 },
-	{ "scene.load", "Creates a scene from a whole document, inline or from a file (kiln or Rust format).",
+	{ "scene.load", "Creates a scene from a whole document, inline or from a file, in kiln's format "
+	  "(kiln semantics unless it says \"semantics\": \"rust\") or the Rust tracer's (rendered as the tracer "
+	  "renders it). Unknown keys are invalid_args.",
 	  "{\"type\":\"object\",\"additionalProperties\":false,"
 	  "\"oneOf\":[{\"required\":[\"scene\"]},{\"required\":[\"path\"]}],\"properties\":{"
-	  "\"scene\":{\"type\":\"object\"},\"path\":{\"type\":\"string\",\"minLength\":1}}}",
+	  "\"scene\":{\"type\":\"object\"},\"path\":{\"type\":\"string\",\"minLength\":1},"
+	  "\"format\":{\"enum\":[\"auto\",\"kiln\",\"rust\"],\"description\":\"the document's format; "
+	  "auto (default): Rust if its items are {\\\"Sphere\\\": ...} tagged\"},"
+	  "\"base_dir\":{\"type\":\"string\",\"minLength\":1,\"description\":\"absolute directory that "
+	  "relative texture and OBJ paths are resolved against (the directory the original app ran in); "
+	  "default: the scene file's directory\"}}}",
 	  SUMMARY_SCHEMA, act_load, 0 },
-	{ "scene.get", "The scene as a document that scene.load renders identically.",
+	{ "scene.get", "The scene as a document: kiln's format (default; scene.load renders it identically) "
+	  "or, converted, the Rust tracer's (which the tracer, and scene.load, render with its semantics).",
 	  "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"scene_id\"],\"properties\":{"
-	  SCENE_ID_PROP "}}",
-	  "{\"type\":\"object\",\"properties\":{\"scene_id\":{\"type\":\"integer\"},\"scene\":{\"type\":\"object\"}}}",
+	  SCENE_ID_PROP ",\"format\":{\"enum\":[\"kiln\",\"rust\"]}}}",
+	  "{\"type\":\"object\",\"properties\":{\"scene_id\":{\"type\":\"integer\"},\"format\":{\"type\":\"string\"},"
+	  "\"scene\":{\"type\":\"object\"}}}",
 	  act_get, 0 },
 	{ "scene.list", "Every scene with its size, element count and memory.",
 	  "{\"type\":\"object\",\"additionalProperties\":false}",
@@ -914,7 +1090,8 @@ static const struct action scene_actions[] = {
 	  SCENE_ID_PROP "}}",
 	  "{\"type\":\"object\",\"properties\":{\"scene_id\":{\"type\":\"integer\"},\"deleted\":{\"type\":\"boolean\"}}}",
 	  act_delete, 0 },
-	{ "scene.render", "Renders (a region of) a scene on the thread pool: RGBA or PNG, attached or to `output`.",
+	{ "scene.render", "Renders (a region of) a scene on the thread pool: RGBA or PNG, attached (at most "
+	  "scene_max_pixels) or streamed to `output` row band by row band in bounded memory (any size).",
 	  "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"scene_id\"],\"properties\":{"
 	  SCENE_ID_PROP ",\"format\":{\"enum\":[\"rgba\",\"png\"]},"
 	  "\"region\":{\"type\":\"object\",\"additionalProperties\":false,"

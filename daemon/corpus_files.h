@@ -27,7 +27,7 @@ struct secret {
 
 struct file_result {
 	int code;          /* 0 or -KILN_E_* */
-	char reason[200];
+	char reason[384];
 };
 
 struct file_list {

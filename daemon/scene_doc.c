@@ -32,7 +32,33 @@ static int get_num(json_t *obj, const char *key, double *out)
 	return 1;
 }
 
-/* Reads [a, b, c] or an object with the three given keys. */
+/* The first key of `obj` not in `allowed` (NULL-terminated), or NULL. */
+static const char *unknown_key(json_t *obj, const char *const *allowed)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(obj, key, v) {
+		size_t i = 0;
+		while (allowed[i] && strcmp(allowed[i], key))
+			i++;
+		if (!allowed[i])
+			return key;
+	}
+	return NULL;
+}
+
+/* Fails with invalid_args naming a key of `obj` that is not in `allowed`. */
+static int check_keys(json_t *obj, const char *const *allowed, const char *where, char *err, size_t errlen)
+{
+	const char *key = unknown_key(obj, allowed);
+
+	if (!key)
+		return 0;
+	return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: unknown key \"%s\"", where, key);
+}
+
+/* Reads [a, b, c] or an object with exactly the three given keys. */
 static int triple(json_t *v, const char *k0, const char *k1, const char *k2, double out[3])
 {
 	const char *keys[3] = {k0, k1, k2};
@@ -48,7 +74,7 @@ static int triple(json_t *v, const char *k0, const char *k1, const char *k2, dou
 		}
 		return 0;
 	}
-	if (!json_is_object(v))
+	if (!json_is_object(v) || json_object_size(v) != 3)
 		return -1;
 	for (int i = 0; i < 3; i++) {
 		json_t *e = json_object_get(v, keys[i]);
@@ -148,11 +174,21 @@ static int settings_uint(json_t *obj, const char *key, unsigned max, unsigned *o
 	return 0;
 }
 
-int scene_doc_settings(const struct kiln_config *cfg, json_t *obj, struct kiln_settings *s,
-		       char *err, size_t errlen)
+int scene_doc_settings(json_t *obj, struct kiln_settings *s, char *err, size_t errlen)
 {
-	json_t *cam = json_object_get(obj, "camera");
+	static const char *const cam_keys[] = {"position", "look_at", "up", NULL};
+	json_t *cam = json_object_get(obj, "camera"), *sem = json_object_get(obj, "semantics");
 	int rc;
+
+	if (sem) {
+		const char *name = json_string_value(sem);
+		if (name && !strcmp(name, "kiln"))
+			s->semantics = KILN_SEMANTICS_KILN;
+		else if (name && !strcmp(name, "rust"))
+			s->semantics = KILN_SEMANTICS_RUST;
+		else
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "semantics: expected \"kiln\" or \"rust\"");
+	}
 
 	if ((rc = settings_uint(obj, "width", 1u << 20, &s->width, err, errlen)) ||
 	    (rc = settings_uint(obj, "height", 1u << 20, &s->height, err, errlen)) ||
@@ -166,6 +202,8 @@ int scene_doc_settings(const struct kiln_config *cfg, json_t *obj, struct kiln_s
 	if (cam) {
 		if (!json_is_object(cam))
 			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "camera: expected an object");
+		if ((rc = check_keys(cam, cam_keys, "camera", err, errlen)))
+			return rc;
 		if ((rc = member_vec(cam, "position", &s->camera_position, &s->camera_position, "camera", err,
 				     errlen)) ||
 		    (rc = member_vec(cam, "look_at", &s->camera_look_at, &s->camera_look_at, "camera", err,
@@ -173,23 +211,81 @@ int scene_doc_settings(const struct kiln_config *cfg, json_t *obj, struct kiln_s
 		    (rc = member_vec(cam, "up", &s->camera_up, &s->camera_up, "camera", err, errlen)))
 			return rc;
 	}
-	rc = kiln_settings_check(s, err, errlen);
-	if (rc)
-		return rc;
-	if ((uint64_t)s->width * s->height > cfg->scene_max_pixels)
-		return kiln_fail(err, errlen, -KILN_E_TOO_LARGE, "%ux%u is more than scene_max_pixels (%llu)",
-			    s->width, s->height, (unsigned long long)cfg->scene_max_pixels);
-	return 0;
+	return kiln_settings_check(s, err, errlen);
 }
 
 json_t *scene_doc_settings_json(const struct kiln_settings *s)
 {
-	return json_pack("{s:i, s:i, s:f, s:f, s:i, s:{s:o, s:o, s:o}, s:o, s:i, s:f}", "width",
+	return json_pack("{s:i, s:i, s:f, s:f, s:i, s:{s:o, s:o, s:o}, s:o, s:i, s:f, s:s}", "width",
 			 (int)s->width, "height", (int)s->height, "fov", s->fov, "shadow_bias",
 			 s->shadow_bias, "max_recursion_depth", (int)s->max_recursion_depth, "camera",
 			 "position", vec_json(s->camera_position), "look_at", vec_json(s->camera_look_at), "up",
 			 vec_json(s->camera_up), "background", vec_json(s->background), "samples",
-			 (int)s->samples, "gamma", s->gamma);
+			 (int)s->samples, "gamma", s->gamma, "semantics",
+			 s->semantics == KILN_SEMANTICS_RUST ? "rust" : "kiln");
+}
+
+/* --- Whole documents ------------------------------------------------------- */
+
+static const char *const kiln_doc_keys[] = {"width", "height", "fov", "shadow_bias", "max_recursion_depth",
+					    "camera", "background", "samples", "gamma", "semantics",
+					    "elements", "lights", NULL};
+static const char *const rust_doc_keys[] = {"width", "height", "fov", "shadow_bias", "max_recursion_depth",
+					    "elements", "lights", NULL};
+
+/* An externally tagged item ({"Sphere": {...}}) rather than a kiln one. */
+static bool is_tagged(json_t *item)
+{
+	return json_is_object(item) && !json_object_get(item, "type") && json_object_size(item) == 1 &&
+	       json_is_object(json_object_iter_value(json_object_iter(item)));
+}
+
+/* Counts kiln and tagged items in one list. */
+static void count_items(json_t *list, size_t *kiln, size_t *rust)
+{
+	size_t i;
+	json_t *item;
+
+	json_array_foreach(list, i, item) {
+		if (is_tagged(item))
+			(*rust)++;
+		else
+			(*kiln)++;
+	}
+}
+
+int scene_doc_detect(json_t *doc, const char *requested, enum scene_doc_format *format, char *err,
+		     size_t errlen)
+{
+	size_t kiln = 0, rust = 0;
+	const char *const *keys;
+	const char *bad;
+
+	count_items(json_object_get(doc, "elements"), &kiln, &rust);
+	count_items(json_object_get(doc, "lights"), &kiln, &rust);
+	if (requested && !strcmp(requested, "rust"))
+		*format = SCENE_DOC_RUST;
+	else if (requested && !strcmp(requested, "kiln"))
+		*format = SCENE_DOC_KILN;
+	else if (kiln && rust)
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS,
+			    "the document mixes kiln items ({\"type\": ...}) and Rust items ({\"Sphere\": ...}); "
+			    "use one format");
+	else
+		*format = rust ? SCENE_DOC_RUST : SCENE_DOC_KILN;
+	keys = *format == SCENE_DOC_RUST ? rust_doc_keys : kiln_doc_keys;
+	bad = unknown_key(doc, keys);
+	if (bad)
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "unknown key \"%s\" in a %s-format scene", bad,
+			    *format == SCENE_DOC_RUST ? "Rust" : "kiln");
+	if (*format == SCENE_DOC_RUST) {
+		/* The tracer's Scene has no defaults: every field is required. */
+		for (size_t i = 0; keys[i]; i++)
+			if (!json_object_get(doc, keys[i]))
+				return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS,
+					    "missing field \"%s\" (the Rust format requires it)", keys[i]);
+	}
+	return 0;
 }
 
 /* --- Files ---------------------------------------------------------------- */
@@ -318,28 +414,38 @@ static int surface_kind(const char *name, enum kiln_surface *out)
 }
 
 /* Reads the surface: a name with flat parameters (kiln) or "Diffuse" /
- * {"Reflective": {...}} / {"Refractive": {...}} (Rust). */
-static int parse_surface(json_t *mat, struct kiln_material *m, const char *where, char *err, size_t errlen)
+ * {"Reflective": {...}} / {"Refractive": {...}} (Rust, parameters required). */
+static int parse_surface(json_t *mat, bool rust, struct kiln_material *m, const char *where, char *err,
+			 size_t errlen)
 {
+	static const char *const refl_keys[] = {"reflectivity", NULL};
+	static const char *const refr_keys[] = {"index", "transparency", NULL};
 	json_t *sv = json_object_get(mat, "surface"), *params = mat;
 	const char *name = "diffuse";
 	double one = 1, idx = 1.5, refl = 0.5;
+	char w[300];
 	int rc;
 
 	if (json_is_string(sv)) {
 		name = json_string_value(sv);
-	} else if (json_is_object(sv) && json_object_size(sv) == 1) {
+	} else if (rust && json_is_object(sv) && json_object_size(sv) == 1) {
 		name = json_object_iter_key(json_object_iter(sv));
 		params = json_object_iter_value(json_object_iter(sv));
 		if (!json_is_object(params))
 			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.surface.%s: expected an object",
 				    where, name);
-	} else if (sv) {
+	} else if (sv || rust) {
 		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS,
-			    "%s.surface: expected \"diffuse\", \"reflective\" or \"refractive\"", where);
+			    rust ? "%s.surface: expected \"Diffuse\", {\"Reflective\": {...}} or {\"Refractive\": {...}}"
+				 : "%s.surface: expected \"diffuse\", \"reflective\" or \"refractive\"",
+			    where);
 	}
 	if (surface_kind(name, &m->surface))
 		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.surface: unknown surface \"%s\"", where, name);
+	snprintf(w, sizeof(w), "%s.surface.%s", where, name);
+	if (params != mat && (rc = check_keys(params, m->surface == KILN_SURFACE_REFLECTIVE ? refl_keys
+						     : refr_keys, w, err, errlen)))
+		return rc;
 	if (m->surface == KILN_SURFACE_REFLECTIVE)
 		return member_num(params, "reflectivity", params == mat ? &refl : NULL, &m->reflectivity,
 				  where, err, errlen);
@@ -353,13 +459,71 @@ static int parse_surface(json_t *mat, struct kiln_material *m, const char *where
 	return 0;
 }
 
+/* A texture member: "path" or {"path": "..."}; NULL if malformed. */
+static json_t *texture_path(json_t *tex)
+{
+	if (json_is_object(tex))
+		return json_object_size(tex) == 1 && json_is_string(json_object_get(tex, "path"))
+			       ? json_object_get(tex, "path")
+			       : NULL;
+	return json_is_string(tex) ? tex : NULL;
+}
+
+/* The colour or texture member of a material: kiln's "color" / "texture",
+ * or Rust's "coloration": {"Color": {...}} | {"Texture": {"path": ...}}. */
+static int parse_coloration(json_t *mat, bool rust, json_t **c, json_t **tex, const char *w, char *err,
+			    size_t errlen)
+{
+	json_t *col = json_object_get(mat, "coloration");
+
+	*c = *tex = NULL;
+	if (!rust) {
+		*c = json_object_get(mat, "color");
+		*tex = json_object_get(mat, "texture");
+		if (*c && *tex)
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: give a color or a texture, not both", w);
+	} else if (!col) {
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: missing field \"coloration\"", w);
+	} else if (!json_is_object(col) || json_object_size(col) != 1 ||
+		   !((*c = json_object_get(col, "Color")) || (*tex = json_object_get(col, "Texture")))) {
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS,
+			    "%s.coloration: expected {\"Color\": {...}} or {\"Texture\": {\"path\": ...}}", w);
+	}
+	if (*tex && !(*tex = texture_path(*tex)))
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.texture: expected a path or {\"path\": ...}", w);
+	if (*c && parse_color(*c, &(kiln_vec3){0, 0, 0}))
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.color: expected " COLOR_FORMS, w);
+	return 0;
+}
+
+static json_t *material_canon(const struct kiln_material *m, const char *texture)
+{
+	static const char *const names[] = {"diffuse", "reflective", "refractive"};
+	json_t *canon = json_pack("{s:f, s:s}", "albedo", m->albedo, "surface", names[m->surface]);
+
+	if (texture)
+		json_object_set_new(canon, "texture", json_string(texture));
+	else
+		json_object_set_new(canon, "color", vec_json(m->color));
+	if (m->surface == KILN_SURFACE_REFLECTIVE)
+		json_object_set_new(canon, "reflectivity", json_real(m->reflectivity));
+	if (m->surface == KILN_SURFACE_REFRACTIVE) {
+		json_object_set_new(canon, "index", json_real(m->index));
+		json_object_set_new(canon, "transparency", json_real(m->transparency));
+	}
+	return canon;
+}
+
 /* Reads an element's material (NULL: missing) and writes its canonical
  * form into *canon. */
-static int parse_material(struct scene_doc_ctx *ctx, json_t *mat, struct kiln_material *m, json_t **canon,
-			  const char *where, char *err, size_t errlen)
+static int parse_material(struct scene_doc_ctx *ctx, json_t *mat, bool rust, struct kiln_material *m,
+			  json_t **canon, const char *where, char *err, size_t errlen)
 {
+	static const char *const kiln_keys[] = {"color", "texture", "albedo", "surface", "reflectivity",
+						"index", "transparency", NULL};
+	static const char *const rust_keys[] = {"coloration", "albedo", "surface", NULL};
 	static const double albedo_default = 0.18;
-	json_t *col = json_object_get(mat, "coloration"), *tex = NULL, *c = NULL;
+	json_t *tex, *c;
 	char *resolved = NULL;
 	char w[256];
 	int rc;
@@ -371,55 +535,20 @@ static int parse_material(struct scene_doc_ctx *ctx, json_t *mat, struct kiln_ma
 	snprintf(w, sizeof(w), "%s.material", where);
 	if (!json_is_object(mat))
 		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: expected an object", w);
-	if (col) {
-		/* Rust: {"Color": {...}} or {"Texture": {"path": ...}} / {"Texture": "..."}. */
-		if (!json_is_object(col) || json_object_size(col) != 1)
-			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS,
-				    "%s.coloration: expected {\"Color\": ...} or {\"Texture\": ...}", w);
-		c = json_object_get(col, "Color");
-		tex = json_object_get(col, "Texture");
-		if (json_is_object(tex))
-			tex = json_object_get(tex, "path");
-		if (!c && !tex)
-			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS,
-				    "%s.coloration: expected {\"Color\": ...} or {\"Texture\": {\"path\": ...}}", w);
-	} else {
-		c = json_object_get(mat, "color");
-		tex = json_object_get(mat, "texture");
-		if (json_is_object(tex))
-			tex = json_object_get(tex, "path");
-		if (c && tex)
-			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: give a color or a texture, not both", w);
-	}
-	if (c && parse_color(c, &m->color))
-		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.color: expected " COLOR_FORMS, w);
+	if ((rc = check_keys(mat, rust ? rust_keys : kiln_keys, w, err, errlen)) ||
+	    (rc = parse_coloration(mat, rust, &c, &tex, w, err, errlen)) ||
+	    (rc = member_num(mat, "albedo", rust ? NULL : &albedo_default, &m->albedo, w, err, errlen)) ||
+	    (rc = parse_surface(mat, rust, m, w, err, errlen)))
+		return rc;
+	if (c)
+		parse_color(c, &m->color);
 	if (tex) {
-		if (!json_is_string(tex))
-			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.texture: expected a path", w);
 		rc = load_texture(ctx, json_string_value(tex), &resolved, w, err, errlen);
 		if (rc < 0)
 			return rc;
 		m->texture = rc;
 	}
-	rc = member_num(mat, "albedo", &albedo_default, &m->albedo, w, err, errlen);
-	if (!rc)
-		rc = parse_surface(mat, m, w, err, errlen);
-	if (rc) {
-		free(resolved);
-		return rc;
-	}
-	static const char *const names[] = {"diffuse", "reflective", "refractive"};
-	*canon = json_pack("{s:f, s:s}", "albedo", m->albedo, "surface", names[m->surface]);
-	if (resolved)
-		json_object_set_new(*canon, "texture", json_string(resolved));
-	else
-		json_object_set_new(*canon, "color", vec_json(m->color));
-	if (m->surface == KILN_SURFACE_REFLECTIVE)
-		json_object_set_new(*canon, "reflectivity", json_real(m->reflectivity));
-	if (m->surface == KILN_SURFACE_REFRACTIVE) {
-		json_object_set_new(*canon, "index", json_real(m->index));
-		json_object_set_new(*canon, "transparency", json_real(m->transparency));
-	}
+	*canon = material_canon(m, resolved);
 	free(resolved);
 	return 0;
 }
@@ -437,8 +566,8 @@ static int lib_err(int rc, const char *where, char *err, size_t errlen)
 	return kiln_fail(err, errlen, rc, "%s: %s", where, msg);
 }
 
-static int add_sphere(struct scene_doc_ctx *ctx, json_t *e, const char *where, json_t **canon, char *err,
-		      size_t errlen)
+static int add_sphere(struct scene_doc_ctx *ctx, json_t *e, bool rust, const char *where, json_t **canon,
+		      char *err, size_t errlen)
 {
 	struct kiln_material m;
 	json_t *mc;
@@ -451,7 +580,7 @@ static int add_sphere(struct scene_doc_ctx *ctx, json_t *e, const char *where, j
 		return rc;
 	if (!(r > 0))
 		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.radius: must be > 0 (got %g)", where, r);
-	rc = parse_material(ctx, json_object_get(e, "material"), &m, &mc, where, err, errlen);
+	rc = parse_material(ctx, json_object_get(e, "material"), rust, &m, &mc, where, err, errlen);
 	if (rc)
 		return rc;
 	rc = lib_err(kiln_scene_add_sphere(ctx->scene, c, r, &m, err, errlen), where, err, errlen);
@@ -480,7 +609,7 @@ static int add_plane(struct scene_doc_ctx *ctx, json_t *e, bool rust, const char
 	/* The Rust tracer's plane normal points away from the visible side. */
 	if (rust)
 		n = (kiln_vec3){-n.x, -n.y, -n.z};
-	rc = parse_material(ctx, json_object_get(e, "material"), &m, &mc, where, err, errlen);
+	rc = parse_material(ctx, json_object_get(e, "material"), rust, &m, &mc, where, err, errlen);
 	if (rc)
 		return rc;
 	rc = lib_err(kiln_scene_add_plane(ctx->scene, o, n, &m, err, errlen), where, err, errlen);
@@ -619,7 +748,7 @@ static int add_mesh(struct scene_doc_ctx *ctx, json_t *e, const char *where, jso
 		v[1] = v[1] * scale + tr.y;
 		v[2] = v[2] * scale + tr.z;
 	}
-	rc = parse_material(ctx, json_object_get(e, "material"), &m, &mc, where, err, errlen);
+	rc = parse_material(ctx, json_object_get(e, "material"), false, &m, &mc, where, err, errlen);
 	if (rc)
 		goto fail;
 	rc = lib_err(kiln_scene_add_mesh(ctx->scene, mesh, &m, err, errlen), where, err, errlen);
@@ -644,8 +773,8 @@ fail:
 	return rc;
 }
 
-static int add_light(struct scene_doc_ctx *ctx, json_t *e, enum kiln_light_kind kind, const char *where,
-		     json_t **canon, char *err, size_t errlen)
+static int add_light(struct scene_doc_ctx *ctx, json_t *e, enum kiln_light_kind kind, bool rust,
+		     const char *where, json_t **canon, char *err, size_t errlen)
 {
 	static const kiln_vec3 white = {1, 1, 1};
 	struct kiln_light l = {.kind = kind};
@@ -653,7 +782,7 @@ static int add_light(struct scene_doc_ctx *ctx, json_t *e, enum kiln_light_kind 
 	int rc;
 
 	if ((rc = member_vec(e, key, NULL, &l.vec, where, err, errlen)) ||
-	    (rc = member_color(e, "color", &white, &l.color, where, err, errlen)) ||
+	    (rc = member_color(e, "color", rust ? NULL : &white, &l.color, where, err, errlen)) ||
 	    (rc = member_num(e, "intensity", NULL, &l.intensity, where, err, errlen)))
 		return rc;
 	rc = lib_err(kiln_scene_add_light(ctx->scene, &l, err, errlen), where, err, errlen);
@@ -664,10 +793,53 @@ static int add_light(struct scene_doc_ctx *ctx, json_t *e, enum kiln_light_kind 
 	return 0;
 }
 
+/* Keys of each kind of item, kiln's ("type" included) and Rust's. */
+struct item_kind {
+	const char *kiln, *rust;
+	const char *keys[10];
+};
+
+static const struct item_kind item_kinds[] = {
+	{"sphere", "Sphere", {"center", "radius", "material", NULL}},
+	{"plane", "Plane", {"origin", "normal", "material", NULL}},
+	{"mesh", NULL, {"path", "vertices", "faces", "uvs", "normals", "translate", "scale", "material", NULL}},
+	{"directional", "Directional", {"direction", "color", "intensity", NULL}},
+	{"point", "Spherical", {"position", "color", "intensity", NULL}},
+};
+
+/* The kind named `name` in one format, or NULL. */
+static const struct item_kind *find_kind(const char *name, bool rust)
+{
+	for (size_t i = 0; i < sizeof(item_kinds) / sizeof(item_kinds[0]); i++) {
+		const char *k = rust ? item_kinds[i].rust : item_kinds[i].kiln;
+		if (k && !strcasecmp(k, name))
+			return &item_kinds[i];
+	}
+	/* kiln's own name for Rust's spherical light. */
+	if (!rust && !strcasecmp(name, "spherical"))
+		return &item_kinds[4];
+	return NULL;
+}
+
+static int check_item_keys(json_t *body, const struct item_kind *k, bool rust, const char *where, char *err,
+			   size_t errlen)
+{
+	const char *keys[12];
+	size_t n = 0;
+
+	if (!rust)
+		keys[n++] = "type";
+	for (size_t i = 0; k->keys[i]; i++)
+		keys[n++] = k->keys[i];
+	keys[n] = NULL;
+	return check_keys(body, keys, where, err, errlen);
+}
+
 int scene_doc_add_item(struct scene_doc_ctx *ctx, json_t *item, const char *where, json_t **canon,
 		       int *is_light, char *err, size_t errlen)
 {
 	json_t *type = json_object_get(item, "type"), *body = item;
+	const struct item_kind *k;
 	const char *kind;
 	bool rust = false;
 	int rc;
@@ -678,8 +850,7 @@ int scene_doc_add_item(struct scene_doc_ctx *ctx, json_t *item, const char *wher
 		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: expected an object", where);
 	if (json_is_string(type)) {
 		kind = json_string_value(type);
-	} else if (!type && json_object_size(item) == 1 &&
-		   json_is_object(json_object_iter_value(json_object_iter(item)))) {
+	} else if (is_tagged(item)) {
 		/* Externally tagged: {"Sphere": {...}}. */
 		kind = json_object_iter_key(json_object_iter(item));
 		body = json_object_iter_value(json_object_iter(item));
@@ -688,21 +859,26 @@ int scene_doc_add_item(struct scene_doc_ctx *ctx, json_t *item, const char *wher
 		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS,
 			    "%s: missing field \"type\" (or a {\"Sphere\": {...}} style tag)", where);
 	}
-	*is_light = !strcasecmp(kind, "directional") || !strcasecmp(kind, "point") ||
-		    !strcasecmp(kind, "spherical");
-	if (!strcasecmp(kind, "sphere"))
-		rc = add_sphere(ctx, body, where, canon, err, errlen);
-	else if (!strcasecmp(kind, "plane"))
+	if (ctx->format != SCENE_DOC_ANY && rust != (ctx->format == SCENE_DOC_RUST))
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: a %s item in a %s-format document", where,
+			    rust ? "Rust-format" : "kiln-format", rust ? "kiln" : "Rust");
+	k = find_kind(kind, rust);
+	if (!k)
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, rust
+			    ? "%s: unknown element kind \"%s\" (Sphere, Plane, Directional, Spherical)"
+			    : "%s: unknown element kind \"%s\" (sphere, plane, mesh, directional, point)", where, kind);
+	if ((rc = check_item_keys(body, k, rust, where, err, errlen)))
+		return rc;
+	*is_light = k >= &item_kinds[3];
+	if (k == &item_kinds[0])
+		rc = add_sphere(ctx, body, rust, where, canon, err, errlen);
+	else if (k == &item_kinds[1])
 		rc = add_plane(ctx, body, rust, where, canon, err, errlen);
-	else if (!strcasecmp(kind, "mesh"))
+	else if (k == &item_kinds[2])
 		rc = add_mesh(ctx, body, where, canon, err, errlen);
-	else if (!strcasecmp(kind, "directional"))
-		rc = add_light(ctx, body, KILN_LIGHT_DIRECTIONAL, where, canon, err, errlen);
-	else if (!strcasecmp(kind, "point") || !strcasecmp(kind, "spherical"))
-		rc = add_light(ctx, body, KILN_LIGHT_POINT, where, canon, err, errlen);
 	else
-		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS,
-			    "%s: unknown element kind \"%s\" (sphere, plane, mesh, directional, point)", where, kind);
+		rc = add_light(ctx, body, k == &item_kinds[3] ? KILN_LIGHT_DIRECTIONAL : KILN_LIGHT_POINT, rust,
+			       where, canon, err, errlen);
 	if (rc)
 		return rc;
 	if (kiln_scene_primitive_count(ctx->scene) > ctx->cfg->scene_max_elements ||
@@ -759,4 +935,110 @@ int scene_doc_add_all(struct scene_doc_ctx *ctx, json_t *doc, json_t *elements, 
 			json_array_remove(lights, json_array_size(lights) - 1);
 	}
 	return rc;
+}
+
+/* --- Kiln's canonical items in the Rust format ----------------------------- */
+
+static json_t *rust_vec(json_t *v)
+{
+	double d[3] = {0, 0, 0};
+
+	triple(v, "x", "y", "z", d);
+	return json_pack("{s:f, s:f, s:f}", "x", d[0], "y", d[1], "z", d[2]);
+}
+
+static json_t *rust_color(json_t *v)
+{
+	double d[3] = {0, 0, 0};
+
+	triple(v, "r", "g", "b", d);
+	return json_pack("{s:f, s:f, s:f}", "red", d[0], "green", d[1], "blue", d[2]);
+}
+
+static json_t *rust_material(json_t *m)
+{
+	const char *surface = json_string_value(json_object_get(m, "surface"));
+	json_t *tex = json_object_get(m, "texture"), *col, *surf;
+
+	col = tex ? json_pack("{s:{s:O}}", "Texture", "path", tex)
+		  : json_pack("{s:o}", "Color", rust_color(json_object_get(m, "color")));
+	if (!strcmp(surface, "reflective"))
+		surf = json_pack("{s:{s:O}}", "Reflective", "reflectivity", json_object_get(m, "reflectivity"));
+	else if (!strcmp(surface, "refractive"))
+		surf = json_pack("{s:{s:O, s:O}}", "Refractive", "index", json_object_get(m, "index"),
+				 "transparency", json_object_get(m, "transparency"));
+	else
+		surf = json_string("Diffuse");
+	return json_pack("{s:o, s:O, s:o}", "coloration", col, "albedo", json_object_get(m, "albedo"), "surface",
+			 surf);
+}
+
+static json_t *rust_item(json_t *item)
+{
+	const char *type = json_string_value(json_object_get(item, "type"));
+
+	if (!strcmp(type, "sphere"))
+		return json_pack("{s:{s:o, s:O, s:o}}", "Sphere", "center", rust_vec(json_object_get(item, "center")),
+				 "radius", json_object_get(item, "radius"), "material",
+				 rust_material(json_object_get(item, "material")));
+	if (!strcmp(type, "plane")) {
+		/* Rust's normal points away from the visible side. */
+		double n[3] = {0, 0, 0};
+		triple(json_object_get(item, "normal"), "x", "y", "z", n);
+		return json_pack("{s:{s:o, s:{s:f, s:f, s:f}, s:o}}", "Plane", "origin",
+				 rust_vec(json_object_get(item, "origin")), "normal", "x", -n[0], "y", -n[1], "z",
+				 -n[2], "material", rust_material(json_object_get(item, "material")));
+	}
+	return json_pack("{s:{s:o, s:o, s:O}}", !strcmp(type, "directional") ? "Directional" : "Spherical",
+			 !strcmp(type, "directional") ? "direction" : "position",
+			 rust_vec(json_object_get(item, !strcmp(type, "directional") ? "direction" : "position")),
+			 "color", rust_color(json_object_get(item, "color")), "intensity",
+			 json_object_get(item, "intensity"));
+}
+
+/* Names the first setting the Rust format cannot express, or NULL. */
+static const char *rust_inexpressible(const struct kiln_settings *s)
+{
+	struct kiln_settings d;
+
+	kiln_settings_default(&d);
+	if (memcmp(&s->camera_position, &d.camera_position, sizeof(kiln_vec3)) ||
+	    memcmp(&s->camera_look_at, &d.camera_look_at, sizeof(kiln_vec3)) ||
+	    memcmp(&s->camera_up, &d.camera_up, sizeof(kiln_vec3)))
+		return "camera (the tracer's camera is fixed at the origin, looking down -z)";
+	if (memcmp(&s->background, &d.background, sizeof(kiln_vec3)))
+		return "background (the tracer's is black)";
+	if (s->samples != 1)
+		return "samples (the tracer casts one ray per pixel)";
+	if (s->gamma != d.gamma)
+		return "gamma (the tracer's is 2.2)";
+	if (s->width < s->height)
+		return "a portrait frame (the tracer needs width >= height)";
+	return NULL;
+}
+
+int scene_doc_to_rust(const struct kiln_settings *s, json_t *elements, json_t *lights, json_t **out, char *err,
+		      size_t errlen)
+{
+	const char *bad = rust_inexpressible(s);
+	json_t *els, *lts, *item;
+	size_t i;
+
+	*out = NULL;
+	if (bad)
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "the Rust format cannot express %s", bad);
+	json_array_foreach(elements, i, item)
+		if (!strcmp(json_string_value(json_object_get(item, "type")), "mesh"))
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS,
+				    "elements[%zu] is a mesh, which the Rust format cannot express", i);
+	els = json_array();
+	lts = json_array();
+	json_array_foreach(elements, i, item)
+		json_array_append_new(els, rust_item(item));
+	json_array_foreach(lights, i, item)
+		json_array_append_new(lts, rust_item(item));
+	*out = json_pack("{s:i, s:i, s:f, s:f, s:i, s:o, s:o}", "width", (int)s->width, "height", (int)s->height,
+			 "fov", s->fov, "shadow_bias", s->shadow_bias, "max_recursion_depth",
+			 (int)s->max_recursion_depth, "elements", els, "lights", lts);
+	return *out ? 0 : kiln_fail(err, errlen, -KILN_E_INTERNAL, "out of memory");
 }

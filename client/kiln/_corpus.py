@@ -26,13 +26,25 @@ class CorpusMixin:
                     dir: Optional[str] = None, glob: Optional[str] = None,
                     format: str = "auto", passphrase: Optional[str] = None,
                     key_file: Optional[str] = None, kdf: Optional[str] = None,
-                    iterations: Optional[int] = None, timeout: Optional[float] = None,
-                    progress: Any = None) -> Dict[str, Any]:
+                    iterations: Optional[int] = None, cipher: Optional[str] = None,
+                    digest: Optional[str] = None, nosalt: Optional[bool] = None,
+                    salt: Optional[str] = None, key: Optional[str] = None, iv: Optional[str] = None,
+                    detect: Optional[bool] = None, allow_plain: Optional[bool] = None,
+                    timeout: Optional[float] = None, progress: Any = None) -> Dict[str, Any]:
         """Loads files as corpus `name` (atomic).  format: auto, openssl-enc,
-        sealed, plain; kdf (openssl-enc): pbkdf2 (default) or legacy.
-        Raises kiln.KilnError whose .detail["failed"] lists failing files."""
+        sealed, plain.  openssl enc files as the CLI wrote them: cipher
+        ("aes-256-cbc", any EVP name `openssl enc` takes), digest (-md),
+        kdf ("pbkdf2" or "legacy"), iterations (-iter), nosalt, salt (-S,
+        hex), key and iv (-K/-iv, hex, instead of a passphrase); base64 (-a,
+        -A) is recognised.  detect=True tries the common combinations and
+        reports the match in result["source"]["openssl"].  With a passphrase,
+        key_file or key every file must decrypt unless allow_plain=True.
+        Raises kiln.KilnError whose message names the first failing files and
+        whose .detail["failed"] lists them all."""
         args = _files_args(paths, dir, glob, passphrase, key_file)
-        set_given(args, name=name, format=format, kdf=kdf, iterations=iterations)
+        set_given(args, name=name, format=format, kdf=kdf, iterations=iterations, cipher=cipher,
+                  digest=digest, nosalt=nosalt, salt=salt, key=key, iv=iv, detect=detect,
+                  allow_plain=allow_plain)
         return self.call("corpus.load", args, timeout=timeout,  # type: ignore[attr-defined]
                          progress=progress).data
 

@@ -133,12 +133,14 @@ class Scene:
     def update(self, **settings: Any) -> Dict[str, Any]:
         """Changes settings: width, height, fov, shadow_bias,
         max_recursion_depth, samples, gamma, background, camera={position,
-        look_at, up}."""
+        look_at, up}, semantics ("kiln" or "rust": whose rendering rules)."""
         return self.client.call("scene.update", dict(settings, scene_id=self.scene_id)).data
 
-    def get(self) -> Dict[str, Any]:
-        """The scene document (client.load_scene(doc) renders the same)."""
-        return self.client.call("scene.get", {"scene_id": self.scene_id}).data["scene"]
+    def get(self, format: str = "kiln") -> Dict[str, Any]:
+        """The scene document: kiln's format (client.load_scene(doc) renders
+        the same), or with format="rust" converted to the Rust tracer's
+        (invalid_args if the scene has what that format cannot express)."""
+        return self.client.call("scene.get", {"scene_id": self.scene_id, "format": format}).data["scene"]
 
     # -- rendering ------------------------------------------------------------
     def render_output(self, *, format: str = "rgba", region: Optional[Dict[str, int]] = None,
@@ -178,10 +180,15 @@ class SceneMixin:
         return Scene(self, self.call("scene.create", settings).data["scene_id"])  # type: ignore[attr-defined]
 
     def load_scene(self, document: Optional[Dict[str, Any]] = None, *, path: Optional[str] = None,
+                   format: Optional[str] = None, base_dir: Optional[str] = None,
                    timeout: Optional[float] = None) -> Scene:
         """Creates a scene from a whole document (kiln's or the Rust ray
-        tracer's JSON format), inline or from a file the daemon reads."""
+        tracer's JSON format, rendered with that format's semantics), inline
+        or from a file the daemon reads.  format: "auto" (default), "kiln" or
+        "rust".  base_dir: the absolute directory relative texture paths are
+        relative to (default: the scene file's)."""
         args: Dict[str, Any] = {"scene": document} if path is None else {"path": path}
+        set_given(args, format=format, base_dir=base_dir)
         return Scene(self, self.call("scene.load", args, timeout=timeout).data["scene_id"])  # type: ignore[attr-defined]
 
     def scenes(self) -> List[Dict[str, Any]]:

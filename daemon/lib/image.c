@@ -1,12 +1,14 @@
 /*
  * PNG through libpng's simplified API (image.h).
  */
+#include <errno.h>
 #include <png.h>
 #include <setjmp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kiln/error.h"
 #include "kiln/image.h"
@@ -141,4 +143,137 @@ int kiln_png_encode_rgba(const uint8_t *rgba, unsigned width, unsigned height,
 	*out = m.data;
 	*len = m.len;
 	return 0;
+}
+
+/* --- Streaming writer ------------------------------------------------------ */
+
+#define WRITER_BUF (64 * 1024)
+
+struct kiln_png_writer {
+	png_structp png;
+	png_infop info;
+	int fd;
+	unsigned width, height, rows_done;
+	size_t used;
+	int write_errno;   /* errno of a failed write(2), else 0 */
+	unsigned char buf[WRITER_BUF];
+};
+
+/* Writes the buffer out; false (with write_errno set) on failure. */
+static bool writer_drain(struct kiln_png_writer *w)
+{
+	size_t off = 0;
+
+	while (off < w->used) {
+		ssize_t n = write(w->fd, w->buf + off, w->used - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			w->write_errno = n < 0 ? errno : EIO;
+			return false;
+		}
+		off += (size_t)n;
+	}
+	w->used = 0;
+	return true;
+}
+
+static void fd_write(png_structp png, png_bytep data, png_size_t len)
+{
+	struct kiln_png_writer *w = png_get_io_ptr(png);
+
+	while (len) {
+		size_t n = WRITER_BUF - w->used < len ? WRITER_BUF - w->used : len;
+		memcpy(w->buf + w->used, data, n);
+		w->used += n;
+		data += n;
+		len -= n;
+		if (w->used == WRITER_BUF && !writer_drain(w))
+			png_error(png, "write failed");
+	}
+}
+
+static void fd_flush(png_structp png)
+{
+	struct kiln_png_writer *w = png_get_io_ptr(png);
+
+	if (!writer_drain(w))
+		png_error(png, "write failed");
+}
+
+static int writer_fail(struct kiln_png_writer *w, char *err, size_t errlen)
+{
+	if (w->write_errno)
+		snprintf(err, errlen, "writing the PNG: %s", strerror(w->write_errno));
+	else
+		snprintf(err, errlen, "PNG encoding failed");
+	return -KILN_E_INTERNAL;
+}
+
+int kiln_png_writer_new(int fd, unsigned width, unsigned height, struct kiln_png_writer **out, char *err,
+			size_t errlen)
+{
+	struct kiln_png_writer *w = calloc(1, sizeof(*w));
+
+	*out = NULL;
+	if (!w || !(w->png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL)) ||
+	    !(w->info = png_create_info_struct(w->png))) {
+		kiln_png_writer_free(w);
+		snprintf(err, errlen, "out of memory encoding PNG");
+		return -KILN_E_INTERNAL;
+	}
+	w->fd = fd;
+	w->width = width;
+	w->height = height;
+	if (setjmp(png_jmpbuf(w->png))) {
+		int rc = writer_fail(w, err, errlen);
+		kiln_png_writer_free(w);
+		return rc;
+	}
+	png_set_write_fn(w->png, w, fd_write, fd_flush);
+	png_set_IHDR(w->png, w->info, width, height, 8, PNG_COLOR_TYPE_RGB_ALPHA, PNG_INTERLACE_NONE,
+		     PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+	png_set_compression_level(w->png, 1);
+	png_set_filter(w->png, PNG_FILTER_TYPE_BASE, PNG_FILTER_UP);
+	png_write_info(w->png, w->info);
+	*out = w;
+	return 0;
+}
+
+int kiln_png_writer_rows(struct kiln_png_writer *w, const uint8_t *rgba, unsigned rows, char *err,
+			 size_t errlen)
+{
+	if (rows > w->height - w->rows_done) {
+		snprintf(err, errlen, "more rows than the image has");
+		return -KILN_E_INTERNAL;
+	}
+	if (setjmp(png_jmpbuf(w->png)))
+		return writer_fail(w, err, errlen);
+	for (unsigned y = 0; y < rows; y++)
+		png_write_row(w->png, (png_const_bytep)(rgba + (size_t)y * w->width * 4));
+	w->rows_done += rows;
+	return 0;
+}
+
+int kiln_png_writer_finish(struct kiln_png_writer *w, char *err, size_t errlen)
+{
+	if (w->rows_done != w->height) {
+		snprintf(err, errlen, "PNG ended after %u of %u rows", w->rows_done, w->height);
+		return -KILN_E_INTERNAL;
+	}
+	if (setjmp(png_jmpbuf(w->png)))
+		return writer_fail(w, err, errlen);
+	png_write_end(w->png, NULL);
+	if (!writer_drain(w))
+		return writer_fail(w, err, errlen);
+	return 0;
+}
+
+void kiln_png_writer_free(struct kiln_png_writer *w)
+{
+	if (!w)
+		return;
+	if (w->png)
+		png_destroy_write_struct(&w->png, w->info ? &w->info : NULL);
+	free(w);
 }

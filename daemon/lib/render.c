@@ -17,6 +17,11 @@ struct tracer {
 	uint64_t rays;
 };
 
+static inline bool is_rust(const struct kiln_scene *s)
+{
+	return s->settings.semantics == KILN_SEMANTICS_RUST;
+}
+
 struct surface {
 	kiln_vec3 point;
 	kiln_vec3 normal; /* outward, unit */
@@ -41,6 +46,29 @@ static inline bool sphere_isect(const struct scene_sphere *sp, const struct kiln
 	if (!(tt > 0))
 		tt = -b + sq;
 	if (!(tt > 0 && tt < tmax))
+		return false;
+	*t = tt;
+	return true;
+}
+
+/* The Rust tracer's sphere test, rounding as it rounds (rays leaving a
+ * surface then hit it again, or not, exactly where its rays do). */
+static inline bool sphere_isect_rust(const struct scene_sphere *sp, const struct kiln_ray *ray,
+				     double tmax, double *t)
+{
+	kiln_vec3 l = v_sub(sp->center, ray->origin);
+	double adj = v_dot(l, ray->dir);
+	double d2 = v_dot(l, l) - adj * adj, thc, t0, t1, tt;
+
+	if (d2 > sp->radius2)
+		return false;
+	thc = sqrt(sp->radius2 - d2);
+	t0 = adj - thc;
+	t1 = adj + thc;
+	if (t0 < 0 && t1 < 0)
+		return false;
+	tt = t0 < 0 ? t1 : t1 < 0 ? t0 : t0 < t1 ? t0 : t1;
+	if (!(tt < tmax))
 		return false;
 	*t = tt;
 	return true;
@@ -98,7 +126,8 @@ static inline bool prim_isect(const struct kiln_scene *s, uint32_t prim, const s
 		*hit = (struct kiln_hit){t, KILN_PRIM_TRIANGLE, prim & ~PRIM_TRI, u, v};
 		return true;
 	}
-	if (!sphere_isect(&s->spheres[prim], ray, tmax, &t))
+	if (s->settings.semantics == KILN_SEMANTICS_RUST ? !sphere_isect_rust(&s->spheres[prim], ray, tmax, &t)
+							 : !sphere_isect(&s->spheres[prim], ray, tmax, &t))
 		return false;
 	*hit = (struct kiln_hit){t, KILN_PRIM_SPHERE, prim, 0, 0};
 	return true;
@@ -260,6 +289,52 @@ static inline double fresnel(kiln_vec3 d, kiln_vec3 n, double index)
 	return (rs * rs + rp * rp) / 2;
 }
 
+/* The Rust tracer's refraction, rounding as it does (its result is not
+ * renormalised). */
+static inline bool refract_rust(kiln_vec3 d, kiln_vec3 n, double index, kiln_vec3 *out)
+{
+	double eta_t = index, eta_i = 1, cosi = v_dot(d, n), eta, k;
+
+	if (cosi < 0) {
+		cosi = -cosi;
+	} else {
+		n = v_scale(n, -1);
+		eta_i = eta_t;
+		eta_t = 1;
+	}
+	eta = eta_i / eta_t;
+	k = 1 - (eta * eta) * (1 - cosi * cosi);
+	if (k < 0)
+		return false;
+	*out = v_sub(v_scale(v_add(d, v_scale(n, cosi)), eta), v_scale(n, sqrt(k)));
+	return true;
+}
+
+/*
+ * The Rust tracer's Fresnel term.  It sets cos_i to cos_t (a slip: the
+ * cosine of the incident angle is never used), so outside total internal
+ * reflection the result is ((n - 1) / (n + 1))^2 at every angle.  Kept
+ * under RUST semantics because that is how its glass looks; kiln's own
+ * fresnel() above is the correct one.
+ */
+static inline double fresnel_slip(kiln_vec3 d, kiln_vec3 n, double index)
+{
+	double cosi = v_dot(d, n), etai = 1, etat = index, sint, cost, rs, rp;
+
+	if (cosi > 0) {
+		etai = index;
+		etat = 1;
+	}
+	sint = etai / etat * sqrt(fmax(0, 1 - cosi * cosi));
+	if (sint > 1)
+		return 1;
+	cost = sqrt(fmax(0, 1 - sint * sint));
+	cosi = fabs(cost);
+	rs = (etat * cosi - etai * cost) / (etat * cosi + etai * cost);
+	rp = (etai * cosi - etat * cost) / (etai * cosi + etat * cost);
+	return (rs * rs + rp * rp) / 2;
+}
+
 kiln_vec3 kiln_reflect(kiln_vec3 d, kiln_vec3 n)
 {
 	return reflect(d, n);
@@ -281,13 +356,16 @@ static bool plane_hit(const struct kiln_scene *s, const struct kiln_ray *ray, do
 	bool found = false;
 	double t;
 
+	bool rust = is_rust(s);
+
 	for (size_t i = 0; i < s->nplanes; i++) {
 		const struct scene_plane *p = &s->planes[i];
 		double denom = v_dot(p->normal, ray->dir);
-		if (fabs(denom) < 1e-12)
+		/* RUST: one-sided, hit only by rays against the normal. */
+		if (rust ? !(denom < -1e-6) : fabs(denom) < 1e-12)
 			continue;
 		t = (p->dist - v_dot(p->normal, ray->origin)) / denom;
-		if (t > 0 && t < tmax) {
+		if ((t > 0 || (rust && t == 0)) && t < tmax) {
 			*hit = (struct kiln_hit){t, KILN_PRIM_PLANE, (uint32_t)i, 0, 0};
 			tmax = t;
 			found = true;
@@ -353,10 +431,14 @@ static void surface_at(const struct kiln_scene *s, const struct kiln_ray *ray,
 		const struct scene_sphere *sp = &s->spheres[hit->index];
 		kiln_vec3 hv = v_sub(sf->point, sp->center);
 		double y = hv.y / sp->radius;
-		sf->normal = v_scale(hv, 1 / sp->radius);
+		sf->normal = is_rust(s) ? v_norm(hv) : v_scale(hv, 1 / sp->radius);
 		sf->material = &s->materials[sp->material];
 		/* Spherical coordinates cost two libm calls: only for textures. */
-		if (sf->material->texture >= 0) {
+		if (sf->material->texture >= 0 && is_rust(s)) {
+			/* As the Rust tracer computes them, unclamped. */
+			sf->u = (1.0f + (float)atan2(hv.z, hv.x) / (float)M_PI) * 0.5f;
+			sf->v = (float)acos(y) / (float)M_PI;
+		} else if (sf->material->texture >= 0) {
 			sf->u = (1 + atan2(hv.z, hv.x) / M_PI) * 0.5;
 			sf->v = acos(y > 1 ? 1 : y < -1 ? -1 : y) / M_PI;
 		}
@@ -367,8 +449,8 @@ static void surface_at(const struct kiln_scene *s, const struct kiln_ray *ray,
 		kiln_vec3 hv = v_sub(sf->point, p->origin);
 		sf->normal = p->normal;
 		sf->material = &s->materials[p->material];
-		sf->u = v_dot(hv, p->tex_x);
-		sf->v = v_dot(hv, p->tex_y);
+		sf->u = v_dot(hv, is_rust(s) ? p->rust_x : p->tex_x);
+		sf->v = v_dot(hv, is_rust(s) ? p->rust_y : p->tex_y);
 		return;
 	}
 	case KILN_PRIM_TRIANGLE: {
@@ -427,6 +509,29 @@ static unsigned wrap(double coord, unsigned bound)
 	return (unsigned)(i < 0 ? i + bound : i);
 }
 
+/*
+ * The Rust tracer's wrap: in single precision, the scaled coordinate is
+ * truncated toward zero (saturating, NaN to 0, as Rust's `as i32`), then
+ * taken modulo the size.  Truncation makes the texel at 0 twice as wide
+ * around the origin as the others.
+ */
+static unsigned wrap_rust(float coord, unsigned bound)
+{
+	float x = coord * (float)bound;
+	int32_t i;
+
+	if (x != x)
+		i = 0;
+	else if (x >= 2147483647.0f)
+		i = INT32_MAX;
+	else if (x <= -2147483648.0f)
+		i = INT32_MIN;
+	else
+		i = (int32_t)x;
+	i %= (int32_t)bound;
+	return (unsigned)(i < 0 ? i + (int32_t)bound : i);
+}
+
 static kiln_vec3 surface_color(const struct kiln_scene *s, const struct surface *sf)
 {
 	const struct kiln_material *m = sf->material;
@@ -437,8 +542,14 @@ static kiln_vec3 surface_color(const struct kiln_scene *s, const struct surface 
 	if (m->texture < 0)
 		return m->color;
 	t = &s->textures[m->texture];
-	x = wrap(sf->u, t->width);
-	y = wrap(sf->flip_v ? 1 - sf->v : sf->v, t->height);
+	if (is_rust(s)) {
+		/* Its coordinates are single precision. */
+		x = wrap_rust((float)sf->u, t->width);
+		y = wrap_rust((float)sf->v, t->height);
+	} else {
+		x = wrap(sf->u, t->width);
+		y = wrap(sf->flip_v ? 1 - sf->v : sf->v, t->height);
+	}
 	px = t->rgb + ((size_t)y * t->width + x) * 3;
 	return v3(s->tex_linear[px[0]], s->tex_linear[px[1]], s->tex_linear[px[2]]);
 }
@@ -475,7 +586,11 @@ static kiln_vec3 shade_diffuse(struct tracer *tr, const struct surface *sf, kiln
 			continue;
 		sum = v_add(sum, v_scale(l->color, cosl * intensity));
 	}
-	return v_scale(v_mul(color, sum), sf->material->albedo / M_PI);
+	kiln_vec3 c = v_scale(v_mul(color, sum), sf->material->albedo / M_PI);
+	/* The Rust tracer clamps diffuse light per channel. */
+	if (is_rust(s))
+		c = v3(fmin(1, c.x), fmin(1, c.y), fmin(1, c.z));
+	return c;
 }
 
 /*
@@ -504,13 +619,36 @@ static kiln_vec3 trace_from(struct tracer *tr, kiln_vec3 origin, kiln_vec3 dir, 
 	return trace(tr, &r, depth, weight);
 }
 
+/*
+ * The Rust tracer's refractive surface: reflection and refraction mixed by
+ * Fresnel, times transparency and colour, and nothing else (no diffuse
+ * term, so light passing less than fully through is lost).  `n` is the
+ * outward normal, `nf` the one facing the ray.
+ */
+static kiln_vec3 glass_rust(struct tracer *tr, const struct kiln_ray *ray, const struct surface *sf,
+			    kiln_vec3 n, kiln_vec3 nf, kiln_vec3 color, unsigned depth, double weight)
+{
+	const struct kiln_material *m = sf->material;
+	double bias = tr->s->settings.shadow_bias;
+	double kr = fresnel_slip(ray->dir, n, m->index);
+	double w = weight * m->transparency * fmin(1, max3(color));
+	kiln_vec3 refracted = v3(0, 0, 0), reflected, out;
+
+	if (kr < 1 && refract_rust(ray->dir, n, m->index, &out))
+		refracted = trace_from(tr, v_sub(sf->point, v_scale(nf, bias)), out, depth + 1, w * (1 - kr));
+	else
+		kr = 1;
+	reflected = trace_from(tr, v_add(sf->point, v_scale(n, bias)), reflect(ray->dir, n), depth + 1, w * kr);
+	return v_mul(v_scale(v_add(v_scale(reflected, kr), v_scale(refracted, 1 - kr)), m->transparency), color);
+}
+
 static kiln_vec3 trace(struct tracer *tr, const struct kiln_ray *ray, unsigned depth, double weight)
 {
 	const struct kiln_scene *s = tr->s;
 	double bias = s->settings.shadow_bias;
 	struct kiln_hit hit;
 	struct surface sf;
-	kiln_vec3 color, n, out;
+	kiln_vec3 color, n, nf, out;
 
 	if (depth >= s->settings.max_recursion_depth)
 		return v3(0, 0, 0);
@@ -519,8 +657,10 @@ static kiln_vec3 trace(struct tracer *tr, const struct kiln_ray *ray, unsigned d
 		return s->settings.background;
 	surface_at(s, ray, &hit, &sf);
 	color = surface_color(s, &sf);
-	/* Shading uses the side of the surface the ray came from. */
-	n = v_dot(sf.normal, ray->dir) > 0 ? v_scale(sf.normal, -1) : sf.normal;
+	/* Shading uses the side of the surface the ray came from (kiln), or
+	 * the outward normal as it is (Rust). */
+	nf = v_dot(sf.normal, ray->dir) > 0 ? v_scale(sf.normal, -1) : sf.normal;
+	n = is_rust(s) ? sf.normal : nf;
 	const struct kiln_material *m = sf.material;
 	switch (m->surface) {
 	case KILN_SURFACE_DIFFUSE:
@@ -533,6 +673,8 @@ static kiln_vec3 trace(struct tracer *tr, const struct kiln_ray *ray, unsigned d
 		return v_add(v_scale(diffuse, 1 - m->reflectivity), v_scale(mirror, m->reflectivity));
 	}
 	case KILN_SURFACE_REFRACTIVE: {
+		if (is_rust(s))
+			return glass_rust(tr, ray, &sf, n, nf, color, depth, weight);
 		double kr = fresnel(ray->dir, sf.normal, m->index);
 		/* Capped at 1 so bright colours cannot make a path's weight grow:
 		 * the weights of a split then sum to at most the parent's, which

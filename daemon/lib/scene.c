@@ -52,6 +52,7 @@ void kiln_settings_default(struct kiln_settings *s)
 		.background = v3(0, 0, 0),
 		.samples = 1,
 		.gamma = 2.2,
+		.semantics = KILN_SEMANTICS_KILN,
 	};
 }
 
@@ -69,6 +70,8 @@ int kiln_settings_check(const struct kiln_settings *s, char *err, size_t errlen)
 		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "max_recursion_depth must be at most 64");
 	if (s->samples < 1 || s->samples > 256)
 		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "samples must be between 1 and 256");
+	if (s->semantics != KILN_SEMANTICS_KILN && s->semantics != KILN_SEMANTICS_RUST)
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "semantics must be kiln or rust");
 	if (!(s->gamma > 0 && s->gamma <= 10))
 		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "gamma must be in (0, 10]");
 	if (!color_ok(s->background))
@@ -90,9 +93,10 @@ static void build_tables(kiln_scene *s)
 
 	for (int i = 0; i < 256; i++)
 		s->tex_linear[i] = (float)pow(i / 255.0, g);
-	/* Output byte b covers linear values from ((b - 0.5) / 255)^g on. */
+	/* Output byte b covers linear values from ((b - 0.5) / 255)^g on
+	 * (rounded), or from (b / 255)^g on under RUST (truncated). */
 	for (int b = 1; b < 256; b++)
-		s->encode_limit[b - 1] = pow((b - 0.5) / 255.0, g);
+		s->encode_limit[b - 1] = pow((b - (set->semantics == KILN_SEMANTICS_RUST ? 0 : 0.5)) / 255.0, g);
 	for (int i = 0, b = 0; i < ENCODE_STEPS; i++) {
 		double c = (double)i / (ENCODE_STEPS - 1);
 		while (b < 255 && s->encode_limit[b] <= c)
@@ -102,7 +106,9 @@ static void build_tables(kiln_scene *s)
 	s->cam_forward = fwd;
 	s->cam_right = v_norm(v_cross(fwd, set->camera_up));
 	s->cam_up = v_cross(s->cam_right, fwd);
-	s->tan_half_fov = tan(set->fov * M_PI / 360.0);
+	/* The Rust tracer's rounding: (fov.to_radians() / 2).tan(). */
+	s->tan_half_fov = set->semantics == KILN_SEMANTICS_RUST ? tan(set->fov * (M_PI / 180.0) / 2.0)
+								 : tan(set->fov * M_PI / 360.0);
 }
 
 kiln_scene *kiln_scene_new(void)
@@ -291,6 +297,12 @@ int kiln_scene_add_plane(kiln_scene *s, kiln_vec3 origin, kiln_vec3 normal,
 		p->tex_x = v_cross(v3(0, 1, 0), n);
 	p->tex_x = v_norm(p->tex_x);
 	p->tex_y = v_cross(p->tex_x, n);
+	/* The Rust tracer's axes, from its own normal (-n), compared with an
+	 * exact zero as it does. */
+	p->rust_x = v_cross(v_scale(n, -1), v3(0, 0, 1));
+	if (v_len(p->rust_x) == 0)
+		p->rust_x = v_cross(v_scale(n, -1), v3(0, 1, 0));
+	p->rust_y = v_cross(v_scale(n, -1), p->rust_x);
 	p->material = (uint32_t)mat;
 	return 0;
 }

@@ -22,7 +22,8 @@ struct scene_plane {
 	kiln_vec3 origin;
 	kiln_vec3 normal;      /* unit */
 	double dist;           /* normal . origin */
-	kiln_vec3 tex_x, tex_y; /* planar texture axes */
+	kiln_vec3 tex_x, tex_y; /* planar texture axes (unit) */
+	kiln_vec3 rust_x, rust_y; /* the Rust tracer's (not normalised) */
 	uint32_t material;
 };
 

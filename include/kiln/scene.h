@@ -25,6 +25,24 @@ typedef struct kiln_vec3 {
 	double x, y, z;
 } kiln_vec3;
 
+/*
+ * Whose rules a scene is rendered by.  KILN: kiln's own (two-sided planes,
+ * refractive surfaces whose opaque part is diffuse, rounded output).  RUST:
+ * the Rust ray tracer of the 002 post (bheisler/raytracer), whose documents
+ * kiln reads: one-sided planes (a plane is seen only from the side its
+ * normal points away from, and casts shadows only that way), refractive
+ * surfaces that are reflection and refraction mixed by Fresnel times
+ * transparency and colour with no diffuse term, diffuse light clamped to
+ * [0, 1] per channel, texture coordinates truncated toward zero before
+ * wrapping, plane texture axes not normalised, shading normals not turned
+ * toward the ray, output bytes truncated.  Differences that remain are
+ * listed in tests/data/rust/README.md.
+ */
+enum kiln_semantics {
+	KILN_SEMANTICS_KILN,
+	KILN_SEMANTICS_RUST,
+};
+
 struct kiln_settings {
 	unsigned width, height;      /* pixels, >= 1 */
 	double fov;                  /* vertical field of view, degrees, (0, 180) */
@@ -36,6 +54,7 @@ struct kiln_settings {
 	kiln_vec3 background;        /* linear RGB of rays that hit nothing */
 	unsigned samples;            /* per pixel, >= 1; 1 = pixel centres */
 	double gamma;                /* output (and texture) encoding, > 0 */
+	enum kiln_semantics semantics; /* default KILN */
 };
 
 enum kiln_surface {
@@ -107,8 +126,10 @@ unsigned kiln_scene_texture_count(const kiln_scene *scene);
 
 int kiln_scene_add_sphere(kiln_scene *scene, kiln_vec3 center, double radius,
 			  const struct kiln_material *m, char *err, size_t errlen);
-/* The normal need not be unit length but must not be zero; planes are
- * visible from both sides. */
+/* The normal need not be unit length but must not be zero.  It points to
+ * the visible side: under KILN semantics both sides are visible, under RUST
+ * only the side the normal points to (the Rust document's normal, which
+ * points away from the visible side, negated). */
 int kiln_scene_add_plane(kiln_scene *scene, kiln_vec3 origin, kiln_vec3 normal,
 			 const struct kiln_material *m, char *err, size_t errlen);
 /* Takes ownership of `mesh` (also on failure; it is freed then). */

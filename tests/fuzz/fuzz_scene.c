@@ -1,6 +1,6 @@
 /*
  * Scene documents in both formats (kiln's and the Rust ray tracer's
- * externally tagged one, even mixed): settings, elements, lights,
+ * externally tagged one; mixed ones must be refused): settings, elements, lights,
  * materials, inline meshes, OBJ and PNG files named relative to
  * tests/data/scenes.  A document that loads is rendered small; its
  * canonical form (what scene.get returns) must load again and render the
@@ -20,8 +20,11 @@ static kiln_scene *load(json_t *doc, json_t *elements, json_t *lights)
 	int rc;
 
 	kiln_settings_default(&s);
-	if (scene_doc_settings(cfg, doc, &s, err, sizeof(err)) != 0)
+	if (scene_doc_detect(doc, NULL, &ctx.format, err, sizeof(err)) != 0 ||
+	    scene_doc_settings(doc, &s, err, sizeof(err)) != 0)
 		return NULL;
+	if (ctx.format == SCENE_DOC_RUST)
+		s.semantics = KILN_SEMANTICS_RUST;
 	ctx.scene = kiln_scene_new();
 	if (!ctx.scene)
 		abort();

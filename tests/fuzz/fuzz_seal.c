@@ -47,17 +47,29 @@ static void as_document(const uint8_t *plain, size_t n)
 static void osslenc(const uint8_t *in, size_t len, enum kiln_osslenc_kdf kdf)
 {
 	/* Exactly the documented output size, so ASan sees any overrun. */
-	size_t cap = len > KILN_OSSLENC_HEADER ? len - KILN_OSSLENC_HEADER : 1, n;
-	uint8_t *out = malloc(cap);
-	char err[256];
+	size_t cap = len ? len : 1, n, dn;
+	uint8_t *out = malloc(cap), *dec;
+	struct kiln_osslenc_params p;
+	char err[512];
 
 	if (!out)
 		abort();
-	if (kiln_osslenc_decrypt(in, len, pass, strlen(pass), kdf, 1, out, &n, err, sizeof(err)) == 0) {
+	kiln_osslenc_params_default(&p);
+	p.kdf = kdf;
+	p.iter = 1;
+	/* Headerless inputs go the -nosalt way; base64 ones are decoded. */
+	p.nosalt = kdf == KILN_OSSLENC_LEGACY;
+	if (kiln_osslenc_decrypt(in, len, pass, strlen(pass), &p, out, &n, err, sizeof(err)) == 0) {
 		if (n > cap)
 			abort();
 		as_document(out, n);
 	}
+	if (kiln_osslenc_unbase64(in, len, &dec, &dn) == 1) {
+		if (dn > len)
+			abort();
+		free(dec);
+	}
+	kiln_osslenc_foreign(in, len);
 	free(out);
 }
 

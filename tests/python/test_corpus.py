@@ -393,7 +393,8 @@ class CorpusTest(kilntest.KilnTestCase):
         key = self.write("key", (PASS + "\n").encode())
         out = os.path.join(self.tmp, "o")
         os.makedirs(out)
-        calls = {"load": lambda **kw: self.client.corpus_load("rules", **kw),
+        # The files are plain: load needs allow_plain beside a passphrase.
+        calls = {"load": lambda **kw: self.client.corpus_load("rules", allow_plain=True, **kw),
                  "seal": lambda **kw: self.client.corpus_seal(out, log2_n=10, **kw)}
         for action, call in calls.items():
             for kw, code, text in (

@@ -193,12 +193,14 @@ class SceneTest(kilntest.KilnTestCase):
             compare(self, "post", 64, 48, s.render())
 
     def test_rust_format_matches_kiln_format(self) -> None:
-        # The same scene built with kiln's format through the client renders
-        # the same bytes as the Rust tracer's file (plane normals flipped,
-        # textures relative to the file), and scene.get round-trips it.
+        # The same scene built with kiln's format through the client, with
+        # the tracer's semantics asked for, renders the same bytes as the
+        # Rust tracer's file (plane normals flipped, textures relative to the
+        # file); scene.get round-trips it in both formats, and switching the
+        # semantics to kiln's changes the picture (glass, one-sided planes).
         checker, stripes = os.path.join(SCENES, "checker.png"), os.path.join(SCENES, "stripes.png")
         with self.client.load_scene(path=post_small_path()) as rust, \
-                self.client.scene(width=64, height=48, shadow_bias=1e-13) as s:
+                self.client.scene(width=64, height=48, shadow_bias=1e-13, semantics="rust") as s:
             rust.update(width=64, height=48)
             s.add_sphere((0, 0, -5), 1, color=(0.2, 1, 0.2), surface="reflective", reflectivity=0.7)
             s.add_sphere((-3, 1, -6), 2, texture=stripes, albedo=0.58)
@@ -210,9 +212,17 @@ class SceneTest(kilntest.KilnTestCase):
             image = rust.render()
             self.assertEqual(s.render(), image)
             doc = rust.get()
+            self.assertEqual(doc["semantics"], "rust")
             self.assertEqual(doc["elements"][3]["normal"], [-0.0, 1.0, -0.0])
             with self.client.load_scene(doc) as again:
                 self.assertEqual(again.render(), image)
+            rdoc = rust.get(format="rust")
+            self.assertEqual(rdoc["elements"][3]["Plane"]["normal"], {"x": 0.0, "y": -1.0, "z": 0.0})
+            self.assertEqual(rdoc["elements"][1]["Sphere"]["material"]["coloration"], {"Texture": {"path": stripes}})
+            with self.client.load_scene(rdoc) as again:
+                self.assertEqual(again.render(), image)
+            s.update(semantics="kiln")
+            self.assertNotEqual(s.render(), image)
 
     @kilntest.heavy
     def test_delete_while_rendering(self) -> None:
@@ -456,9 +466,20 @@ class LimitsTest(kilntest.KilnTestCase):
         return cm.exception.code
 
     def test_limits(self) -> None:
-        self.assertEqual(self.code(lambda: self.client.scene(width=101, height=100)), "too_large")
+        # scene_max_pixels limits what is rendered whole into memory, not
+        # what loads: bigger frames render by region or to a file.
+        with self.client.scene(width=101, height=100) as big:
+            with self.assertRaises(kiln.KilnError) as cm:
+                big.render()
+            self.assertEqual(cm.exception.code, "too_large")
+            self.assertEqual(cm.exception.detail["limit"], "scene_max_pixels")
+            self.assertIn("output", str(cm.exception))
+            self.assertEqual(len(big.render(region={"x": 1, "y": 0, "width": 100, "height": 100})), 40000)
+            out = os.path.join(self.daemon.dir, "big.png")
+            info = big.render_output(format="png", output=out).data
+            self.assertEqual((info["width"], info["height"], info["output"]), (101, 100, out))
+            self.assertEqual(os.path.getsize(out), info["bytes"])
         with self.client.scene(width=100, height=100) as s:
-            self.assertEqual(self.code(lambda: s.update(width=200)), "too_large")
             sphere = {"type": "sphere", "center": [0, 0, -5], "radius": 1, "material": {}}
             self.assertEqual(self.code(lambda: s.add([sphere] * 5)), "too_large")
             s.add([sphere] * 4)

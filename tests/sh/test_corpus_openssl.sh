@@ -29,7 +29,7 @@ count() { # name, dir, extra load args -> total of corpus.count "river" (load fi
 [ "$(count legacy "$tmp/legacy" ',"kdf":"legacy"')" = "$want" ]; check "openssl enc -md sha256 (legacy)" $?
 
 out=$(printf '{"job_id":3,"action":"corpus.load","args":{"name":"c","dir":"%s","passphrase":"wrong"}}\n' "$tmp/enc" | send)
-grep -q '"reason":"wrong passphrase or corrupted file' <<<"$out"; check "wrong passphrase reported" $?
+grep -q '"reason":"does not decrypt with aes-256-cbc, pbkdf2-sha256, 10000 iterations' <<<"$out"; check "wrong passphrase reported" $?
 ! grep -q 'wrong"' "$tmp/kilnd.log" && ! grep -q s3cret "$tmp/kilnd.log"; check "passphrases not logged" $?
 
 out=$(printf '{"job_id":4,"action":"corpus.seal","args":{"dir":"%s","out_dir":"%s","passphrase":"s3cret","log2_n":10}}\n' "$tmp/plain" "$tmp/sealed" | send)

@@ -268,7 +268,8 @@ static uint8_t *slurp(const char *path, size_t *len)
 	return buf;
 }
 
-/* Encrypts `plain` with the openssl CLI and returns the file image. */
+/* Encrypts `plain` with the openssl CLI (`opts` as given, which name the
+ * cipher) and returns the file image. */
 static uint8_t *openssl_enc(const char *plain, const char *opts, size_t *len)
 {
 	char in[] = "/tmp/kiln-enc-in-XXXXXX", cmd[512];
@@ -277,10 +278,8 @@ static uint8_t *openssl_enc(const char *plain, const char *opts, size_t *len)
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(write(fd, plain, strlen(plain)), (ssize_t)strlen(plain));
 	close(fd);
-	snprintf(cmd, sizeof cmd,
-		 "openssl enc -aes-256-cbc -salt %s -pass pass:hunter2 -in %s -out %s.enc 2>/dev/null",
-		 opts, in, in);
-	ck_assert_int_eq(system(cmd), 0);
+	snprintf(cmd, sizeof cmd, "openssl enc -e %s -in %s -out %s.enc 2>/dev/null", opts, in, in);
+	ck_assert_msg(system(cmd) == 0, "%s", cmd);
 	snprintf(cmd, sizeof cmd, "%s.enc", in);
 	uint8_t *buf = slurp(cmd, len);
 	unlink(cmd);
@@ -288,71 +287,252 @@ static uint8_t *openssl_enc(const char *plain, const char *opts, size_t *len)
 	return buf;
 }
 
-static void check_osslenc(const char *opts, enum kiln_osslenc_kdf kdf, unsigned iter)
+static const char diary[] = "Dear diary, caf\xc3\xa9 again. The river was high.\n";
+
+/* Writes with the CLI, reads back with `p` (base64 undone first when the
+ * file is base64) and compares. */
+static void round_trip(const char *opts, const struct kiln_osslenc_params *p, const char *pass)
 {
-	const char *plain = "Dear diary, caf\xc3\xa9 again.\n";
-	size_t len, outlen;
-	char err[128];
+	size_t len, outlen, dl;
+	char err[384];
+	uint8_t *dec;
 
 	require("/usr/bin/openssl");
-	uint8_t *f = openssl_enc(plain, opts, &len);
+	uint8_t *f = openssl_enc(diary, opts, &len);
+	if (kiln_osslenc_unbase64(f, len, &dec, &dl) == 1) {
+		free(f);
+		f = dec;
+		len = dl;
+	} else {
+		ck_assert_msg(!strstr(opts, " -a"), "%s: base64 output not recognised", opts);
+	}
 	uint8_t *out = malloc(len);
-	ck_assert_int_eq(kiln_osslenc_decrypt(f, len, "hunter2", 7, kdf, iter, out, &outlen, err,
-					      sizeof err), 0);
-	ck_assert_uint_eq(outlen, strlen(plain));
-	ck_assert_int_eq(memcmp(out, plain, outlen), 0);
+	ck_assert_msg(kiln_osslenc_decrypt(f, len, pass, pass ? strlen(pass) : 0, p, out, &outlen, err,
+					   sizeof err) == 0, "%s: %s", opts, err);
+	ck_assert_uint_eq(outlen, strlen(diary));
+	ck_assert_int_eq(memcmp(out, diary, outlen), 0);
 	free(out);
 	free(f);
 }
 
-START_TEST(test_osslenc_pbkdf2_default)
+static struct kiln_osslenc_params params(const char *cipher, const char *digest, enum kiln_osslenc_kdf kdf,
+					 unsigned iter)
 {
-	check_osslenc("-pbkdf2", KILN_OSSLENC_PBKDF2, KILN_OSSLENC_DEFAULT_ITER);
+	struct kiln_osslenc_params p;
+
+	kiln_osslenc_params_default(&p);
+	snprintf(p.cipher, sizeof p.cipher, "%s", cipher);
+	snprintf(p.digest, sizeof p.digest, "%s", digest);
+	p.kdf = kdf;
+	p.iter = iter;
+	return p;
+}
+
+static const char *const rt_ciphers[] = {
+	"aes-128-cbc", "aes-192-cbc", "aes-256-cbc", "aes-128-ctr", "aes-192-ctr", "aes-256-ctr",
+	"aes-128-cfb", "aes-192-cfb", "aes-256-cfb", "aes-128-ofb", "aes-192-ofb", "aes-256-ofb",
+	"chacha20", "camellia-128-cbc", "camellia-256-cbc", "aria-128-cbc", "aria-256-cbc", "aria-256-ctr",
+};
+#define N_RT_CIPHERS (sizeof rt_ciphers / sizeof rt_ciphers[0])
+
+/* Every listed cipher with pbkdf2 (default digest and iterations). */
+START_TEST(test_osslenc_ciphers)
+{
+	char opts[256];
+	struct kiln_osslenc_params p = params(rt_ciphers[_i], "sha256", KILN_OSSLENC_PBKDF2, 10000);
+
+	snprintf(opts, sizeof opts, "-%s -pbkdf2 -pass pass:hunter2", rt_ciphers[_i]);
+	round_trip(opts, &p, "hunter2");
 }
 END_TEST
 
-START_TEST(test_osslenc_pbkdf2_iter)
+/* Digests with both key derivations, custom iterations, base64 (-a, -a -A),
+ * -nosalt, -S and -K/-iv. */
+START_TEST(test_osslenc_options)
 {
-	check_osslenc("-pbkdf2 -iter 1234", KILN_OSSLENC_PBKDF2, 1234);
+	static const char *const digests[] = {"sha1", "sha256", "sha512", "md5", "sha384", "sha3-256"};
+	char opts[256];
+
+	for (size_t i = 0; i < sizeof digests / sizeof digests[0]; i++) {
+		struct kiln_osslenc_params p = params("aes-256-cbc", digests[i], KILN_OSSLENC_PBKDF2, 10000);
+		snprintf(opts, sizeof opts, "-aes-256-cbc -pbkdf2 -md %s -pass pass:hunter2", digests[i]);
+		round_trip(opts, &p, "hunter2");
+		p.kdf = KILN_OSSLENC_LEGACY;
+		snprintf(opts, sizeof opts, "-aes-128-cbc -md %s -pass pass:hunter2", digests[i]);
+		snprintf(p.cipher, sizeof p.cipher, "aes-128-cbc");
+		round_trip(opts, &p, "hunter2");
+	}
+	struct kiln_osslenc_params p = params("aes-256-cbc", "sha256", KILN_OSSLENC_PBKDF2, 1234);
+	round_trip("-aes-256-cbc -iter 1234 -pass pass:hunter2", &p, "hunter2");
+	p.iter = 10000;
+	round_trip("-aes-256-cbc -pbkdf2 -a -pass pass:hunter2", &p, "hunter2");
+	round_trip("-aes-256-cbc -pbkdf2 -a -A -pass pass:hunter2", &p, "hunter2");
+	p.nosalt = true;
+	round_trip("-aes-256-cbc -pbkdf2 -nosalt -pass pass:hunter2", &p, "hunter2");
+	round_trip("-aes-256-cbc -pbkdf2 -nosalt -a -pass pass:hunter2", &p, "hunter2");
+	p = params("aes-256-ctr", "md5", KILN_OSSLENC_LEGACY, 0);
+	p.nosalt = true;
+	round_trip("-aes-256-ctr -md md5 -nosalt -pass pass:hunter2", &p, "hunter2");
+	p = params("aes-256-cbc", "sha256", KILN_OSSLENC_PBKDF2, 10000);
+	p.has_salt = true;
+	memcpy(p.salt, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
+	round_trip("-aes-256-cbc -pbkdf2 -S 0102030405060708 -pass pass:hunter2", &p, "hunter2");
+	/* -K/-iv: short hex is zero-padded, as the CLI does. */
+	char err[128];
+	p = params("aes-128-cbc", "sha256", KILN_OSSLENC_PBKDF2, 10000);
+	p.raw = true;
+	ck_assert_int_eq(kiln_osslenc_hex("00112233445566778899aabbccddeeff", p.key, sizeof p.key, &p.keylen, err,
+					  sizeof err), 0);
+	ck_assert_int_eq(kiln_osslenc_hex("0a0b", p.iv, sizeof p.iv, &p.ivlen, err, sizeof err), 0);
+	ck_assert_uint_eq(p.ivlen, 2);
+	round_trip("-aes-128-cbc -K 00112233445566778899aabbccddeeff -iv 0a0b", &p, NULL);
+	round_trip("-aes-128-cbc -K 00112233445566778899aabbccddeeff -iv 0a0b -a", &p, NULL);
+	snprintf(p.cipher, sizeof p.cipher, "chacha20");
+	ck_assert_int_eq(kiln_osslenc_hex("ff", p.key, sizeof p.key, &p.keylen, err, sizeof err), 0);
+	round_trip("-chacha20 -K ff -iv 0a0b", &p, NULL);
+	ck_assert_int_eq(kiln_osslenc_hex("0g", p.key, sizeof p.key, &p.keylen, err, sizeof err),
+			 -KILN_E_INVALID_ARGS);
+	ck_assert_int_eq(kiln_osslenc_hex("abc", p.key, sizeof p.key, &p.keylen, err, sizeof err),
+			 -KILN_E_INVALID_ARGS);
 }
 END_TEST
 
-START_TEST(test_osslenc_legacy)
+START_TEST(test_osslenc_params_check)
 {
-	check_osslenc("-md sha256", KILN_OSSLENC_LEGACY, 0);
+	struct kiln_osslenc_params p = params("aes-256-gcm", "sha256", KILN_OSSLENC_PBKDF2, 10000);
+	char err[256];
+
+	ck_assert_int_eq(kiln_osslenc_params_check(&p, err, sizeof err), -KILN_E_INVALID_ARGS);
+	ck_assert_ptr_nonnull(strstr(err, "AEAD"));
+	p = params("aes-257-cbc", "sha256", KILN_OSSLENC_PBKDF2, 10000);
+	ck_assert_int_eq(kiln_osslenc_params_check(&p, err, sizeof err), -KILN_E_INVALID_ARGS);
+	ck_assert_ptr_nonnull(strstr(err, "aes-257-cbc"));
+	p = params("aes-256-cbc", "sha7", KILN_OSSLENC_PBKDF2, 10000);
+	ck_assert_int_eq(kiln_osslenc_params_check(&p, err, sizeof err), -KILN_E_INVALID_ARGS);
+	ck_assert_ptr_nonnull(strstr(err, "sha7"));
+	p = params("aes-256-cbc", "sha256", KILN_OSSLENC_PBKDF2, 10000);
+	p.raw = true;
+	p.keylen = 32;
+	ck_assert_int_eq(kiln_osslenc_params_check(&p, err, sizeof err), -KILN_E_INVALID_ARGS);
+	ck_assert_ptr_nonnull(strstr(err, "iv"));
+	p.ivlen = 16;
+	ck_assert_int_eq(kiln_osslenc_params_check(&p, err, sizeof err), 0);
+	p = params("CAMELLIA-256-CBC", "SHA512", KILN_OSSLENC_PBKDF2, 10000);
+	ck_assert_int_eq(kiln_osslenc_params_check(&p, err, sizeof err), 0);
+}
+END_TEST
+
+START_TEST(test_osslenc_detect)
+{
+	static const struct {
+		const char *opts, *cipher, *digest;
+		enum kiln_osslenc_kdf kdf;
+	} cases[] = {
+		{"-aes-128-cbc -pbkdf2 -md sha512", "aes-128-cbc", "sha512", KILN_OSSLENC_PBKDF2},
+		{"-aes-256-ctr -pbkdf2", "aes-256-ctr", "sha256", KILN_OSSLENC_PBKDF2},
+		{"-chacha20 -pbkdf2 -md sha1", "chacha20", "sha1", KILN_OSSLENC_PBKDF2},
+		{"-aes-256-cbc -md md5", "aes-256-cbc", "md5", KILN_OSSLENC_LEGACY},
+		{"-camellia-256-cbc -md sha256", "camellia-256-cbc", "sha256", KILN_OSSLENC_LEGACY},
+	};
+	struct kiln_osslenc_params base, found;
+	char opts[256], err[384];
+	size_t len, outlen;
+	unsigned tried;
+
+	require("/usr/bin/openssl");
+	kiln_osslenc_params_default(&base);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		snprintf(opts, sizeof opts, "%s -pass pass:hunter2", cases[i].opts);
+		uint8_t *f = openssl_enc(diary, opts, &len), *out = malloc(len);
+		ck_assert_msg(kiln_osslenc_detect(f, len, "hunter2", 7, &base, 0, &found, out, &outlen, &tried, err,
+						  sizeof err) == 0, "%s: %s", opts, err);
+		ck_assert_str_eq(found.cipher, cases[i].cipher);
+		ck_assert_str_eq(found.digest, cases[i].digest);
+		ck_assert_int_eq(found.kdf, cases[i].kdf);
+		ck_assert_uint_eq(outlen, strlen(diary));
+		ck_assert_int_eq(memcmp(out, diary, outlen), 0);
+		ck_assert_uint_le(tried, 66);
+		/* The wrong passphrase matches nothing, within the bound. */
+		ck_assert_int_eq(kiln_osslenc_detect(f, len, "hunter3", 7, &base, 0, &found, out, &outlen, &tried,
+						     err, sizeof err), -KILN_E_INVALID_ARGS);
+		ck_assert_uint_le(tried, 66);
+		ck_assert_ptr_nonnull(strstr(err, "combinations"));
+		free(out);
+		free(f);
+	}
+	/* A fixed dimension is kept: told the cipher, only it is tried. */
+	uint8_t *f = openssl_enc(diary, "-aes-192-cbc -pbkdf2 -iter 777 -pass pass:hunter2", &len);
+	uint8_t *out = malloc(len);
+	base = params("aes-192-cbc", "sha256", KILN_OSSLENC_PBKDF2, 777);
+	ck_assert_int_eq(kiln_osslenc_detect(f, len, "hunter2", 7, &base,
+					     KILN_OSSLENC_FIX_CIPHER | KILN_OSSLENC_FIX_ITER, &found, out, &outlen,
+					     &tried, err, sizeof err), 0);
+	ck_assert_uint_le(tried, 6);
+	ck_assert_uint_eq(found.iter, 777);
+	free(out);
+	free(f);
 }
 END_TEST
 
 START_TEST(test_osslenc_errors)
 {
-	size_t len, outlen;
-	char err[128];
+	struct kiln_osslenc_params p = params("aes-256-cbc", "sha256", KILN_OSSLENC_PBKDF2, 10000);
+	size_t len, outlen, dl;
+	uint8_t *dec;
+	char err[384];
 
 	require("/usr/bin/openssl");
 	/* A fixed salt makes the wrong-passphrase outcome deterministic; with
 	 * -S the CLI leaves out the header, so add it as it would. */
 	size_t bodylen;
 	uint8_t *body = openssl_enc("secret text that spans two blocks",
-				    "-pbkdf2 -S 0102030405060708", &bodylen);
+				    "-aes-256-cbc -pbkdf2 -S 0102030405060708 -pass pass:hunter2", &bodylen);
 	len = bodylen + 16;
 	uint8_t *f = malloc(len);
 	memcpy(f, "Salted__\x01\x02\x03\x04\x05\x06\x07\x08", 16);
 	memcpy(f + 16, body, bodylen);
 	free(body);
-	uint8_t *out = malloc(len);
-	ck_assert_int_eq(kiln_osslenc_decrypt(f, len, "wrong", 5, KILN_OSSLENC_PBKDF2, 10000, out,
-					      &outlen, err, sizeof err), -KILN_E_INVALID_ARGS);
-	ck_assert_str_eq(err, "wrong passphrase or corrupted file");
-	ck_assert_int_eq(kiln_osslenc_decrypt(f, len - 5, "hunter2", 7, KILN_OSSLENC_PBKDF2, 10000,
-					      out, &outlen, err, sizeof err), -KILN_E_INVALID_ARGS);
+	uint8_t *out = malloc(len + 64);
+	ck_assert_int_eq(kiln_osslenc_decrypt(f, len, "wrong", 5, &p, out, &outlen, err, sizeof err),
+			 -KILN_E_INVALID_ARGS);
+	ck_assert_ptr_nonnull(strstr(err, "does not decrypt with aes-256-cbc, pbkdf2-sha256, 10000 iterations"));
+	ck_assert_int_eq(kiln_osslenc_decrypt(f, len - 5, "hunter2", 7, &p, out, &outlen, err, sizeof err),
+			 -KILN_E_INVALID_ARGS);
 	ck_assert_ptr_nonnull(strstr(err, "truncated"));
-	ck_assert_int_eq(kiln_osslenc_decrypt(f, 0, "hunter2", 7, KILN_OSSLENC_PBKDF2, 10000, out,
-					      &outlen, err, sizeof err), -KILN_E_INVALID_ARGS);
+	ck_assert_int_eq(kiln_osslenc_decrypt(f, 0, "hunter2", 7, &p, out, &outlen, err, sizeof err),
+			 -KILN_E_INVALID_ARGS);
 	ck_assert_str_eq(err, "empty file");
-	f[0] = 'X';
-	ck_assert_int_eq(kiln_osslenc_decrypt(f, len, "hunter2", 7, KILN_OSSLENC_PBKDF2, 10000, out,
-					      &outlen, err, sizeof err), -KILN_E_INVALID_ARGS);
+	/* A raw key on a passphrase file. */
+	p.raw = true;
+	p.keylen = p.ivlen = 16;
+	ck_assert_int_eq(kiln_osslenc_decrypt(f, len, NULL, 0, &p, out, &outlen, err, sizeof err),
+			 -KILN_E_INVALID_ARGS);
 	ck_assert_ptr_nonnull(strstr(err, "Salted__"));
+	p.raw = false;
+	f[0] = 'X';
+	ck_assert_int_eq(kiln_osslenc_decrypt(f, len, "hunter2", 7, &p, out, &outlen, err, sizeof err),
+			 -KILN_E_INVALID_ARGS);
+	ck_assert_ptr_nonnull(strstr(err, "no Salted__ header"));
+	/* Plain text, gpg --armor and age -a are named, never decrypted. */
+	static const char *const foreign[][2] = {
+		{"just a README\n", "plain text"},
+		{"-----BEGIN PGP MESSAGE-----\n\njA0ECQMC\n-----END PGP MESSAGE-----\n", "gpg"},
+		{"-----BEGIN AGE ENCRYPTED FILE-----\nYWdl\n-----END AGE ENCRYPTED FILE-----\n", "age"},
+	};
+	for (size_t i = 0; i < 3; i++) {
+		const uint8_t *t = (const uint8_t *)foreign[i][0];
+		ck_assert_int_eq(kiln_osslenc_unbase64(t, strlen(foreign[i][0]), &dec, &dl), 0);
+		ck_assert_int_eq(kiln_osslenc_decrypt(t, strlen(foreign[i][0]), "hunter2", 7, &p, out, &outlen, err,
+						      sizeof err), -KILN_E_INVALID_ARGS);
+		ck_assert_msg(strstr(err, foreign[i][1]) != NULL, "%s", err);
+	}
+	/* Base64 that is not openssl's line shape is left alone. */
+	ck_assert_int_eq(kiln_osslenc_unbase64((const uint8_t *)"abcd efgh\n", 10, &dec, &dl), 0);
+	ck_assert_int_eq(kiln_osslenc_unbase64((const uint8_t *)"abcdefgh\nab\ncd\n", 15, &dec, &dl), 0);
+	ck_assert_int_eq(kiln_osslenc_unbase64((const uint8_t *)"YWJj\n", 5, &dec, &dl), 1);
+	ck_assert_uint_eq(dl, 3);
+	ck_assert_int_eq(memcmp(dec, "abc", 3), 0);
+	free(dec);
 	free(out);
 	free(f);
 }
@@ -532,9 +712,10 @@ static Suite *corpus_suite(void)
 	tcase_add_test(tc, test_doc_rejects_bad_utf8);
 	tcase_add_test(tc, test_search_lines_columns);
 	tcase_add_test(tc, test_doc_memory);
-	tcase_add_test(tc, test_osslenc_pbkdf2_default);
-	tcase_add_test(tc, test_osslenc_pbkdf2_iter);
-	tcase_add_test(tc, test_osslenc_legacy);
+	tcase_add_loop_test(tc, test_osslenc_ciphers, 0, N_RT_CIPHERS);
+	tcase_add_test(tc, test_osslenc_options);
+	tcase_add_test(tc, test_osslenc_params_check);
+	tcase_add_test(tc, test_osslenc_detect);
 	tcase_add_test(tc, test_osslenc_errors);
 	tcase_add_test(tc, test_seal_scrypt);
 	tcase_add_test(tc, test_seal_pbkdf2);

@@ -2,9 +2,11 @@
  * Ray-tracing library: intersections, normals, refraction, Fresnel, BVH
  * against brute force, tiles, cancellation, PNG and OBJ.
  */
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check_main.h"
 #include "kiln/error.h"
@@ -427,6 +429,182 @@ START_TEST(obj_parse)
 }
 END_TEST
 
+/* A one-pixel render of `s` straight down -z, prepared. */
+static void render_one(kiln_scene *s, uint8_t px[4])
+{
+	struct kiln_region r = {0, 0, 1, 1};
+	uint64_t rays = 0;
+	char err[256];
+
+	ck_assert_int_eq(kiln_scene_prepare(s, NULL, err, sizeof(err)), 0);
+	ck_assert_int_eq(kiln_render(s, &r, px, NULL, &rays, err, sizeof(err)), 0);
+}
+
+static kiln_scene *scene_1px(enum kiln_semantics sem)
+{
+	kiln_scene *s = kiln_scene_new();
+	struct kiln_settings set;
+	char err[256];
+
+	kiln_settings_default(&set);
+	set.width = set.height = 1;
+	set.semantics = sem;
+	ck_assert_int_eq(kiln_scene_set_settings(s, &set, err, sizeof(err)), 0);
+	return s;
+}
+
+START_TEST(rust_planes_are_one_sided)
+{
+	struct kiln_material m = diffuse(1, 1, 1);
+	struct kiln_light l = {KILN_LIGHT_DIRECTIONAL, {0, 0, -1}, {1, 1, 1}, 20};
+	struct kiln_ray r = ray_of(vec(0, 0, 0), vec(0, 0, -1));
+	struct kiln_hit hit;
+	uint8_t px[4];
+	char err[256];
+
+	for (int sem = 0; sem < 2; sem++) {
+		/* Normal facing the camera: visible from both sides under KILN,
+		 * from the normal's side only under RUST (scene.h). */
+		kiln_scene *s = scene_1px(sem);
+		m.albedo = 1;
+		ck_assert_int_eq(kiln_scene_add_plane(s, vec(0, 0, -5), vec(0, 0, -1), &m, err, sizeof(err)), 0);
+		ck_assert_int_eq(kiln_scene_add_light(s, &l, err, sizeof(err)), 0);
+		ck_assert_int_eq(kiln_scene_prepare(s, NULL, err, sizeof(err)), 0);
+		ck_assert(kiln_scene_intersect(s, &r, &hit) == (sem == KILN_SEMANTICS_KILN));
+		render_one(s, px);
+		ck_assert_uint_eq(px[0], sem == KILN_SEMANTICS_KILN ? 255 : 0);
+		kiln_scene_free(s);
+
+		s = scene_1px(sem);
+		ck_assert_int_eq(kiln_scene_add_plane(s, vec(0, 0, -5), vec(0, 0, 1), &m, err, sizeof(err)), 0);
+		ck_assert_int_eq(kiln_scene_prepare(s, NULL, err, sizeof(err)), 0);
+		ck_assert(kiln_scene_intersect(s, &r, &hit));
+		ck_assert_double_eq_tol(hit.t, 5, EPS);
+		kiln_scene_free(s);
+	}
+}
+END_TEST
+
+START_TEST(rust_glass_has_no_diffuse_term)
+{
+	/* A half-transparent sphere with nothing behind it: the tracer's glass
+	 * reflects and transmits only (black here), kiln's has a lit diffuse
+	 * half. */
+	struct kiln_material g = {.color = {1, 1, 1}, .texture = -1, .albedo = 1,
+				  .surface = KILN_SURFACE_REFRACTIVE, .index = 1.5, .transparency = 0.5};
+	struct kiln_light l = {KILN_LIGHT_DIRECTIONAL, {0, 0, -1}, {1, 1, 1}, 10};
+	uint8_t px[4];
+	char err[256];
+
+	for (int sem = 0; sem < 2; sem++) {
+		kiln_scene *s = scene_1px(sem);
+		ck_assert_int_eq(kiln_scene_add_sphere(s, vec(0, 0, -5), 1, &g, err, sizeof(err)), 0);
+		ck_assert_int_eq(kiln_scene_add_light(s, &l, err, sizeof(err)), 0);
+		render_one(s, px);
+		if (sem == KILN_SEMANTICS_RUST)
+			ck_assert_uint_eq(px[0], 0);
+		else
+			ck_assert_uint_gt(px[0], 100);
+		kiln_scene_free(s);
+	}
+}
+END_TEST
+
+START_TEST(rust_output_truncates)
+{
+	/* Linear 0.5037 encodes to 0.5037^(1/2.2) * 255 = 186.7: kiln rounds
+	 * to 187, the tracer truncates to 186. */
+	struct kiln_material m = diffuse(1, 1, 1);
+	struct kiln_light l = {KILN_LIGHT_DIRECTIONAL, {0, 0, -1}, {1, 1, 1}, 0};
+	uint8_t px[4];
+	char err[256];
+
+	for (int sem = 0; sem < 2; sem++) {
+		kiln_scene *s = scene_1px(sem);
+		m.albedo = M_PI;
+		l.intensity = 0.5037;
+		ck_assert_int_eq(kiln_scene_add_plane(s, vec(0, 0, -5), vec(0, 0, 1), &m, err, sizeof(err)), 0);
+		ck_assert_int_eq(kiln_scene_add_light(s, &l, err, sizeof(err)), 0);
+		render_one(s, px);
+		ck_assert_uint_eq(px[0], sem == KILN_SEMANTICS_RUST ? 186 : 187);
+		kiln_scene_free(s);
+	}
+}
+END_TEST
+
+START_TEST(rust_texture_wrap_truncates)
+{
+	/* A 4x1 texture on a plane facing the camera, hit at texture x = -0.1:
+	 * kiln floors (texel 3 of 0..3), the tracer truncates toward zero and
+	 * lands on texel 0. */
+	uint8_t tex[12] = {10, 10, 10, 50, 50, 50, 100, 100, 100, 200, 200, 200};
+	struct kiln_material m = diffuse(1, 1, 1);
+	struct kiln_light l = {KILN_LIGHT_DIRECTIONAL, {0, 0, -1}, {1, 1, 1}, M_PI};
+	uint8_t px[4];
+	char err[256];
+
+	for (int sem = 0; sem < 2; sem++) {
+		kiln_scene *s = scene_1px(sem);
+		m.albedo = 1;
+		m.texture = kiln_scene_add_texture(s, "t", 4, 1, tex, err, sizeof(err));
+		ck_assert_int_eq(m.texture, 0);
+		/* For this normal both texture x axes are world +x: the hit at
+		 * the world origin's x is at texture x = -0.1. */
+		ck_assert_int_eq(kiln_scene_add_plane(s, vec(0.1, 0, -5), vec(0, 0, 1), &m, err, sizeof(err)), 0);
+		ck_assert_int_eq(kiln_scene_add_light(s, &l, err, sizeof(err)), 0);
+		render_one(s, px);
+		ck_assert_uint_eq(px[0], sem == KILN_SEMANTICS_RUST ? 10 : 200);
+		kiln_scene_free(s);
+	}
+}
+END_TEST
+
+START_TEST(png_writer_streams_rows)
+{
+	enum { W = 37, H = 21 };
+	uint8_t rgba[W * H * 4], *rgb = NULL;
+	struct kiln_png_writer *w;
+	char path[] = "/tmp/kiln-png-XXXXXX", err[256];
+	unsigned char buf[65536];
+	unsigned ww, hh;
+	ssize_t len;
+	int fd = mkstemp(path);
+
+	ck_assert_int_ge(fd, 0);
+	unlink(path);
+	for (size_t i = 0; i < sizeof(rgba); i++)
+		rgba[i] = (uint8_t)(i * 7 + i / 13);
+	for (size_t i = 3; i < sizeof(rgba); i += 4)
+		rgba[i] = 255;
+	ck_assert_int_eq(kiln_png_writer_new(fd, W, H, &w, err, sizeof(err)), 0);
+	/* Rows in uneven bands; one too many is refused; finishing early too. */
+	ck_assert_int_eq(kiln_png_writer_rows(w, rgba, 5, err, sizeof(err)), 0);
+	ck_assert_int_eq(kiln_png_writer_finish(w, err, sizeof(err)), -KILN_E_INTERNAL);
+	ck_assert_int_eq(kiln_png_writer_rows(w, rgba + 5 * W * 4, 16, err, sizeof(err)), 0);
+	ck_assert_int_eq(kiln_png_writer_rows(w, rgba, 1, err, sizeof(err)), -KILN_E_INTERNAL);
+	ck_assert_int_eq(kiln_png_writer_finish(w, err, sizeof(err)), 0);
+	kiln_png_writer_free(w);
+	len = pread(fd, buf, sizeof(buf), 0);
+	close(fd);
+	ck_assert_int_gt(len, 0);
+	ck_assert_int_eq(kiln_png_decode_rgb(buf, (size_t)len, 1 << 20, &ww, &hh, &rgb, err, sizeof(err)), 0);
+	ck_assert_uint_eq(ww, W);
+	ck_assert_uint_eq(hh, H);
+	for (size_t i = 0; i < W * H; i++)
+		ck_assert(memcmp(rgb + i * 3, rgba + i * 4, 3) == 0);
+	free(rgb);
+
+	/* A write error (a read-only descriptor) is reported, not ignored. */
+	fd = open("/dev/null", O_RDONLY);
+	ck_assert_int_eq(kiln_png_writer_new(fd, W, H, &w, err, sizeof(err)), 0);
+	ck_assert_int_eq(kiln_png_writer_rows(w, rgba, H, err, sizeof(err)), 0);
+	ck_assert_int_eq(kiln_png_writer_finish(w, err, sizeof(err)), -KILN_E_INTERNAL);
+	ck_assert_ptr_nonnull(strstr(err, "writing"));
+	kiln_png_writer_free(w);
+	close(fd);
+}
+END_TEST
+
 static Suite *render_suite(void)
 {
 	Suite *s = suite_create("render");
@@ -445,6 +623,11 @@ static Suite *render_suite(void)
 	tcase_add_test(tc, bad_elements_and_rollback);
 	tcase_add_test(tc, png_round_trip);
 	tcase_add_test(tc, obj_parse);
+	tcase_add_test(tc, rust_planes_are_one_sided);
+	tcase_add_test(tc, rust_glass_has_no_diffuse_term);
+	tcase_add_test(tc, rust_output_truncates);
+	tcase_add_test(tc, rust_texture_wrap_truncates);
+	tcase_add_test(tc, png_writer_streams_rows);
 	suite_add_tcase(s, tc);
 	return s;
 }
