@@ -60,7 +60,15 @@ UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps deps-test run test unit proto bench stress clean install uninstall tools fuzz \
 	fuzz-build
-all: $(BUILD)/kilnd $(BUILD)/libkiln.a $(BUILD)/libkiln.so
+all: $(BUILD)/kilnd $(BUILD)/libkiln.a $(BUILD)/libkiln.so client/kiln/_version.py
+
+# The Python client's version comes from include/kiln/version.h (the one
+# place it is written); the generated file is committed so `pip install
+# ./client` works from a plain checkout.
+client/kiln/_version.py: include/kiln/version.h
+	@$(if $(Q),echo "  GEN     $@")
+	$(Q)v=$$(sed -n 's/^#define KILN_VERSION "\(.*\)"$$/\1/p' $<); [ -n "$$v" ] || exit 1; \
+	printf '"""Generated from include/kiln/version.h by make: do not edit."""\n\n__version__ = "%s"\n' "$$v" > $@
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

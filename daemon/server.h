@@ -13,7 +13,7 @@
 #include "frame.h"
 #include "job.h"
 
-#define KILN_VERSION "0.1.0"
+#include "kiln/version.h"
 
 struct action;
 struct outchunk;
