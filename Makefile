@@ -7,7 +7,8 @@
 #   make stress   long load, fault and soak tests (tests/stress, ~3 min; STRESS=stress_soak for one)
 #   make fuzz     libFuzzer targets (tests/fuzz), each run FUZZ_SECONDS (default 60)
 #   make install  kilnd, systemd units, sysusers.d, /etc/kiln/kiln.json, the Python client
-#                 (PREFIX=/usr/local, DESTDIR=; see below); make uninstall removes them
+#                 and its `kiln` command (PREFIX=/usr/local, DESTDIR=; see below); make
+#                 uninstall removes them.  Into a venv: pip install ./client
 #
 # BUILD=dir puts objects elsewhere (developers use this to build in parallel).
 # SAN=1 builds with AddressSanitizer + UndefinedBehaviorSanitizer.
@@ -231,7 +232,11 @@ install: $(BUILD)/kilnd
 		echo "install -m 0644 daemon/kiln.example.json $(DESTDIR)$(SYSCONFDIR)/kiln/kiln.json"; \
 		install -m 0644 daemon/kiln.example.json $(DESTDIR)$(SYSCONFDIR)/kiln/kiln.json; \
 	fi
-	install -m 0644 client/kiln/*.py $(DESTDIR)$(PYTHONDIR)/kiln/
+	install -m 0644 client/kiln/*.py client/kiln/py.typed $(DESTDIR)$(PYTHONDIR)/kiln/
+	@# The `kiln` command, as pip's console script would make it.
+	printf '#!$(PYTHON)\nimport sys\nfrom kiln.cli import main\nsys.exit(main())\n' \
+		> $(DESTDIR)$(BINDIR)/kiln.tmp && chmod 0755 $(DESTDIR)$(BINDIR)/kiln.tmp && \
+		mv -f $(DESTDIR)$(BINDIR)/kiln.tmp $(DESTDIR)$(BINDIR)/kiln
 	@[ -n "$(DESTDIR)" ] || echo "install: now run: systemd-sysusers; systemctl daemon-reload;" \
 		"systemctl enable --now kilnd.socket; usermod -aG kiln YOUR_USER"
 
@@ -249,7 +254,7 @@ uninstall:
 	fi
 	rm -f $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/kiln.example.json
 	rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
-	rm -f $(DESTDIR)$(PYTHONDIR)/kiln/*.py
+	rm -f $(DESTDIR)$(PYTHONDIR)/kiln/*.py $(DESTDIR)$(PYTHONDIR)/kiln/py.typed $(DESTDIR)$(BINDIR)/kiln
 	rm -rf $(DESTDIR)$(PYTHONDIR)/kiln/__pycache__
 	rmdir $(DESTDIR)$(PYTHONDIR)/kiln 2>/dev/null || true
 

@@ -269,7 +269,10 @@ class SceneTest(kilntest.KilnTestCase):
             for element, code, text in cases:
                 with self.subTest(element=element):
                     with self.assertRaises(kiln.KilnError) as cm:
-                        s.add([element, {"type": "sphere", "center": [0, 0, -9], "radius": 1, "material": {}}])
+                        # Raw scene.add: the daemon's own checks (Scene.add would
+                        # resolve the relative texture path).
+                        self.client.call("scene.add", {"scene_id": s.scene_id, "elements": [
+                            element, {"type": "sphere", "center": [0, 0, -9], "radius": 1, "material": {}}]})
                     self.assertEqual(cm.exception.code, code)
                     self.assertIn(text, cm.exception.message)
             # Failed batches left nothing behind.
