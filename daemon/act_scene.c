@@ -146,7 +146,7 @@ static bool scenes_full(struct job *job)
 
 	if (st.count + st.pending_loads < cfg->scene_max_scenes)
 		return false;
-	job_fail(job, KILN_E_TOO_LARGE, json_pack("{s:i}", "scene_max_scenes", (int)cfg->scene_max_scenes),
+	job_fail(job, KILN_E_TOO_LARGE, config_limit_detail(cfg, "scene_max_scenes"),
 		 "%u scenes are kept already (scene_max_scenes); delete one first", cfg->scene_max_scenes);
 	return true;
 }

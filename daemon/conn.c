@@ -273,7 +273,11 @@ void conn_send_reply(struct conn *c, const struct request *req, const struct rep
 
 void conn_send_error(struct conn *c, const json_int_t *id, int code, json_t *detail, const char *msg)
 {
-	json_t *r = envelope_error(id, code, detail, msg);
+	json_t *r;
+
+	if (code == KILN_E_TOO_LARGE || code == KILN_E_BUSY)
+		detail = config_limit_complete(config_current(), detail, msg);
+	r = envelope_error(id, code, detail, msg);
 	conn_send_json(c, r);
 	json_decref(r);
 }
@@ -643,7 +647,7 @@ static void too_long(struct conn *c)
 
 	snprintf(msg, sizeof(msg), "request line exceeds max_line_bytes (%zu)", cfg->max_line_bytes);
 	conn_send_error(c, NULL, KILN_E_TOO_LARGE,
-		   json_pack("{s:s, s:I}", "limit", "max_line_bytes", "value", (json_int_t)cfg->max_line_bytes),
+		   config_limit_detail(cfg, "max_line_bytes"),
 		   msg);
 	frame_take(&c->in, NULL, frame_pending(&c->in));
 	c->close_after_flush = true;

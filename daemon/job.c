@@ -247,12 +247,17 @@ void job_succeed(struct job *job, json_t *data, const char *fmt, ...)
 void job_fail(struct job *job, int code, json_t *detail, const char *fmt, ...)
 {
 	char buf[512];
-	struct reply r = { "error", NULL, NULL, NULL, envelope_error_object(code < 0 ? -code : code, detail) };
+	struct reply r = { "error", NULL, NULL, NULL, NULL };
 	va_list ap;
 
+	if (code < 0)
+		code = -code;
 	va_start(ap, fmt);
 	r.message = vformat(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	if (code == KILN_E_TOO_LARGE || code == KILN_E_BUSY)
+		detail = config_limit_complete(job_config(job), detail, r.message);
+	r.error = envelope_error_object(code, detail);
 	if (job->reply_attach) {
 		job->reply_attach_free(job->reply_attach);
 		job->reply_attach = NULL;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -22,11 +23,30 @@ static int fail(char *err, size_t errlen, int code, const char *msg)
 
 /* --- openssl enc ---------------------------------------------------------- */
 
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 int kiln_osslenc_decrypt(const uint8_t *in, size_t len, const char *pass, size_t passlen,
 			 enum kiln_osslenc_kdf kdf, unsigned iter, uint8_t *out, size_t *outlen,
 			 char *err, size_t errlen)
 {
+	double ignored = 0;
+
+	return kiln_osslenc_decrypt_timed(in, len, pass, passlen, kdf, iter, out, outlen, &ignored, err,
+					  errlen);
+}
+
+int kiln_osslenc_decrypt_timed(const uint8_t *in, size_t len, const char *pass, size_t passlen,
+			       enum kiln_osslenc_kdf kdf, unsigned iter, uint8_t *out, size_t *outlen,
+			       double *kdf_ms, char *err, size_t errlen)
+{
 	uint8_t kiv[48];
+	double t0;
 	EVP_CIPHER_CTX *ctx = NULL;
 	int n1 = 0, n2 = 0, rc = -KILN_E_INVALID_ARGS;
 	const uint8_t *salt = in + 8, *ct = in + KILN_OSSLENC_HEADER;
@@ -44,6 +64,7 @@ int kiln_osslenc_decrypt(const uint8_t *in, size_t len, const char *pass, size_t
 		return fail(err, errlen, rc, "truncated (ciphertext is not a whole number of blocks)");
 	if (ctlen > INT_MAX)
 		return fail(err, errlen, -KILN_E_TOO_LARGE, "file too large");
+	t0 = now_ms();
 	if (kdf == KILN_OSSLENC_PBKDF2) {
 		if (iter == 0 || iter > INT_MAX)
 			return fail(err, errlen, rc, "invalid iteration count");
@@ -54,6 +75,7 @@ int kiln_osslenc_decrypt(const uint8_t *in, size_t len, const char *pass, size_t
 				    (int)passlen, 1, kiv, kiv + 32))
 			return fail(err, errlen, -KILN_E_INTERNAL, "EVP_BytesToKey failed");
 	}
+	*kdf_ms += now_ms() - t0;
 	ctx = EVP_CIPHER_CTX_new();
 	if (!ctx || !EVP_DecryptInit_ex(ctx, EVP_aes_256_cbc(), NULL, kiv, kiv + 32)) {
 		rc = fail(err, errlen, -KILN_E_INTERNAL, "cipher setup failed");

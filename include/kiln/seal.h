@@ -32,6 +32,12 @@ int kiln_osslenc_decrypt(const uint8_t *in, size_t len, const char *pass, size_t
 			 enum kiln_osslenc_kdf kdf, unsigned iter, uint8_t *out, size_t *outlen,
 			 char *err, size_t errlen);
 
+/* kiln_osslenc_decrypt that also adds the milliseconds spent deriving the
+ * key (PBKDF2 or EVP_BytesToKey) to *kdf_ms. */
+int kiln_osslenc_decrypt_timed(const uint8_t *in, size_t len, const char *pass, size_t passlen,
+			       enum kiln_osslenc_kdf kdf, unsigned iter, uint8_t *out, size_t *outlen,
+			       double *kdf_ms, char *err, size_t errlen);
+
 /* --- kiln sealed format v1 ------------------------------------------------ */
 
 #define KILN_SEAL_MAGIC "KILNSEAL"

@@ -396,7 +396,7 @@ class LimitsTest(kilntest.KilnTestCase):
                 with self.assertRaises(kiln.KilnError) as cm:
                     t.add([big_mesh])
                 self.assertEqual(cm.exception.code, "too_large")
-                self.assertEqual(cm.exception.detail, {"limit": "scene_memory_budget"})
+                self.assertEqual(cm.exception.detail, {"limit": "scene_memory_budget", "max": 200000})
 
 
 if __name__ == "__main__":
