@@ -13,7 +13,7 @@ import os
 import threading
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from .protocol import ProcedureInput, ProcedureOutput, check_json
+from .protocol import ProcedureInput, ProcedureOutput
 
 ProgressFn = Callable[[Dict[str, Any]], Any]
 Request = Union[ProcedureInput, Tuple[str, Optional[Dict[str, Any]]]]
@@ -46,7 +46,8 @@ class ClientBase:
                attachment: Optional[bytes], progress: bool, detach: bool) -> ProcedureInput:
         """The request for call(): a ProcedureInput is taken as given (its
         job_id replaced by a fresh one); otherwise one is built from the
-        keywords.  Arguments are checked here, before anything is sent."""
+        keywords.  Encoding it (ProcedureInput.encode) refuses values JSON
+        cannot carry, before anything is sent."""
         if isinstance(action, ProcedureInput):
             if args is not None:
                 raise TypeError("call(ProcedureInput, args): put the args in the ProcedureInput")
@@ -66,7 +67,6 @@ class ClientBase:
                 raise TypeError("host_list must be a list of host names, not a string")
             req = ProcedureInput(self.next_job_id(), action, dict(args or {}), timeout, retries,
                                  list(host_list or []), progress, detach, attachment)
-        check_json(req.args)
         return req
 
     def _inputs(self, requests: Iterable[Request]) -> List[ProcedureInput]:
@@ -74,7 +74,6 @@ class ClientBase:
         for r in requests:
             if isinstance(r, ProcedureInput):
                 r.job_id = self.next_job_id()
-                check_json(r.args)
                 reqs.append(r)
             else:
                 action, args = r
