@@ -4,6 +4,7 @@ shared with kilnd."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -45,9 +46,7 @@ class PipInstallTest(KilnTestCase):
         cls.tmp = tempfile.mkdtemp(prefix="kiln-venv-")
         cls.venv = os.path.join(cls.tmp, "venv")
         py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-        try:
-            import ensurepip  # noqa: F401
-        except ImportError:
+        if importlib.util.find_spec("ensurepip") is None:
             cls.skip = "no ensurepip/venv (apt-get install python3-venv)"
             return
         # Debian ships setuptools as python3-setuptools: the venv sees it
