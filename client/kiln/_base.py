@@ -120,6 +120,7 @@ class ClientBase:
         return self._call_then("echo", {"text": text}, lambda o: o.data["text"])
 
     def echo_int(self, value: int) -> int:
+        """Returns the integer unchanged (a round trip of a JSON integer)."""
         _need_int(value, "value")
         return self._call_then("echo", {"int": value}, lambda o: o.data["int"])
 

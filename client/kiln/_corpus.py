@@ -95,6 +95,7 @@ class CorpusMixin:
         return self._call_then("corpus.list", None, lambda o: o.data["corpora"])
 
     def corpus_info(self, name: str) -> Dict[str, Any]:
+        """One corpus: {"name", "documents" (names), "bytes", "memory_bytes", "owner", ...}."""
         return self._call_then("corpus.info", {"name": name}, _data)
 
     def corpus_unload(self, name: str) -> Dict[str, Any]:
