@@ -59,7 +59,7 @@ class ThreadsTest(KilnTestCase):
         done = {}
 
         def slow():
-            done["slow"] = (c.sleep(1.0), time.monotonic())
+            done["slow"] = (c.sleep(3.0), time.monotonic())
 
         t = threading.Thread(target=slow)
         t.start()
