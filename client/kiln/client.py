@@ -152,11 +152,15 @@ class Client(ComputeMixin, CorpusMixin, SceneMixin, JobsMixin, ClientBase):
         if self._closed:
             raise ConnectionLost("the client is closed")
         t = self._t
-        if t is not None and not self._reading and not self._pending and t.peer_closed():
+        if t is not None and not self._reading and not self._awaiting() and t.peer_closed():
             # The daemon closed this idle connection (restart, idle limit).
             self._drop(t, ConnectionLost("kilnd closed the connection"))
         if self._t is None:
             self._connect()
+
+    def _awaiting(self) -> bool:
+        """True while a request sent on the current connection awaits its reply."""
+        return any(not p.done and p.gen == self._gen for p in self._pending.values())
 
     def _drop(self, t: Transport, exc: KilnError) -> None:
         """Closes connection t and fails every request still waiting on it.
@@ -300,6 +304,9 @@ class Client(ComputeMixin, CorpusMixin, SceneMixin, JobsMixin, ClientBase):
         is closed, which cancels them too)."""
         with self._cv:
             targets = [p for p in pend if not p.done and p.gen == self._gen and self._t is not None]
+            for p in pend:
+                if p.done:  # answered, but nobody will collect it now
+                    self._pending.pop(p.job_id, None)
         if not targets:
             return
         deadline = time.monotonic() + CANCEL_GRACE
