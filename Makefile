@@ -232,7 +232,7 @@ install: $(BUILD)/kilnd
 		echo "install -m 0644 daemon/kiln.example.json $(DESTDIR)$(SYSCONFDIR)/kiln/kiln.json"; \
 		install -m 0644 daemon/kiln.example.json $(DESTDIR)$(SYSCONFDIR)/kiln/kiln.json; \
 	fi
-	install -m 0644 client/kiln/*.py client/kiln/py.typed $(DESTDIR)$(PYTHONDIR)/kiln/
+	install -m 0644 client/kiln/*.py client/kiln/*.pyi client/kiln/py.typed $(DESTDIR)$(PYTHONDIR)/kiln/
 	@# The `kiln` command, as pip's console script would make it.
 	printf '#!$(PYTHON)\nimport sys\nfrom kiln.cli import main\nsys.exit(main())\n' \
 		> $(DESTDIR)$(BINDIR)/kiln.tmp && chmod 0755 $(DESTDIR)$(BINDIR)/kiln.tmp && \
@@ -254,7 +254,7 @@ uninstall:
 	fi
 	rm -f $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/kiln.example.json
 	rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
-	rm -f $(DESTDIR)$(PYTHONDIR)/kiln/*.py $(DESTDIR)$(PYTHONDIR)/kiln/py.typed $(DESTDIR)$(BINDIR)/kiln
+	rm -f $(DESTDIR)$(PYTHONDIR)/kiln/*.py $(DESTDIR)$(PYTHONDIR)/kiln/*.pyi $(DESTDIR)$(PYTHONDIR)/kiln/py.typed $(DESTDIR)$(BINDIR)/kiln
 	rm -rf $(DESTDIR)$(PYTHONDIR)/kiln/__pycache__
 	rmdir $(DESTDIR)$(PYTHONDIR)/kiln 2>/dev/null || true
 

@@ -128,6 +128,18 @@ class AsyncClientTest(KilnTestCase):
         self.run_async(main())
 
 
+class AsyncTypesTest(unittest.TestCase):
+    def test_stub_lists_every_method_as_a_coroutine(self):
+        import inspect
+        import os
+        with open(os.path.join(kilntest.ROOT, "client", "kiln", "aio.pyi")) as f:
+            stub = f.read()
+        for name, _ in inspect.getmembers(kiln.Client, inspect.isfunction):
+            if not name.startswith("_") and name != "next_job_id":
+                self.assertIn(f"async def {name}(", stub, f"aio.pyi lacks {name}: regenerate it")
+                self.assertTrue(hasattr(kiln.AsyncClient, name), name)
+
+
 class AsyncReconnectTest(unittest.TestCase):
     def test_connect_error_and_reconnect_after_restart(self):
         async def main():

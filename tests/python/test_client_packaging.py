@@ -93,6 +93,7 @@ class PipInstallTest(KilnTestCase):
         self.assertEqual(pi, "3.14159265358979323846")
         pkg = os.path.dirname(path)
         self.assertTrue(os.path.exists(os.path.join(pkg, "py.typed")))
+        self.assertTrue(os.path.exists(os.path.join(pkg, "aio.pyi")))  # AsyncClient's coroutine types
 
     def test_console_script(self):
         exe = os.path.join(self.venv, "bin", "kiln")
@@ -129,6 +130,7 @@ class MakeInstallTest(unittest.TestCase):
             site = [r for r, _, files in os.walk(dest) if r.endswith("/kiln") and "client.py" in files]
             self.assertEqual(len(site), 1, site)
             self.assertTrue(os.path.exists(os.path.join(site[0], "py.typed")))
+            self.assertTrue(os.path.exists(os.path.join(site[0], "aio.pyi")))
             exe = os.path.join(dest, "usr", "local", "bin", "kiln")
             env = dict(os.environ, PYTHONPATH=os.path.dirname(site[0]))
             out = subprocess.run([exe, "--version"], capture_output=True, text=True, env=env, timeout=30)
