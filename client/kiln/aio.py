@@ -30,7 +30,8 @@ from ._jobs import JobsMixin
 from ._scene import SceneMixin
 from ._transport import Transport, open_transport
 from .errors import ConnectError, ConnectionLost, KilnError, error_for
-from .protocol import Decoder, ProcedureInput, ProcedureOutput, default_socket_path
+from .protocol import (Decoder, ProcedureInput, ProcedureOutput, closes_connection,
+                       default_socket_path)
 
 __all__ = ["AsyncClient", "AsyncCall"]
 
@@ -114,6 +115,7 @@ class AsyncClient(ComputeMixin, CorpusMixin, SceneMixin, JobsMixin, ClientBase):
         self._pending: Dict[int, _APending] = {}
         self._seq = 0
         self._conn_error: Optional[ProcedureOutput] = None
+        self._doomed = False  # kilnd said it closes this connection
         self._lock: Optional[asyncio.Lock] = None
         self._drain_lock: Optional[asyncio.Lock] = None
         self._closed = False
@@ -153,6 +155,8 @@ class AsyncClient(ComputeMixin, CorpusMixin, SceneMixin, JobsMixin, ClientBase):
         if self._lock is None:
             self._lock = asyncio.Lock()
             self._drain_lock = asyncio.Lock()
+        if self._t is not None and self._doomed and not self._pending:
+            self._disconnect(ConnectionLost("kilnd closed the connection"))
         if self._t is not None:
             return
         async with self._lock:
@@ -165,6 +169,7 @@ class AsyncClient(ComputeMixin, CorpusMixin, SceneMixin, JobsMixin, ClientBase):
             reader, writer = await asyncio.open_unix_connection(sock=t.sock, limit=_RECV)
             self._t, self._reader, self._writer = t, reader, writer
             self._conn_error = None
+            self._doomed = False
             self._read_task = loop.create_task(self._read_loop(t, reader))
             if not t.local:
                 await self._handshake(t)
@@ -222,6 +227,8 @@ class AsyncClient(ComputeMixin, CorpusMixin, SceneMixin, JobsMixin, ClientBase):
             self._disconnect(ConnectionLost(reason))
 
     def _file(self, obj: Dict[str, Any], attachment: Optional[bytes]) -> None:
+        if closes_connection(obj):
+            self._doomed = True
         job_id = obj.get("job_id")
         if job_id is None:
             self._conn_error = ProcedureOutput.from_dict(obj)

@@ -30,7 +30,8 @@ from ._jobs import JobsMixin
 from ._scene import SceneMixin
 from ._transport import Transport, open_transport
 from .errors import ConnectError, ConnectionLost, KilnError, error_for
-from .protocol import Decoder, ProcedureInput, ProcedureOutput, default_socket_path
+from .protocol import (Decoder, ProcedureInput, ProcedureOutput, closes_connection,
+                       default_socket_path)
 
 __all__ = ["Client"]
 
@@ -81,6 +82,7 @@ class Client(ComputeMixin, CorpusMixin, SceneMixin, JobsMixin, ClientBase):
         self._reading = False
         self._decoder = Decoder()
         self._conn_error: Optional[ProcedureOutput] = None
+        self._doomed = False  # kilnd said it closes this connection
         self._closed = False
         with self._cv:
             self._connect()
@@ -125,6 +127,7 @@ class Client(ComputeMixin, CorpusMixin, SceneMixin, JobsMixin, ClientBase):
         self._gen += 1
         self._decoder = Decoder()
         self._conn_error = None
+        self._doomed = False
 
     def _handshake(self, t: Transport) -> None:
         """Over ssh the first request proves the bridge works, so a wrong
@@ -152,7 +155,7 @@ class Client(ComputeMixin, CorpusMixin, SceneMixin, JobsMixin, ClientBase):
         if self._closed:
             raise ConnectionLost("the client is closed")
         t = self._t
-        if t is not None and not self._reading and not self._awaiting() and t.peer_closed():
+        if t is not None and not self._reading and not self._awaiting() and (self._doomed or t.peer_closed()):
             # The daemon closed this idle connection (restart, idle limit).
             self._drop(t, ConnectionLost("kilnd closed the connection"))
         if self._t is None:
@@ -186,6 +189,8 @@ class Client(ComputeMixin, CorpusMixin, SceneMixin, JobsMixin, ClientBase):
         self._cv.notify_all()
 
     def _file(self, obj: Dict[str, Any], attachment: Optional[bytes]) -> None:
+        if closes_connection(obj):
+            self._doomed = True
         job_id = obj.get("job_id")
         if job_id is None:
             self._conn_error = ProcedureOutput.from_dict(obj)

@@ -165,6 +165,20 @@ class ProcedureOutput:
         return self
 
 
+# Limits whose too_large reply is followed by kilnd closing the connection
+# (the rest of the stream cannot be framed any more).
+CLOSING_LIMITS = ("max_line_bytes", "max_attachment_bytes")
+
+
+def closes_connection(obj: Dict[str, Any]) -> bool:
+    """True for a reply after which kilnd closes the connection."""
+    err = obj.get("error") if obj.get("result") == "error" else None
+    if not isinstance(err, dict) or err.get("code") != "too_large":
+        return False
+    detail = err.get("detail")
+    return isinstance(detail, dict) and detail.get("limit") in CLOSING_LIMITS
+
+
 def default_socket_path() -> str:
     """The socket kilnd uses by default, found the same way the daemon does:
     $KILN_SOCKET, $RUNTIME_DIRECTORY/kiln.sock, $XDG_RUNTIME_DIR/kiln/kiln.sock,
