@@ -97,6 +97,7 @@ class CorpusRepliesTest(KilnTestCase):
 
 @unittest.skipUnless(shutil.which("openssl"), "openssl CLI not installed")
 class KdfTimeTest(KilnTestCase):
+    @kilntest.heavy  # PBKDF2 under valgrind takes minutes
     def test_openssl_enc_kdf_ms_is_measured(self):
         tmp = tempfile.mkdtemp(prefix="kiln-kdf-", dir=self.daemon.dir)
         src = os.path.join(CORPUS, "plain", "monday.txt")
