@@ -36,6 +36,9 @@ from .protocol import (Decoder, ProcedureInput, ProcedureOutput, closes_connecti
 __all__ = ["Client"]
 
 _RECV = 1 << 18
+# A connection quiet for this long is checked for a close by kilnd (a
+# non-blocking peek) before it carries a request; busier ones need not be.
+_IDLE_CHECK = 0.05
 
 
 class _Pending:
@@ -83,6 +86,8 @@ class Client(ComputeMixin, CorpusMixin, SceneMixin, JobsMixin, ClientBase):
         self._decoder = Decoder()
         self._conn_error: Optional[ProcedureOutput] = None
         self._doomed = False  # kilnd said it closes this connection
+        self._last_rx = 0.0   # time.monotonic() of the last bytes received
+        self._unanswered = 0  # requests on the current connection without a reply
         self._closed = False
         with self._cv:
             self._connect()
@@ -155,7 +160,8 @@ class Client(ComputeMixin, CorpusMixin, SceneMixin, JobsMixin, ClientBase):
         if self._closed:
             raise ConnectionLost("the client is closed")
         t = self._t
-        if t is not None and not self._reading and not self._awaiting() and (self._doomed or t.peer_closed()):
+        if (t is not None and not self._reading and not self._awaiting() and
+                (self._doomed or (time.monotonic() - self._last_rx > _IDLE_CHECK and t.peer_closed()))):
             # The daemon closed this idle connection (restart, idle limit).
             self._drop(t, ConnectionLost("kilnd closed the connection"))
         if self._t is None:
@@ -163,7 +169,7 @@ class Client(ComputeMixin, CorpusMixin, SceneMixin, JobsMixin, ClientBase):
 
     def _awaiting(self) -> bool:
         """True while a request sent on the current connection awaits its reply."""
-        return any(not p.done and p.gen == self._gen for p in self._pending.values())
+        return self._unanswered > 0
 
     def _drop(self, t: Transport, exc: KilnError) -> None:
         """Closes connection t and fails every request still waiting on it.
@@ -186,6 +192,7 @@ class Client(ComputeMixin, CorpusMixin, SceneMixin, JobsMixin, ClientBase):
                 p.exc = ConnectionLost(exc.message, job_id=p.job_id)
             p.done = True
         self._conn_error = None
+        self._unanswered = 0
         self._cv.notify_all()
 
     def _file(self, obj: Dict[str, Any], attachment: Optional[bytes]) -> None:
@@ -204,6 +211,7 @@ class Client(ComputeMixin, CorpusMixin, SceneMixin, JobsMixin, ClientBase):
             return
         p.out = ProcedureOutput.from_dict(obj, attachment)
         p.done = True
+        self._unanswered -= 1
 
     # -- sending and waiting ---------------------------------------------------
     def _submit(self, reqs: Sequence[ProcedureInput],
@@ -222,6 +230,7 @@ class Client(ComputeMixin, CorpusMixin, SceneMixin, JobsMixin, ClientBase):
                 p = _Pending(r.job_id, self._gen, next(self._seq), progress)
                 self._pending[r.job_id] = p
                 pend.append(p)
+            self._unanswered += len(pend)
         try:
             with self._send_lock:
                 run: List[bytes] = []
@@ -295,6 +304,7 @@ class Client(ComputeMixin, CorpusMixin, SceneMixin, JobsMixin, ClientBase):
                 if failure is not None:
                     self._drop(t, ConnectionLost(failure))
                 elif data and self._t is t:
+                    self._last_rx = time.monotonic()
                     try:
                         self._decoder.feed(data)
                         for obj, attachment in self._decoder.messages():
@@ -373,11 +383,14 @@ class Client(ComputeMixin, CorpusMixin, SceneMixin, JobsMixin, ClientBase):
         reqs = self._inputs(requests)
         pend: List[_Pending] = []
         outs: List[ProcedureOutput] = []
+        # Refill the window in chunks (one write each), not per reply.
+        chunk = max(1, window // 4)
         try:
             while len(outs) < len(reqs):
                 room = window - (len(pend) - len(outs))
-                if len(pend) < len(reqs) and room > 0:
-                    pend += self._submit(reqs[len(pend):len(pend) + room])
+                left = len(reqs) - len(pend)
+                if left and room >= min(left, chunk):
+                    pend += self._submit(reqs[len(pend):len(pend) + min(room, left)])
                 else:
                     outs.append(self._wait(pend[len(outs)]))
         except BaseException as e:
