@@ -25,7 +25,8 @@ DEB_PKGS := gcc make pkg-config libuv1-dev libjansson-dev libssl-dev libgmp-dev 
 # ...and to test, fuzz and benchmark it (`make deps-test`, for test, bench, fuzz, stress).
 DEB_TEST_PKGS := check libsubunit-dev openssl valgrind systemd procps clang libclang-rt-14-dev
 # Optional: used by benchmarks and some tests when present (skipped otherwise).
-DEB_OPT_PKGS := python3-gmpy2 python3-cryptography python3-pil
+DEB_OPT_PKGS := python3-gmpy2 python3-cryptography python3-pil python3-numpy python3-venv \
+	python3-setuptools python3-wheel openssh-server openssh-client
 
 PC_PKGS := libuv jansson libcrypto gmp libpng
 # Recursively expanded on purpose: pkg-config runs only when compiling, so
