@@ -10,9 +10,9 @@
 #   make mutation break each check in tests/mutation/mutations.json in turn, in a
 #                 scratch copy, and show that its tests fail (MUTATIONS="id ..." picks some)
 #   make install  kilnd, systemd units (system and user), sysusers.d, tmpfiles.d,
-#                 /etc/kiln/kiln.json, the Python client, libkiln with headers and
-#                 pkg-config files (PREFIX=/usr/local, DESTDIR=; see below);
-#                 make uninstall removes them
+#                 /etc/kiln/kiln.json, the Python client and its `kiln` command, libkiln
+#                 with headers and pkg-config files (PREFIX=/usr/local, DESTDIR=; see
+#                 below); make uninstall removes them.  Into a venv: pip install ./client
 #   make deb      build/kiln_VERSION_ARCH.deb (packaging in systemd/debian/)
 #   make test-systemd  boot Debian 12 under systemd-nspawn, install the .deb, test the
 #                 units through systemd (root, systemd-nspawn, mmdebstrap; else skipped)
@@ -36,7 +36,8 @@ DEB_PKGS := gcc make pkg-config libuv1-dev libjansson-dev libssl-dev libgmp-dev 
 DEB_TEST_PKGS := check libsubunit-dev openssl valgrind systemd procps clang libclang-rt-14-dev \
 	dpkg-dev systemd-container mmdebstrap lintian
 # Optional: used by benchmarks and some tests when present (skipped otherwise).
-DEB_OPT_PKGS := python3-gmpy2 python3-cryptography python3-pil redis-server python3-redis gnupg age
+DEB_OPT_PKGS := python3-gmpy2 python3-cryptography python3-pil redis-server python3-redis gnupg age \
+	python3-numpy python3-venv python3-setuptools python3-wheel openssh-server openssh-client
 
 PC_PKGS := libuv jansson libcrypto gmp libpng
 # The library (daemon/lib) uses only these: no libuv, no jansson.
@@ -88,7 +89,15 @@ UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps deps-test run test unit proto bench stress clean install uninstall tools fuzz \
 	fuzz-build mutation deb deps-deb test-systemd
-all: $(BUILD)/kilnd $(BUILD)/libkiln.a $(BUILD)/libkiln.so
+all: $(BUILD)/kilnd $(BUILD)/libkiln.a $(BUILD)/libkiln.so client/kiln/_version.py
+
+# The Python client's version comes from include/kiln/version.h (the one
+# place it is written); the generated file is committed so `pip install
+# ./client` works from a plain checkout.
+client/kiln/_version.py: include/kiln/version.h
+	@$(if $(Q),echo "  GEN     $@")
+	$(Q)v=$$(sed -n 's/^#define KILN_VERSION "\(.*\)"$$/\1/p' $<); [ -n "$$v" ] || exit 1; \
+	printf '"""Generated from include/kiln/version.h by make: do not edit."""\n\n__version__ = "%s"\n' "$$v" > $@
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -304,7 +313,11 @@ install: $(BUILD)/kilnd $(BUILD)/libkiln.a $(BUILD)/libkiln.so
 		echo "install -m 0644 daemon/kiln.example.json $(DESTDIR)$(SYSCONFDIR)/kiln/kiln.json"; \
 		install -m 0644 daemon/kiln.example.json $(DESTDIR)$(SYSCONFDIR)/kiln/kiln.json; \
 	fi
-	install -m 0644 client/kiln/*.py $(DESTDIR)$(PYTHONDIR)/kiln/
+	install -m 0644 client/kiln/*.py client/kiln/*.pyi client/kiln/py.typed $(DESTDIR)$(PYTHONDIR)/kiln/
+	@# The `kiln` command, as pip's console script would make it.
+	printf '#!$(PYTHON)\nimport sys\nfrom kiln.cli import main\nsys.exit(main())\n' \
+		> $(DESTDIR)$(BINDIR)/kiln.tmp && chmod 0755 $(DESTDIR)$(BINDIR)/kiln.tmp && \
+		mv -f $(DESTDIR)$(BINDIR)/kiln.tmp $(DESTDIR)$(BINDIR)/kiln
 	@[ -n "$(DESTDIR)" ] || echo "install: now run: systemd-sysusers; systemd-tmpfiles --create kiln.conf;" \
 		"systemctl daemon-reload; systemctl enable --now kilnd.socket; usermod -aG kiln YOUR_USER"
 
@@ -329,7 +342,7 @@ uninstall:
 	rm -f $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/kiln.example.json
 	rm -f $(addprefix $(DESTDIR)$(DOCDIR)/examples/,$(notdir $(KILN_EXAMPLES)))
 	rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null || true
-	rm -f $(DESTDIR)$(PYTHONDIR)/kiln/*.py
+	rm -f $(DESTDIR)$(PYTHONDIR)/kiln/*.py $(DESTDIR)$(PYTHONDIR)/kiln/*.pyi $(DESTDIR)$(PYTHONDIR)/kiln/py.typed $(DESTDIR)$(BINDIR)/kiln
 	rm -rf $(DESTDIR)$(PYTHONDIR)/kiln/__pycache__
 	rmdir $(DESTDIR)$(PYTHONDIR)/kiln 2>/dev/null || true
 

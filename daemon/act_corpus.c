@@ -166,8 +166,12 @@ static const struct action corpus_actions[] = {
 	  "\"word\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":4096},"
 	  "\"words\":{\"type\":\"array\",\"minItems\":1,\"maxItems\":100,"
 	  "\"items\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":4096}}," CASE_PROP "}}",
-	  "{\"type\":\"object\",\"properties\":{\"total\":{\"type\":\"integer\"},"
-	  "\"documents\":{\"type\":\"object\"},\"words\":{\"type\":\"array\"}}}",
+	  "{\"type\":\"object\",\"properties\":{\"case\":{\"type\":\"string\"},"
+	  "\"total\":{\"type\":\"integer\",\"description\":\"matches of every word\"},"
+	  "\"words\":{\"type\":\"array\",\"description\":\"one entry per word (also for `word`)\","
+	  "\"items\":{\"type\":\"object\",\"properties\":{\"word\":{\"type\":\"string\"},"
+	  "\"total\":{\"type\":\"integer\"},\"documents\":{\"type\":\"object\","
+	  "\"description\":\"document name -> matches\"}}}}}}",
 	  corpus_act_count, 0 },
 	{ "corpus.search",
 	  "Literal search: document, line, column (code points, 1-based) and line text of each match.",
@@ -175,7 +179,9 @@ static const struct action corpus_actions[] = {
 	  "\"query\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":4096}," CASE_PROP ","
 	  "\"whole_word\":{\"type\":\"boolean\"},"
 	  "\"max_results\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":10000}}}",
-	  "{\"type\":\"object\",\"properties\":{\"count\":{\"type\":\"integer\"},"
+	  "{\"type\":\"object\",\"properties\":{\"query\":{\"type\":\"string\"},"
+	  "\"count\":{\"type\":\"integer\",\"description\":\"every match in the corpus\"},"
+	  "\"returned\":{\"type\":\"integer\",\"description\":\"matches in results (at most max_results)\"},"
 	  "\"truncated\":{\"type\":\"boolean\"},\"results\":{\"type\":\"array\"}}}",
 	  corpus_act_search, 0 },
 	{ "corpus.stats", "text.stats over each document and the whole corpus.",

@@ -5,6 +5,7 @@
  * A query holds a reference on the corpus, so unload or replacement while
  * it runs is safe.
  */
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -145,7 +146,6 @@ static bool icase_arg(json_t *args)
 
 struct count_state {
 	json_t *words;             /* array of strings (reference) */
-	bool single;
 	bool icase;
 	size_t nq;
 	struct kiln_cquery **qs;
@@ -198,22 +198,15 @@ static void count_finish(struct job *job, struct query *q)
 	uint64_t total, all = 0;
 	json_t *data;
 
-	if (s->single) {
-		json_t *docs = count_result(q, 0, &total);
-		data = json_pack("{s:O, s:s, s:I, s:o}", "word", json_array_get(s->words, 0), "case", cs,
-				 "total", (json_int_t)total, "documents", docs);
-		all = total;
-	} else {
-		json_t *arr = json_array();
-		for (size_t w = 0; w < s->nq; w++) {
-			json_t *docs = count_result(q, w, &total);
-			all += total;
-			json_array_append_new(arr, json_pack("{s:O, s:I, s:o}", "word",
-							     json_array_get(s->words, w), "total",
-							     (json_int_t)total, "documents", docs));
-		}
-		data = json_pack("{s:s, s:I, s:o}", "case", cs, "total", (json_int_t)all, "words", arr);
+	/* One shape whether the request named `word` or `words`. */
+	json_t *arr = json_array();
+	for (size_t w = 0; w < s->nq; w++) {
+		json_t *docs = count_result(q, w, &total);
+		all += total;
+		json_array_append_new(arr, json_pack("{s:O, s:I, s:o}", "word", json_array_get(s->words, w),
+						     "total", (json_int_t)total, "documents", docs));
 	}
+	data = json_pack("{s:s, s:I, s:o}", "case", cs, "total", (json_int_t)all, "words", arr);
 	count_state_free(s);
 	job_succeed(job, data, "%llu matches", (unsigned long long)all);
 }
@@ -233,7 +226,6 @@ void corpus_act_count(struct job *job, json_t *args)
 		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
-	s->single = word != NULL;
 	s->words = word ? json_pack("[O]", word) : json_incref(words);
 	s->icase = icase_arg(args);
 	s->nq = json_array_size(s->words);
@@ -277,6 +269,7 @@ struct search_state {
 	size_t max;
 	struct search_hit **hits;  /* per part, max + 1 entries */
 	size_t *nhits;             /* stored per part */
+	uint64_t *total;           /* every match per part, stored or not */
 	bool *more;                /* part found more than it stored */
 	int *rc;
 };
@@ -292,6 +285,7 @@ static void search_state_free(void *arg)
 		free(s->hits[i]);
 	free(s->hits);
 	free(s->nhits);
+	free(s->total);
 	free(s->more);
 	free(s->rc);
 	json_decref(s->query);
@@ -309,8 +303,18 @@ static void search_run(struct query *q, size_t part, size_t from, size_t to, con
 		s->rc[part] = -KILN_E_INTERNAL;
 		return;
 	}
-	for (size_t d = from; d < to && used <= s->max; d++) {
-		int64_t n = kiln_cdoc_search(&q->c->docs[d]->cdoc, s->q, tmp, s->max - used, cancel);
+	for (size_t d = from; d < to; d++) {
+		const struct kiln_cdoc *doc = &q->c->docs[d]->cdoc;
+		/* Past max_results the rest is only counted, for data.count. */
+		if (s->more[part]) {
+			if (kiln_cancelled(cancel)) {
+				s->rc[part] = -KILN_E_CANCELLED;
+				break;
+			}
+			s->total[part] += kiln_cdoc_count(doc, s->q);
+			continue;
+		}
+		int64_t n = kiln_cdoc_search(doc, s->q, tmp, s->max - used, cancel);
 		if (n < 0) {
 			s->rc[part] = (int)n;
 			break;
@@ -321,7 +325,9 @@ static void search_run(struct query *q, size_t part, size_t from, size_t to, con
 		used += stored;
 		if ((size_t)n > stored) {
 			s->more[part] = true;
-			break;
+			s->total[part] += kiln_cdoc_count(doc, s->q);
+		} else {
+			s->total[part] += (uint64_t)n;
 		}
 	}
 	s->nhits[part] = used;
@@ -346,6 +352,7 @@ static void search_finish(struct job *job, struct query *q)
 	struct search_state *s = q->state;
 	json_t *results = json_array();
 	bool truncated = false;
+	uint64_t total = 0;
 
 	for (size_t p = 0; p < q->nparts; p++) {
 		if (s->rc[p]) {
@@ -369,12 +376,14 @@ static void search_finish(struct job *job, struct query *q)
 							"text", line_json(&d->cdoc, &h->h)));
 		}
 		truncated |= s->more[p];
+		total += s->total[p];
 	}
 	size_t n = json_array_size(results);
-	json_t *data = json_pack("{s:O, s:I, s:b, s:o}", "query", s->query, "count", (json_int_t)n,
-				 "truncated", truncated, "results", results);
+	json_t *data = json_pack("{s:O, s:I, s:I, s:b, s:o}", "query", s->query, "count", (json_int_t)total,
+				 "returned", (json_int_t)n, "truncated", truncated, "results", results);
 	search_state_free(s);
-	job_succeed(job, data, "%zu results%s", n, truncated ? " (truncated)" : "");
+	job_succeed(job, data, "%" PRIu64 " matches, %zu returned%s", total, n,
+		    truncated ? " (truncated)" : "");
 }
 
 void corpus_act_search(struct job *job, json_t *args)
@@ -407,9 +416,10 @@ void corpus_act_search(struct job *job, json_t *args)
 	size_t parts = (size_t)config_pool_threads();
 	s->hits = calloc(parts + 1, sizeof *s->hits); /* NULL-terminated */
 	s->nhits = calloc(parts, sizeof *s->nhits);
+	s->total = calloc(parts, sizeof *s->total);
 	s->more = calloc(parts, sizeof *s->more);
 	s->rc = calloc(parts, sizeof *s->rc);
-	bool ok = s->hits && s->nhits && s->more && s->rc;
+	bool ok = s->hits && s->nhits && s->total && s->more && s->rc;
 	for (size_t i = 0; ok && i < parts; i++)
 		ok = (s->hits[i] = malloc((s->max + 1) * sizeof **s->hits)) != NULL;
 	if (!ok) {

@@ -370,8 +370,8 @@ static void act_pi(struct job *job, json_t *args)
 
 	if ((uint64_t)digits > cfg->pi_max_digits) {
 		job_fail(job, -KILN_E_TOO_LARGE,
-			 json_pack("{s:s, s:I, s:I}", "path", "args.digits", "limit",
-				   (json_int_t)cfg->pi_max_digits, "digits", digits),
+			 json_pack("{s:s, s:s, s:I, s:I}", "path", "args.digits", "limit", "pi_max_digits",
+				   "max", (json_int_t)cfg->pi_max_digits, "digits", digits),
 			 "args.digits: %" JSON_INTEGER_FORMAT " is above pi_max_digits (%llu)", digits,
 			 (unsigned long long)cfg->pi_max_digits);
 		return;

@@ -126,6 +126,7 @@ struct run {
 };
 
 static struct run *runs;
+static uint64_t runs_started; /* procedure requests started since kilnd started */
 
 /*
  * Children are started by threads of our own (a workq) with posix_spawnp (a
@@ -892,6 +893,7 @@ static void act_procedure(struct job *job, json_t *args)
 	if (runs)
 		runs->prev = r;
 	runs = r;
+	runs_started++;
 	job_on_cancel(job, on_job_cancel, r);
 	start_more(r);
 	maybe_finish(r);
@@ -947,7 +949,9 @@ static void proc_stats(json_t *into)
 
 	for (struct run *r = runs; r; r = r->next_run)
 		n++;
-	json_object_set_new(into, "procedure_runs", json_integer((json_int_t)n));
+	/* procedure_runs counts (like requests_served); the gauge is _active. */
+	json_object_set_new(into, "procedure_runs", json_integer((json_int_t)runs_started));
+	json_object_set_new(into, "procedure_runs_active", json_integer((json_int_t)n));
 	json_object_set_new(into, "procedure_children", json_integer((json_int_t)sp.nlive));
 }
 

@@ -156,7 +156,7 @@ static bool scenes_full(struct job *job)
 
 	if (st.count + st.pending_loads < cfg->scene_max_scenes)
 		return false;
-	job_fail(job, -KILN_E_TOO_LARGE, json_pack("{s:i}", "scene_max_scenes", (int)cfg->scene_max_scenes),
+	job_fail(job, -KILN_E_TOO_LARGE, config_limit_detail(cfg, "scene_max_scenes"),
 		 "%u scenes are kept already (scene_max_scenes); delete one first", cfg->scene_max_scenes);
 	return true;
 }
@@ -1041,6 +1041,94 @@ static size_t scene_memory_held(void)
 	"\"camera\":{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"           \
 	"\"position\":" VEC_SCHEMA ",\"look_at\":" VEC_SCHEMA ",\"up\":" VEC_SCHEMA "}}"
 #define SCENE_ID_PROP "\"scene_id\":{\"type\":\"integer\"}"
+/* The scene format, for describe and proto/actions.json: every element,
+ * material and light type as a JSON Schema in "$defs" (shared by scene.add,
+ * scene.load and scene.get).  scene_doc.c checks items in full and names
+ * the failing one; the schema validator passes every object on to it (the
+ * first alternative, the Rust form, requires no key), so adding a list of
+ * thousands of elements costs no schema walk per item. */
+#define SCENE_DEFS \
+	"\"$defs\":{\"vec\":{\"description\":\"a vector: [x, y, z] or {\\\"x\\\", \\\"y\\\", \\\"z\\\"}\"" \
+	",\"anyOf\":[{\"type\":\"array\",\"minItems\":3,\"maxItems\":3,\"items\":{\"type\":\"number\"}},{" \
+	"\"type\":\"object\",\"required\":[\"x\",\"y\",\"z\"],\"properties\":{\"x\":{\"type\":\"number\"}" \
+	",\"y\":{\"type\":\"number\"},\"z\":{\"type\":\"number\"}}}]},\"color\":{\"description\":\"a colo" \
+	"ur, components 0..1: [r, g, b], {\\\"r\\\", \\\"g\\\", \\\"b\\\"} or {\\\"red\\\", \\\"green\\\"" \
+	", \\\"blue\\\"}\",\"anyOf\":[{\"type\":\"array\",\"minItems\":3,\"maxItems\":3,\"items\":{\"type" \
+	"\":\"number\"}},{\"type\":\"object\",\"required\":[\"r\",\"g\",\"b\"],\"properties\":{\"r\":{\"t" \
+	"ype\":\"number\"},\"g\":{\"type\":\"number\"},\"b\":{\"type\":\"number\"}}},{\"type\":\"object\"" \
+	",\"required\":[\"red\",\"green\",\"blue\"],\"properties\":{\"red\":{\"type\":\"number\"},\"green" \
+	"\":{\"type\":\"number\"},\"blue\":{\"type\":\"number\"}}}]},\"material\":{\"type\":\"object\",\"" \
+	"description\":\"a material: color or texture (not both), albedo, surface and its parameters. Rus" \
+	"t form: coloration {\\\"Color\\\": colour} or {\\\"Texture\\\": {\\\"path\\\"}}; surface \\\"Dif" \
+	"fuse\\\", {\\\"Reflective\\\": {\\\"reflectivity\\\"}} or {\\\"Refractive\\\": {\\\"index\\\", \\\"" \
+	"transparency\\\"}}\",\"properties\":{\"color\":{\"$ref\":\"#/$defs/color\",\"description\":\"sur" \
+	"face colour (default [1, 1, 1])\"},\"texture\":{\"description\":\"a PNG file (absolute path unde" \
+	"r path_roots, read with your rights), mapped by the element's uv coordinates\",\"anyOf\":[{\"typ" \
+	"e\":\"string\",\"minLength\":1},{\"type\":\"object\",\"required\":[\"path\"],\"properties\":{\"p" \
+	"ath\":{\"type\":\"string\",\"minLength\":1}}}]},\"albedo\":{\"type\":\"number\",\"minimum\":0,\"" \
+	"default\":0.18,\"description\":\"share of light a diffuse surface reflects\"},\"surface\":{\"des" \
+	"cription\":\"\\\"diffuse\\\" (default), \\\"reflective\\\" or \\\"refractive\\\" (case-insensiti" \
+	"ve), or the Rust form {\\\"Reflective\\\": {\\\"reflectivity\\\": r}} / {\\\"Refractive\\\": {\\\"" \
+	"index\\\": n, \\\"transparency\\\": t}}\",\"type\":[\"string\",\"object\"]},\"reflectivity\":{\"" \
+	"type\":\"number\",\"minimum\":0,\"maximum\":1,\"default\":0.5,\"description\":\"reflective: the " \
+	"mirror share\"},\"index\":{\"type\":\"number\",\"default\":1.5,\"description\":\"refractive: the" \
+	" refractive index\"},\"transparency\":{\"type\":\"number\",\"minimum\":0,\"maximum\":1,\"default" \
+	"\":1,\"description\":\"refractive: the share of light passing through\"},\"coloration\":{\"type\"" \
+	":\"object\",\"description\":\"the Rust form of color/texture\"}}},\"sphere\":{\"type\":\"object\"" \
+	",\"title\":\"sphere\",\"required\":[\"type\",\"center\",\"radius\",\"material\"],\"properties\":" \
+	"{\"type\":{\"type\":\"string\",\"enum\":[\"sphere\"],\"description\":\"case-insensitive\"},\"cen" \
+	"ter\":{\"$ref\":\"#/$defs/vec\"},\"radius\":{\"type\":\"number\",\"exclusiveMinimum\":0},\"mater" \
+	"ial\":{\"$ref\":\"#/$defs/material\"}}},\"plane\":{\"type\":\"object\",\"title\":\"plane\",\"des" \
+	"cription\":\"an infinite plane\",\"required\":[\"type\",\"origin\",\"normal\",\"material\"],\"pr" \
+	"operties\":{\"type\":{\"type\":\"string\",\"enum\":[\"plane\"],\"description\":\"case-insensitiv" \
+	"e\"},\"origin\":{\"$ref\":\"#/$defs/vec\",\"description\":\"a point on the plane\"},\"normal\":{" \
+	"\"$ref\":\"#/$defs/vec\",\"description\":\"surface normal (not zero; need not be unit length)\"}" \
+	",\"material\":{\"$ref\":\"#/$defs/material\"}}},\"mesh\":{\"type\":\"object\",\"title\":\"mesh\"" \
+	",\"required\":[\"type\",\"material\"],\"description\":\"triangles from a Wavefront OBJ file (pat" \
+	"h) or inline (vertices and faces)\",\"properties\":{\"type\":{\"type\":\"string\",\"enum\":[\"me" \
+	"sh\"],\"description\":\"case-insensitive\"},\"path\":{\"type\":\"string\",\"minLength\":1,\"desc" \
+	"ription\":\"an OBJ file (absolute path under path_roots)\"},\"vertices\":{\"type\":\"array\",\"i" \
+	"tems\":{\"type\":\"array\",\"minItems\":3,\"maxItems\":3,\"items\":{\"type\":\"number\"}},\"desc" \
+	"ription\":\"[x, y, z] per vertex\"},\"faces\":{\"type\":\"array\",\"description\":\"triangles: t" \
+	"hree 0-based vertex indices each\",\"items\":{\"type\":\"array\",\"minItems\":3,\"maxItems\":3,\"" \
+	"items\":{\"type\":\"integer\",\"minimum\":0}}},\"uvs\":{\"type\":\"array\",\"description\":\"[u," \
+	" v] per vertex (for textures)\",\"items\":{\"type\":\"array\",\"minItems\":2,\"maxItems\":2,\"it" \
+	"ems\":{\"type\":\"number\"}}},\"normals\":{\"type\":\"array\",\"items\":{\"type\":\"array\",\"mi" \
+	"nItems\":3,\"maxItems\":3,\"items\":{\"type\":\"number\"}},\"description\":\"[x, y, z] per verte" \
+	"x (smooth shading)\"},\"translate\":{\"$ref\":\"#/$defs/vec\",\"description\":\"added after scal" \
+	"ing (default [0, 0, 0])\"},\"scale\":{\"type\":\"number\",\"exclusiveMinimum\":0,\"default\":1}," \
+	"\"material\":{\"$ref\":\"#/$defs/material\"}}},\"point\":{\"type\":\"object\",\"title\":\"point " \
+	"light\",\"required\":[\"type\",\"position\",\"intensity\"],\"description\":\"light from a point," \
+	" falling off with the square of the distance\",\"properties\":{\"type\":{\"type\":\"string\",\"e" \
+	"num\":[\"point\"],\"description\":\"case-insensitive\"},\"position\":{\"$ref\":\"#/$defs/vec\"}," \
+	"\"color\":{\"$ref\":\"#/$defs/color\",\"description\":\"default [1, 1, 1]\"},\"intensity\":{\"ty" \
+	"pe\":\"number\",\"minimum\":0}}},\"directional\":{\"type\":\"object\",\"title\":\"directional li" \
+	"ght\",\"required\":[\"type\",\"direction\",\"intensity\"],\"description\":\"light from infinitel" \
+	"y far away (like the sun), of constant intensity\",\"properties\":{\"type\":{\"type\":\"string\"" \
+	",\"enum\":[\"directional\"],\"description\":\"case-insensitive\"},\"direction\":{\"$ref\":\"#/$d" \
+	"efs/vec\",\"description\":\"the way the light travels\"},\"color\":{\"$ref\":\"#/$defs/color\",\"" \
+	"description\":\"default [1, 1, 1]\"},\"intensity\":{\"type\":\"number\",\"minimum\":0}}},\"rust_" \
+	"item\":{\"type\":\"object\",\"title\":\"Rust form\",\"description\":\"the Rust ray tracer's exte" \
+	"rnally tagged form: one key naming the kind (Sphere, Plane, Mesh, Spherical = point light, Direc" \
+	"tional; case-insensitive) whose value holds that kind's fields without \\\"type\\\" (a Rust plan" \
+	"e's normal points away from the visible side)\",\"properties\":{\"Sphere\":{\"type\":\"object\"}" \
+	",\"Plane\":{\"type\":\"object\"},\"Mesh\":{\"type\":\"object\"},\"Spherical\":{\"type\":\"object" \
+	"\"},\"Directional\":{\"type\":\"object\"}}},\"element\":{\"description\":\"an element: sphere, p" \
+	"lane or mesh (a light here is added as a light). The scene parser checks every item in full and " \
+	"names the failing one in detail.path; so that a list of thousands stays fast, the schema validat" \
+	"or lets every object through (the Rust form, listed first, has no required key).\",\"anyOf\":[{\"" \
+	"$ref\":\"#/$defs/rust_item\"},{\"$ref\":\"#/$defs/sphere\"},{\"$ref\":\"#/$defs/plane\"},{\"$ref" \
+	"\":\"#/$defs/mesh\"},{\"$ref\":\"#/$defs/point\"},{\"$ref\":\"#/$defs/directional\"}]},\"light\"" \
+	":{\"description\":\"a light: point or directional. The scene parser checks every item in full an" \
+	"d names the failing one in detail.path; so that a list of thousands stays fast, the schema valid" \
+	"ator lets every object through (the Rust form, listed first, has no required key).\",\"anyOf\":[" \
+	"{\"$ref\":\"#/$defs/rust_item\"},{\"$ref\":\"#/$defs/point\"},{\"$ref\":\"#/$defs/directional\"}" \
+	"]}}"
+#define SCENE_DOC_SCHEMA                                                                            \
+	"{\"type\":\"object\",\"description\":\"a whole scene: the settings of scene.create "              \
+	"(width, height, fov, camera, ...) with elements and lights\",\"properties\":{"                 \
+	"\"elements\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/$defs/element\"}},"                       \
+	"\"lights\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/$defs/light\"}}}}"
 #define SUMMARY_SCHEMA                                                                              \
 	"{\"type\":\"object\",\"properties\":{\"scene_id\":{\"type\":\"integer\"},"                 \
 	"\"width\":{\"type\":\"integer\"},\"height\":{\"type\":\"integer\"},"                        \
@@ -1054,32 +1142,35 @@ static const struct action scene_actions[] = {
 	{ "scene.update", "Changes a scene's settings and camera (busy while it renders).",
 	  "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"scene_id\"],\"properties\":{"
 	  SCENE_ID_PROP "," SETTINGS_PROPS "}}",
-	  "{\"type\":\"object\"}", act_update, 0 },
+	  SUMMARY_SCHEMA, act_update, 0 },
 	{ "scene.add", "Adds elements (sphere, plane, mesh) and lights (directional, point), all or none.",
 	  "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"scene_id\"],"
 	  "\"anyOf\":[{\"required\":[\"element\"]},{\"required\":[\"elements\"]},"
 	  "{\"required\":[\"light\"]},{\"required\":[\"lights\"]}],\"properties\":{" SCENE_ID_PROP ","
-	  "\"element\":{\"type\":\"object\"},\"elements\":{\"type\":\"array\",\"items\":{\"type\":\"object\"}},"
-	  "\"light\":{\"type\":\"object\"},\"lights\":{\"type\":\"array\",\"items\":{\"type\":\"object\"}}}}",
+	  "\"element\":{\"$ref\":\"#/$defs/element\"},"
+	  "\"elements\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/$defs/element\"}},"
+	  "\"light\":{\"$ref\":\"#/$defs/light\"},"
+	  "\"lights\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/$defs/light\"}}}," SCENE_DEFS "}",
 	  SUMMARY_SCHEMA, act_add, 0 },
 	{ "scene.load", "Creates a scene from a whole document, inline or from a file, in kiln's format "
 	  "(kiln semantics unless it says \"semantics\": \"rust\") or the Rust tracer's (rendered as the tracer "
 	  "renders it). Unknown keys are invalid_args.",
 	  "{\"type\":\"object\",\"additionalProperties\":false,"
 	  "\"oneOf\":[{\"required\":[\"scene\"]},{\"required\":[\"path\"]}],\"properties\":{"
-	  "\"scene\":{\"type\":\"object\"},\"path\":{\"type\":\"string\",\"minLength\":1},"
+	  "\"scene\":" SCENE_DOC_SCHEMA ",\"path\":{\"type\":\"string\",\"minLength\":1,"
+	  "\"description\":\"a scene file (JSON, kiln or Rust format) under path_roots\"},"
 	  "\"format\":{\"enum\":[\"auto\",\"kiln\",\"rust\"],\"description\":\"the document's format; "
 	  "auto (default): Rust if its items are {\\\"Sphere\\\": ...} tagged\"},"
 	  "\"base_dir\":{\"type\":\"string\",\"minLength\":1,\"description\":\"absolute directory that "
 	  "relative texture and OBJ paths are resolved against (the directory the original app ran in); "
-	  "default: the scene file's directory\"}}}",
+	  "default: the scene file's directory\"}}," SCENE_DEFS "}",
 	  SUMMARY_SCHEMA, act_load, 0 },
 	{ "scene.get", "The scene as a document: kiln's format (default; scene.load renders it identically) "
 	  "or, converted, the Rust tracer's (which the tracer, and scene.load, render with its semantics).",
 	  "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"scene_id\"],\"properties\":{"
 	  SCENE_ID_PROP ",\"format\":{\"enum\":[\"kiln\",\"rust\"]}}}",
 	  "{\"type\":\"object\",\"properties\":{\"scene_id\":{\"type\":\"integer\"},\"format\":{\"type\":\"string\"},"
-	  "\"scene\":{\"type\":\"object\"}}}",
+	  "\"scene\":" SCENE_DOC_SCHEMA "}," SCENE_DEFS "}",
 	  act_get, 0 },
 	{ "scene.list", "Every scene with its size, element count and memory.",
 	  "{\"type\":\"object\",\"additionalProperties\":false}",

@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KILN_VERSION "0.1.0"
+#include "kiln/version.h"
 
 struct job;
 struct kiln_config;

@@ -6,9 +6,12 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,6 +247,66 @@ static const struct key *find_key(const char *name)
 		if (strcmp(keys[i].name, name) == 0)
 			return &keys[i];
 	return NULL;
+}
+
+json_t *config_limit_detail(const struct kiln_config *cfg, const char *key)
+{
+	const struct key *k = find_key(key);
+	json_t *max;
+
+	if (!k)
+		return NULL;
+	switch (k->type) {
+	case K_UINT: max = json_integer((json_int_t)*FIELD(cfg, k, unsigned)); break;
+	case K_U64: max = json_integer((json_int_t)*FIELD(cfg, k, uint64_t)); break;
+	case K_SIZE: max = json_integer((json_int_t)*FIELD(cfg, k, size_t)); break;
+	case K_DOUBLE: max = json_real(*FIELD(cfg, k, double)); break;
+	default: return NULL;
+	}
+	return json_pack("{s:s, s:o}", "limit", k->name, "max", max);
+}
+
+/* The numeric config key named first in msg, as a whole word. */
+static const char *limit_named_in(const char *msg)
+{
+	const char *best = NULL, *best_at = NULL;
+
+	for (size_t i = 0; msg && i < sizeof(keys) / sizeof(keys[0]); i++) {
+		size_t n = strlen(keys[i].name);
+		for (const char *at = strstr(msg, keys[i].name); at; at = strstr(at + 1, keys[i].name)) {
+			bool word = (at == msg || !(isalnum((unsigned char)at[-1]) || at[-1] == '_')) &&
+				    !(isalnum((unsigned char)at[n]) || at[n] == '_');
+			if (!word)
+				continue;
+			if (!best_at || at < best_at) {
+				best = keys[i].name;
+				best_at = at;
+			}
+			break;
+		}
+	}
+	return best;
+}
+
+json_t *config_limit_complete(const struct kiln_config *cfg, json_t *detail, const char *msg)
+{
+	json_t *lim = detail ? json_object_get(detail, "limit") : NULL;
+	const char *key;
+	json_t *add;
+
+	if (detail && !json_is_object(detail))
+		return detail;
+	if (lim && json_is_string(lim) && json_object_get(detail, "max"))
+		return detail;
+	key = lim && json_is_string(lim) ? json_string_value(lim) : limit_named_in(msg);
+	add = key ? config_limit_detail(cfg, key) : NULL;
+	if (!add)
+		return detail;
+	if (!detail)
+		return add;
+	json_object_update(detail, add);
+	json_decref(add);
+	return detail;
 }
 
 static int apply_defaults(struct kiln_config *cfg, char *err, size_t errlen)

@@ -93,6 +93,17 @@ unsigned config_pool_threads(void);
  * reference. */
 json_t *config_describe(void);
 
+/* {"limit": key, "max": value} for the numeric config key `key`, the limit
+ * a request hit; NULL if `key` is not a numeric key.  New reference. */
+json_t *config_limit_detail(const struct kiln_config *cfg, const char *key);
+
+/* The detail of a too_large (or busy) reply, so that every such reply names
+ * its limit the same way: when `detail` (consumed; may be NULL) lacks "limit"
+ * or "max", both are filled from the key detail.limit names, else from the
+ * first numeric config key named in `msg`.  Returns the detail (possibly
+ * NULL when neither names a limit).  New reference. */
+json_t *config_limit_complete(const struct kiln_config *cfg, json_t *detail, const char *msg);
+
 /* Default socket path for this process: $KILN_SOCKET, else
  * $RUNTIME_DIRECTORY/kiln.sock, else $XDG_RUNTIME_DIR/kiln/kiln.sock, else
  * /tmp/kiln-$UID/kiln.sock.  Writes into buf; 0 or -1 if too long. */

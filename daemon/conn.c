@@ -264,6 +264,8 @@ static void cancel_jobs(struct conn *c)
 
 static void send_error(struct conn *c, const json_int_t *id, int code, json_t *detail, const char *msg)
 {
+	if (code == KILN_E_TOO_LARGE || code == KILN_E_BUSY)
+		detail = config_limit_complete(config_current(), detail, msg);
 	envelope_write_error(&c->out, id, code, detail, msg);
 	mark(c, PEND_FLUSH);
 }
@@ -615,7 +617,7 @@ static void too_long(struct conn *c)
 
 	snprintf(msg, sizeof(msg), "request line exceeds max_line_bytes (%zu)", cfg->max_line_bytes);
 	send_error(c, NULL, KILN_E_TOO_LARGE,
-		   json_pack("{s:s, s:I}", "limit", "max_line_bytes", "value", (json_int_t)cfg->max_line_bytes),
+		   config_limit_detail(cfg, "max_line_bytes"),
 		   msg);
 	frame_take(&c->in, NULL, frame_pending(&c->in));
 	drain(c, true);

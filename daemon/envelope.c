@@ -146,7 +146,7 @@ static int parse_fields(json_t *root, const struct kiln_config *cfg, struct requ
 			snprintf(msg, msglen, "attachment of %" JSON_INTEGER_FORMAT
 				 " bytes exceeds max_attachment_bytes (%zu)",
 				 json_integer_value(v), cfg->max_attachment_bytes);
-			*detail = json_pack("{s:s, s:I}", "limit", "max_attachment_bytes", "value",
+			*detail = json_pack("{s:s, s:I}", "limit", "max_attachment_bytes", "max",
 					    (json_int_t)cfg->max_attachment_bytes);
 			return -KILN_E_TOO_LARGE;
 		}
@@ -162,7 +162,7 @@ static int parse_fields(json_t *root, const struct kiln_config *cfg, struct requ
 		if (req->attach_len > cfg->max_attachment_bytes) {
 			snprintf(msg, msglen, "attachment exceeds max_attachment_bytes (%zu)",
 				 cfg->max_attachment_bytes);
-			*detail = json_pack("{s:s, s:I}", "limit", "max_attachment_bytes", "value",
+			*detail = json_pack("{s:s, s:I}", "limit", "max_attachment_bytes", "max",
 					    (json_int_t)cfg->max_attachment_bytes);
 			return -KILN_E_TOO_LARGE;
 		}

@@ -349,10 +349,13 @@ void job_fail(struct job *job, int code, json_t *detail, const char *fmt, ...)
 
 	/* One convention, the library's: a negative -KILN_E_* code. */
 	assert(code < 0);
-	r.error = envelope_error_object(code < 0 ? -code : code, detail);
+	code = -code;
 	va_start(ap, fmt);
 	r.message = vformat(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	if (code == KILN_E_TOO_LARGE || code == KILN_E_BUSY)
+		detail = config_limit_complete(job_config(job), detail, r.message);
+	r.error = envelope_error_object(code, detail);
 	if (job->reply_attach) {
 		job->reply_attach_free(job->reply_attach);
 		job->reply_attach = NULL;

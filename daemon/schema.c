@@ -11,10 +11,26 @@ static const char *const known[] = {
 	"type",    "properties", "required", "additionalProperties", "minimum", "maximum",
 	"exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength", "enum", "items",
 	"minItems", "maxItems", "oneOf", "anyOf", "description", "default", "$comment", "title",
-	"examples",
+	"examples", "$defs", "$ref",
 };
 
-int schema_check(const json_t *schema, char *err, size_t errlen)
+/* The root schema being validated, for "$ref": "#/$defs/NAME" (per thread:
+ * validation runs on the loop and in tests on other threads). */
+static _Thread_local const json_t *validating_root;
+
+#define REF_PREFIX "#/$defs/"
+
+/* The schema a "$ref" names in root's "$defs", or NULL. */
+static const json_t *resolve_ref(const json_t *root, const json_t *ref)
+{
+	const char *r = json_string_value(ref);
+
+	if (!root || !r || strncmp(r, REF_PREFIX, strlen(REF_PREFIX)) != 0)
+		return NULL;
+	return json_object_get(json_object_get(root, "$defs"), r + strlen(REF_PREFIX));
+}
+
+static int check(const json_t *schema, const json_t *root, char *err, size_t errlen)
 {
 	const char *key;
 	json_t *v;
@@ -31,26 +47,39 @@ int schema_check(const json_t *schema, char *err, size_t errlen)
 			snprintf(err, errlen, "unsupported schema keyword \"%s\"", key);
 			return -1;
 		}
-		if (strcmp(key, "properties") == 0) {
+		if (strcmp(key, "properties") == 0 || strcmp(key, "$defs") == 0) {
 			const char *pk;
 			json_t *sub;
+			if (schema != root && strcmp(key, "$defs") == 0) {
+				snprintf(err, errlen, "\"$defs\" is only supported at the root");
+				return -1;
+			}
 			json_object_foreach(v, pk, sub) {
-				if (schema_check(sub, err, errlen))
+				if (check(sub, root, err, errlen))
 					return -1;
 			}
 		} else if (strcmp(key, "items") == 0) {
-			if (schema_check(v, err, errlen))
+			if (check(v, root, err, errlen))
 				return -1;
 		} else if (strcmp(key, "oneOf") == 0 || strcmp(key, "anyOf") == 0) {
 			size_t i2;
 			json_t *sub;
 			json_array_foreach(v, i2, sub) {
-				if (schema_check(sub, err, errlen))
+				if (check(sub, root, err, errlen))
 					return -1;
 			}
+		} else if (strcmp(key, "$ref") == 0 && !resolve_ref(root, v)) {
+			snprintf(err, errlen, "\"$ref\" %s does not name an entry of the root's \"$defs\"",
+				 json_is_string(v) ? json_string_value(v) : "(not a string)");
+			return -1;
 		}
 	}
 	return 0;
+}
+
+int schema_check(const json_t *schema, char *err, size_t errlen)
+{
+	return check(schema, schema, err, errlen);
 }
 
 static int type_matches(const char *t, const json_t *v)
@@ -262,10 +291,13 @@ static int check_alternatives(const json_t *schema, const json_t *value, const c
 		int one = json_object_get(schema, "oneOf") != NULL;
 		json_array_foreach(alts, i, sub) {
 			char m[256];
-			if (validate(sub, value, where, NULL, m, sizeof(m)) == 0)
+			if (validate(sub, value, where, NULL, m, sizeof(m)) == 0) {
 				matched++;
-			else if (!first_msg[0])
+				if (!one)
+					break; /* anyOf: one match decides */
+			} else if (!first_msg[0]) {
 				snprintf(first_msg, sizeof(first_msg), "%s", m);
+			}
 		}
 		if (matched == 0) {
 			snprintf(msg, msglen, "%s: matches none of the allowed forms (%s)", where, first_msg);
@@ -282,6 +314,15 @@ static int check_alternatives(const json_t *schema, const json_t *value, const c
 static int validate(const json_t *schema, const json_t *value, const char *where, char **path,
 		    char *msg, size_t msglen)
 {
+	const json_t *ref = json_object_get(schema, "$ref");
+
+	if (ref) {
+		const json_t *target = resolve_ref(validating_root, ref);
+		if (!target)
+			return at(path, where, kiln_fail(msg, msglen, -KILN_E_INVALID_ARGS, "%s: schema error: unresolved $ref", where));
+		if (validate(target, value, where, path, msg, msglen))
+			return -1;
+	}
 	if (check_type(schema, value, where, path, msg, msglen) ||
 	    check_enum(schema, value, where, path, msg, msglen) ||
 	    check_number(schema, value, where, path, msg, msglen) ||
@@ -296,7 +337,13 @@ static int validate(const json_t *schema, const json_t *value, const char *where
 int schema_validate(const json_t *schema, const json_t *value, const char *root, char **path,
 		    char *msg, size_t msglen)
 {
+	const json_t *outer = validating_root;
+	int rc;
+
 	if (path)
 		*path = NULL;
-	return validate(schema, value, root, path, msg, msglen);
+	validating_root = schema;
+	rc = validate(schema, value, root, path, msg, msglen);
+	validating_root = outer;
+	return rc;
 }

@@ -2,8 +2,9 @@
  * A small JSON Schema validator for action arguments: the subset the action
  * table uses (type, properties, required, additionalProperties: false,
  * minimum, maximum, exclusiveMinimum, exclusiveMaximum, minLength, maxLength,
- * enum, items, minItems, maxItems, oneOf, anyOf; description and default are
- * documentation).  Schemas are checked once at startup by schema_check().
+ * enum, items, minItems, maxItems, oneOf, anyOf, and "$ref": "#/$defs/NAME"
+ * naming an entry of the root schema's "$defs"; description, default, title,
+ * examples and $comment are documentation).  Schemas are checked once at startup by schema_check().
  */
 #ifndef KILND_SCHEMA_H
 #define KILND_SCHEMA_H

@@ -15,10 +15,14 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from .protocol import ProcedureOutput
 
 
-class JobsMixin:
-    """Mixed into kiln.Client; uses self.call()."""
+def _same(out: ProcedureOutput) -> ProcedureOutput:
+    return out
 
-    call: Callable[..., ProcedureOutput]
+
+class JobsMixin:
+    """Mixed into kiln.Client and kiln.AsyncClient."""
+
+    _call_then: Callable[..., Any]
 
     def run_procedure(self, name: str, hosts: Sequence[str], *, timeout: Optional[float] = None,
                       retries: int = 0, progress: Optional[Callable[[Dict[str, Any]], None]] = None,
@@ -31,17 +35,19 @@ class JobsMixin:
         With detach=True the reply is result "accepted" and data["job"] is the
         handle for job_status/job_wait/job_cancel.  Errors (unknown procedure,
         bad host name, forbidden) raise KilnError subclasses."""
-        return self.call(name, None, timeout=timeout, retries=retries, host_list=list(hosts),
-                         progress=progress, detach=detach)
+        if isinstance(hosts, (str, bytes)):
+            raise TypeError("hosts must be a list of host names, not a string")
+        return self._call_then(name, None, _same, timeout=timeout, retries=retries,
+                               host_list=list(hosts), progress=progress, detach=detach)
 
     def detach(self, action: str, args: Optional[Dict[str, Any]] = None, **kw: Any) -> int:
         """Starts any action as a detached job and returns its handle."""
-        return int(self.call(action, args, detach=True, **kw).data["job"])
+        return self._call_then(action, args, lambda o: int(o.data["job"]), detach=True, **kw)
 
     def job_status(self, job: int) -> Dict[str, Any]:
         """{job, action, job_id, state ("running", "finished", "interrupted"),
         created, uid, progress?, finished?, result?, reply?}."""
-        return self.call("job.status", {"job": job}).data
+        return self._call_then("job.status", {"job": job}, lambda o: o.data)
 
     def job_wait(self, job: int, timeout: Optional[float] = None, *,
                  check: bool = True) -> ProcedureOutput:
@@ -52,14 +58,16 @@ class JobsMixin:
         args: Dict[str, Any] = {"job": job}
         if timeout is not None:
             args["timeout"] = timeout
-        rec = self.call("job.wait", args).data
-        out = ProcedureOutput.from_dict(rec["reply"])
-        return out.raise_for_error() if check else out
+
+        def reply(o: ProcedureOutput) -> ProcedureOutput:
+            out = ProcedureOutput.from_dict(o.data["reply"])
+            return out.raise_for_error() if check else out
+        return self._call_then("job.wait", args, reply)
 
     def job_cancel(self, job: int) -> bool:
         """Cancels a running detached job; False if it was not running."""
-        return bool(self.call("job.cancel", {"job": job}).data["cancelled"])
+        return self._call_then("job.cancel", {"job": job}, lambda o: bool(o.data["cancelled"]))
 
     def job_list(self) -> List[Dict[str, Any]]:
         """Detached jobs this user may see (root: all), oldest first."""
-        return list(self.call("job.list").data["jobs"])
+        return self._call_then("job.list", None, lambda o: list(o.data["jobs"]))

@@ -6,10 +6,12 @@ proto/schema/procedure_input.json and procedure_output.json.
 
 from __future__ import annotations
 
+import base64
 import json
+import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from .errors import error_for
 
@@ -46,9 +48,95 @@ class ProcedureInput:
         obj["accept_raw"] = True
         if self.attachment is not None:
             # Bytes, not elements: array.array, memoryview and numpy arrays are buffers too.
-            obj["raw"] = memoryview(self.attachment).nbytes
-        line = json.dumps(obj, separators=(",", ":")).encode() + b"\n"
-        return line
+            try:
+                obj["raw"] = memoryview(self.attachment).nbytes
+            except TypeError:
+                raise TypeError("attachment must be bytes or a buffer (bytearray, memoryview, "
+                                f"array.array, numpy array), not {type(self.attachment).__name__}") from None
+        return encode_line(obj)
+
+
+def encode_line(obj: Dict[str, Any]) -> bytes:
+    """One request line.  Values JSON cannot carry are refused here, before
+    anything is sent: NaN and infinities (ValueError), strings with lone
+    surrogates (ValueError), objects that are not JSON types (TypeError);
+    the message names the offending argument."""
+    try:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False).encode("utf-8") + b"\n"
+    except (TypeError, ValueError):
+        check_json(obj, "request")
+        raise
+
+
+def check_json(value: Any, path: str = "args") -> None:
+    """Raises TypeError/ValueError naming the first part of `value` that is
+    not a JSON value the daemon could accept (NaN, infinity, a string with a
+    lone surrogate, a non-string key, or a non-JSON type)."""
+    if value is None or isinstance(value, (bool, int)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{path}: {value!r} cannot be sent (JSON has no NaN or infinity)")
+        return
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError(f"{path}: string has a lone surrogate at index {e.start} "
+                             "(not valid Unicode text)") from None
+        return
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            check_json(v, f"{path}[{i}]")
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"{path}: key {k!r} is not a string")
+            check_json(k, f"{path} key")
+            check_json(v, f"{path}.{k}")
+        return
+    raise TypeError(f"{path}: {type(value).__name__} is not a JSON type "
+                    "(use str, int, float, bool, None, list or dict)")
+
+
+class Decoder:
+    """Splits the bytes kilnd sends into messages: feed() what was received,
+    then take (object, attachment) pairs from messages().  Shared by the
+    thread-safe and the asyncio client."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._pos = 0
+
+    def feed(self, data: bytes) -> None:
+        if self._pos:
+            del self._buf[:self._pos]
+            self._pos = 0
+        self._buf += data
+
+    def messages(self) -> List[Tuple[Dict[str, Any], Optional[bytes]]]:
+        out: List[Tuple[Dict[str, Any], Optional[bytes]]] = []
+        buf = self._buf
+        while True:
+            nl = buf.find(b"\n", self._pos)
+            if nl < 0:
+                break
+            obj = json.loads(bytes(buf[self._pos:nl]))
+            attachment = None
+            n = obj.get("raw") if isinstance(obj, dict) else None
+            if isinstance(n, int):
+                if len(buf) - (nl + 1) < n:
+                    break
+                attachment = bytes(buf[nl + 1:nl + 1 + n])
+                self._pos = nl + 1 + n
+            else:
+                self._pos = nl + 1
+                if isinstance(obj, dict) and "raw_b64" in obj:
+                    attachment = base64.b64decode(obj["raw_b64"])
+            out.append((obj, attachment))
+        return out
 
 
 @dataclass
@@ -78,6 +166,20 @@ class ProcedureOutput:
             raise error_for(str(err.get("code", "internal")), self.message,
                             detail=err.get("detail"), job_id=self.job_id, output=self)
         return self
+
+
+# Limits whose too_large reply is followed by kilnd closing the connection
+# (the rest of the stream cannot be framed any more).
+CLOSING_LIMITS = ("max_line_bytes", "max_attachment_bytes")
+
+
+def closes_connection(obj: Dict[str, Any]) -> bool:
+    """True for a reply after which kilnd closes the connection."""
+    err = obj.get("error") if obj.get("result") == "error" else None
+    if not isinstance(err, dict) or err.get("code") != "too_large":
+        return False
+    detail = err.get("detail")
+    return isinstance(detail, dict) and detail.get("limit") in CLOSING_LIMITS
 
 
 def default_socket_path() -> str:

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -280,10 +281,28 @@ static int split_file(const uint8_t *in, size_t len, const struct kiln_osslenc_p
 	return -KILN_E_INVALID_ARGS;
 }
 
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 int kiln_osslenc_decrypt(const uint8_t *in, size_t len, const char *pass, size_t passlen,
 			 const struct kiln_osslenc_params *p, uint8_t *out, size_t *outlen,
 			 char *err, size_t errlen)
 {
+	double ignored = 0;
+
+	return kiln_osslenc_decrypt_timed(in, len, pass, passlen, p, out, outlen, &ignored, err, errlen);
+}
+
+int kiln_osslenc_decrypt_timed(const uint8_t *in, size_t len, const char *pass, size_t passlen,
+			       const struct kiln_osslenc_params *p, uint8_t *out, size_t *outlen,
+			       double *kdf_ms, char *err, size_t errlen)
+{
+	double t0;
 	uint8_t kiv[KILN_OSSLENC_KEY_MAX + KILN_OSSLENC_IV_MAX] = {0};
 	const uint8_t *salt, *ct;
 	EVP_CIPHER *c = NULL;
@@ -314,9 +333,13 @@ int kiln_osslenc_decrypt(const uint8_t *in, size_t len, const char *pass, size_t
 	} else if (!(md = EVP_MD_fetch(NULL, p->digest, NULL))) {
 		snprintf(err, errlen, "unknown digest \"%s\"", p->digest);
 		goto out;
-	} else if (derive(p, md, pass, passlen, salt, kiv, klen + ivlen, c)) {
-		rc = kiln_fail(err, errlen, -KILN_E_INTERNAL, "key derivation failed");
-		goto out;
+	} else {
+		t0 = now_ms();
+		if (derive(p, md, pass, passlen, salt, kiv, klen + ivlen, c)) {
+			rc = kiln_fail(err, errlen, -KILN_E_INTERNAL, "key derivation failed");
+			goto out;
+		}
+		*kdf_ms += now_ms() - t0;
 	}
 	rc = run_cipher(c, kiv, kiv + klen, ct, ctlen, out, outlen);
 	if (rc < 0) {

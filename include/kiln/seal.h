@@ -110,6 +110,12 @@ int kiln_osslenc_detect(const uint8_t *in, size_t len, const char *pass, size_t 
 			struct kiln_osslenc_params *found, uint8_t *out, size_t *outlen,
 			unsigned *tried, char *err, size_t errlen);
 
+/* kiln_osslenc_decrypt that also adds the milliseconds spent deriving the
+ * key (PBKDF2 or EVP_BytesToKey) to *kdf_ms. */
+int kiln_osslenc_decrypt_timed(const uint8_t *in, size_t len, const char *pass, size_t passlen,
+			       const struct kiln_osslenc_params *p, uint8_t *out, size_t *outlen,
+			       double *kdf_ms, char *err, size_t errlen);
+
 /* --- kiln sealed format v1 ------------------------------------------------ */
 
 #define KILN_SEAL_MAGIC "KILNSEAL"

@@ -383,7 +383,7 @@ class DaemonLifecycleTest(unittest.TestCase):
                     with kiln.Client(path) as c:
                         self.assertEqual(c.ping()["pid"], p.pid)
                         break
-                except kiln.ConnectionLost:
+                except kiln.ConnectError:
                     time.sleep(0.02)
             else:
                 self.fail("daemon did not replace the stale socket")

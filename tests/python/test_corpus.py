@@ -188,7 +188,11 @@ class CorpusTest(kilntest.KilnTestCase):
         self.assertIn("duplicate", e.detail["failed"][0]["reason"])
         self.expect_load_error("not_found", name="nf", paths=[os.path.join(self.tmp, "missing")])
         self.expect_load_error("forbidden", name="fb", paths=["/etc/hostname"])
-        self.expect_load_error("invalid_args", name="rel", paths=["relative.txt"])
+        # The daemon refuses relative paths (the client resolves them first).
+        with self.assertRaises(kiln.InvalidArgs):
+            self.client.call("corpus.load", {"name": "rel", "paths": ["relative.txt"]})
+        e = self.expect_load_error("not_found", name="rel", paths=["relative-missing.txt"])
+        self.assertEqual(e.detail["failed"][0]["path"], os.path.abspath("relative-missing.txt"))
         # No corpus was installed by any of the failed loads.
         for name in ("bad", "zero", "dup", "nf", "fb", "rel"):
             with self.assertRaises(kiln.NotFound):

@@ -307,7 +307,10 @@ class SceneTest(kilntest.KilnTestCase):
             for element, code, text in cases:
                 with self.subTest(element=element):
                     with self.assertRaises(kiln.KilnError) as cm:
-                        s.add([element, {"type": "sphere", "center": [0, 0, -9], "radius": 1, "material": {}}])
+                        # Raw scene.add: the daemon's own checks (Scene.add would
+                        # resolve the relative texture path).
+                        self.client.call("scene.add", {"scene_id": s.scene_id, "elements": [
+                            element, {"type": "sphere", "center": [0, 0, -9], "radius": 1, "material": {}}]})
                     self.assertEqual(cm.exception.code, code)
                     self.assertIn(text, cm.exception.message)
             # Failed batches left nothing behind.
@@ -497,7 +500,7 @@ class LimitsTest(kilntest.KilnTestCase):
                 with self.assertRaises(kiln.KilnError) as cm:
                     t.add([big_mesh])
                 self.assertEqual(cm.exception.code, "too_large")
-                self.assertEqual(cm.exception.detail, {"limit": "scene_memory_budget"})
+                self.assertEqual(cm.exception.detail, {"limit": "scene_memory_budget", "max": 200000})
 
 
 if __name__ == "__main__":

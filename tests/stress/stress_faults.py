@@ -405,7 +405,8 @@ class BudgetTest(S.StressCase):
         with S.Conn(self.socket_path) as c:
             r = c.call("pi", {"digits": 30000})
             self.assertEqual(S.error_code(r), "too_large")
-            self.assertEqual(r["error"]["detail"]["limit"], 20000)
+            self.assertEqual(r["error"]["detail"]["limit"], "pi_max_digits")
+            self.assertEqual(r["error"]["detail"]["max"], 20000)
             r = c.ok("pi", {"digits": 10000}, accept_raw=True)
             self.assertFalse(r["data"]["cached"])
             self.assertEqual(c.ok("stats")["data"].get("pi_cache_digits", 0), 0)
