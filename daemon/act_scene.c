@@ -935,8 +935,7 @@ static bool attach_too_large(struct job *job, const struct kiln_region *reg)
 
 	if (px <= max)
 		return false;
-	job_fail(job, -KILN_E_TOO_LARGE, json_pack("{s:s, s:I}", "limit", "scene_max_pixels", "scene_max_pixels",
-						  (json_int_t)max),
+	job_fail(job, -KILN_E_TOO_LARGE, config_limit_detail(job_config(job), "scene_max_pixels"),
 		 "a %ux%u render is more than scene_max_pixels (%llu) to hold whole: render it to a file "
 		 "(output), which streams it, or a region of it",
 		 reg->width, reg->height, (unsigned long long)max);

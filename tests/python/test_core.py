@@ -313,7 +313,7 @@ class AttachmentLimitTest(KilnTestCase):
     def expect_too_large(self, line: bytes) -> None:
         replies = self.raw(line)
         self.assertEqual(replies[0]["error"]["code"], "too_large", replies)
-        self.assertEqual(replies[0]["error"]["detail"], {"limit": "max_attachment_bytes", "value": 100})
+        self.assertEqual(replies[0]["error"]["detail"], {"limit": "max_attachment_bytes", "max": 100})
 
     def test_raw_attachment(self) -> None:
         self.expect_too_large(b'{"job_id":1,"action":"echo","args":{"text":"x"},"raw":101}\n' + b"z" * 101)

@@ -39,7 +39,9 @@ class LimitDetailTest(KilnTestCase):
         self.assertLimit(lambda: c.echo("x" * 5000), "max_line_bytes", 2048)
         self.assertLimit(lambda: c.short_long(b"word " * 300), "max_attachment_bytes", 1000)
         self.assertLimit(lambda: c.pi(501), "pi_max_digits", 500)
-        self.assertLimit(lambda: c.scene(width=101, height=100), "scene_max_pixels", 10000)
+        # Any size loads; scene_max_pixels bounds what is rendered whole into memory.
+        with c.scene(width=101, height=100) as s:
+            self.assertLimit(lambda: s.render(), "scene_max_pixels", 10000)
         with c.scene(width=10, height=10) as s:
             self.assertLimit(lambda: c.scene(width=10, height=10), "scene_max_scenes", 1)
             sphere = kiln.sphere((0, 0, -5), 1)
