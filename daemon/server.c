@@ -22,6 +22,7 @@
 #include "proc.h"
 #include "sdnotify.h"
 #include "server.h"
+#include "sockdir.h"
 
 #define FORCED_EXIT_AFTER_GRACE_MS 5000
 
@@ -67,37 +68,6 @@ size_t server_rss_bytes(void)
 	return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 
-/* Creates the socket's directory if missing.  A directory in /tmp must be
- * ours and private, or another user could have planted it. */
-static int ensure_parent(const char *path, char *err, size_t errlen)
-{
-	char dir[PATH_MAX];
-	char *slash;
-	struct stat st;
-	bool in_tmp;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (!slash || slash == dir)
-		return 0;
-	*slash = '\0';
-	in_tmp = strncmp(dir, "/tmp/", 5) == 0;
-	if (mkdir(dir, in_tmp ? 0700 : 0755) != 0 && errno != EEXIST) {
-		snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
-		return -1;
-	}
-	if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "%s is not a directory", dir);
-		return -1;
-	}
-	if (in_tmp && (st.st_uid != getuid() || (st.st_mode & 077))) {
-		snprintf(err, errlen, "%s must be a private directory owned by uid %u", dir,
-			 (unsigned)getuid());
-		return -1;
-	}
-	return 0;
-}
-
 /* Binds the socket, replacing a stale file from a crashed run but refusing
  * to steal the path from a live daemon. */
 static int bind_socket(const char *path, unsigned mode, char *err, size_t errlen)
@@ -111,7 +81,7 @@ static int bind_socket(const char *path, unsigned mode, char *err, size_t errlen
 		snprintf(err, errlen, "socket path too long (max %zu bytes): %s", sizeof(sa.sun_path) - 1, path);
 		return -1;
 	}
-	if (ensure_parent(path, err, errlen))
+	if (sockdir_prepare(path, err, errlen))
 		return -1;
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
