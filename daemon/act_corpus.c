@@ -196,36 +196,29 @@ static int cmp_str(const void *a, const void *b)
 static int list_dir(const struct kiln_config *cfg, const char *dir, const char *glob,
 		    struct file_list *l, char *err, size_t errlen)
 {
-	char *real = NULL, **names = NULL;
+	char **names = NULL;
 	size_t n = 0;
 	DIR *d = NULL;
 	struct dirent *e;
-	int rc = -KILN_E_INVALID_ARGS;
+	int fd, rc;
 
-	if (dir[0] != '/') {
-		snprintf(err, errlen, "dir must be an absolute path");
-		return rc;
-	}
-	real = realpath(dir, NULL);
-	if (!real) {
-		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
-		return errno == ENOENT ? -KILN_E_NOT_FOUND : rc;
-	}
-	if (kiln_path_allowed(cfg, real) != 0) {
-		snprintf(err, errlen, "%s is outside path_roots", dir);
-		rc = -KILN_E_FORBIDDEN;
-		goto out;
-	}
-	d = opendir(real);
+	/* Listed through a descriptor opened beneath its root: the names are
+	 * that directory's, whatever the path leads to later, and each file
+	 * is resolved beneath the root again when read. */
+	fd = kiln_path_opendir(cfg, dir, err, errlen);
+	if (fd < 0)
+		return fd;
+	d = fdopendir(fd);
 	if (!d) {
+		close(fd);
 		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
-		goto out;
+		return -KILN_E_INTERNAL;
 	}
 	while ((e = readdir(d)) != NULL) {
 		struct stat st;
 		if (fnmatch(glob, e->d_name, FNM_PERIOD) != 0)
 			continue;
-		if (fstatat(dirfd(d), e->d_name, &st, 0) != 0 || !S_ISREG(st.st_mode))
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
 			continue;
 		char **nn = realloc(names, (n + 1) * sizeof *nn);
 		if (!nn || !(nn[n] = strdup(e->d_name))) {
@@ -242,7 +235,7 @@ static int list_dir(const struct kiln_config *cfg, const char *dir, const char *
 	rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		char *p;
-		if (asprintf(&p, "%s/%s", real, names[i]) < 0)
+		if (asprintf(&p, "%s/%s", dir, names[i]) < 0)
 			rc = -KILN_E_INTERNAL;
 		else
 			rc = file_list_add(l, p, names[i]);
@@ -253,9 +246,7 @@ out:
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
-	if (d)
-		closedir(d);
-	free(real);
+	closedir(d);
 	return rc;
 }
 
@@ -1580,7 +1571,8 @@ static void seal_one(struct job *job, struct seal_ctx *S, size_t i)
 	uint8_t *out = NULL;
 	size_t len = 0, outlen = 0;
 	char *path = NULL;
-	int fd = -1;
+	struct kiln_path_out dest;
+	int fd, rc;
 
 	r->code = kiln_path_read(cfg, S->files.path[i], cfg->max_file_bytes, &plain, &len, r->reason,
 				 sizeof r->reason);
@@ -1602,24 +1594,22 @@ static void seal_one(struct job *job, struct seal_ctx *S, size_t i)
 		snprintf(r->reason, sizeof r->reason, "out of memory");
 		goto out;
 	}
-	fd = kiln_path_open(cfg, path, O_WRONLY | O_CREAT | (S->overwrite ? O_TRUNC : O_EXCL), NULL,
-			    r->reason, sizeof r->reason);
+	fd = kiln_path_create(cfg, path, S->overwrite, &dest, NULL, r->reason, sizeof r->reason);
 	if (fd < 0) {
 		r->code = fd;
 		goto out;
 	}
-	if (write_all(fd, out, outlen) != 0 || close(fd) != 0) {
-		fd = -1;
+	if (write_all(fd, out, outlen) != 0) {
 		r->code = -KILN_E_INTERNAL;
 		snprintf(r->reason, sizeof r->reason, "write %s: %s", path, strerror(errno));
-		goto out;
 	}
-	fd = -1;
+	if ((rc = kiln_path_finish(&dest, !r->code, r->reason, sizeof r->reason)) != 0 && !r->code)
+		r->code = rc;
+	if (r->code)
+		goto out;
 	json_array_append_new(S->written, json_pack("{s:s, s:s, s:I}", "document", S->files.name[i],
 						    "path", path, "bytes", (json_int_t)outlen));
 out:
-	if (fd >= 0)
-		close(fd);
 	if (plain) {
 		OPENSSL_cleanse(plain, len);
 		free(plain);

@@ -116,11 +116,11 @@ struct pi_write {
 static void write_work(struct job *job, void *arg)
 {
 	struct pi_write *w = arg;
+	struct kiln_path_out out;
 	size_t len = pi_len(w->digits), off = 0;
 	int fd;
 
-	fd = kiln_path_open(job_config(job), w->output, O_WRONLY | O_CREAT | O_TRUNC, &w->resolved,
-			    w->err, sizeof(w->err));
+	fd = kiln_path_create(job_config(job), w->output, true, &out, &w->resolved, w->err, sizeof(w->err));
 	if (fd < 0) {
 		w->rc = fd;
 		return;
@@ -128,6 +128,8 @@ static void write_work(struct job *job, void *arg)
 	while (off < len && !job_cancelled(job)) {
 		ssize_t n = write(fd, w->blob->s + off, len - off);
 
+		if (n < 0 && errno == EINTR)
+			continue;
 		if (n < 0) {
 			snprintf(w->err, sizeof(w->err), "cannot write %s: %m", w->output);
 			w->rc = -KILN_E_INTERNAL;
@@ -135,10 +137,10 @@ static void write_work(struct job *job, void *arg)
 		}
 		off += (size_t)n;
 	}
-	if (close(fd) && !w->rc) {
-		snprintf(w->err, sizeof(w->err), "cannot write %s: %m", w->output);
-		w->rc = -KILN_E_INTERNAL;
-	}
+	/* Only a complete output replaces the target. */
+	int rc = kiln_path_finish(&out, !w->rc && off == len, w->err, sizeof(w->err));
+	if (rc && !w->rc)
+		w->rc = rc;
 }
 
 static void write_done(struct job *job, void *arg, int status)

@@ -615,8 +615,9 @@ static void render_work(struct job *job, void *arg)
 
 static void write_all(struct job *job, struct render_ctx *r, const unsigned char *data, size_t len)
 {
-	int fd = kiln_path_open(job_config(job), r->output, O_WRONLY | O_CREAT | O_TRUNC, &r->resolved,
-				r->err, sizeof(r->err));
+	struct kiln_path_out out;
+	int fd = kiln_path_create(job_config(job), r->output, true, &out, &r->resolved, r->err,
+				  sizeof(r->err));
 	size_t off = 0;
 
 	if (fd < 0) {
@@ -634,10 +635,10 @@ static void write_all(struct job *job, struct render_ctx *r, const unsigned char
 		}
 		off += (size_t)n;
 	}
-	if (close(fd) && !r->rc) {
-		snprintf(r->err, sizeof(r->err), "writing %s: %s", r->output, strerror(errno));
-		r->rc = -KILN_E_INTERNAL;
-	}
+	/* Only a complete image replaces the target. */
+	int rc = kiln_path_finish(&out, !r->rc, r->err, sizeof(r->err));
+	if (rc && !r->rc)
+		r->rc = rc;
 }
 
 /* Encodes the PNG and/or writes the file. */

@@ -12,6 +12,7 @@
 
 #include "action.h"
 #include "config.h"
+#include "creds.h"
 #include "envelope.h"
 #include "kiln/error.h"
 #include "jobs.h"
@@ -319,10 +320,14 @@ static void on_deadline(uv_timer_t *t)
 
 /* --- Work ----------------------------------------------------------------- */
 
+/* Work runs with the requester's file-system credentials (creds.h). */
 static void work_cb(uv_work_t *req)
 {
 	struct work *w = req->data;
+
+	creds_enter(&w->job->peer);
 	w->work(w->job, w->ctx);
+	creds_leave();
 }
 
 static void after_work_cb(uv_work_t *req, int status)
@@ -475,7 +480,7 @@ struct job *job_new(struct server *srv, struct conn *conn, struct request *req)
 	atomic_init(&job->progress_total, 0);
 	srv->jobs_in_flight++;
 	srv->requests_served++;
-	job->peer = conn ? conn->peer : (struct kiln_peer){ (uid_t)-1, (gid_t)-1, 0 };
+	job->peer = conn ? conn->peer : (struct kiln_peer){ .uid = (uid_t)-1, .gid = (gid_t)-1 };
 	if (conn) {
 		job->conn = conn;
 		job->conn_next = conn->jobs;

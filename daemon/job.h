@@ -30,10 +30,17 @@ struct job;
 struct conn;
 struct kiln_config;
 
+/* Supplementary groups kept per peer; more are dropped (which only ever
+ * takes rights away: access lists and file checks see fewer groups). */
+#define KILN_PEER_MAX_GROUPS 64
+
+/* The client's credentials, from SO_PEERCRED and SO_PEERGROUPS. */
 struct kiln_peer {
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
+	int ngroups;                        /* supplementary groups in groups[] */
+	gid_t groups[KILN_PEER_MAX_GROUPS];
 };
 
 /* The parsed envelope (envelope.c fills it). */

@@ -226,6 +226,156 @@ class MultiUserCase(unittest.TestCase):
         self.b.close()
 
 
+# --- Files are opened with the caller's rights ---------------------------------
+
+class CallerRightsTest(MultiUserCase):
+    """Paths kilnd opens itself: with the rights of the client that named
+    them, beneath the roots."""
+
+    def test_other_users_private_file_is_not_read(self):
+        diary = self.p["diary"]
+        self.assertEqual(code_of(self.a.call("text.stats", {"path": diary})), "success")
+        for action, args in (("text.stats", {"path": diary}), ("text.short_long", {"path": diary}),
+                             ("corpus.load", {"name": "stolen", "paths": [diary]}),
+                             ("corpus.load", {"name": "stolen2", "dir": self.p["a"], "glob": "*.txt"})):
+            with self.subTest(action=action, args=args):
+                r = self.b.call(action, args)
+                self.assertNotIn("4711", json.dumps(r))
+                if action == "corpus.load" and r["result"] != "error":
+                    # A partial load: every file failed, nothing loaded.
+                    self.fail(f"B loaded from A's directory: {r}")
+                self.assertEqual(code_of(r), "forbidden", r)
+
+    def test_outputs_go_only_where_the_client_may_write(self):
+        a_out = os.path.join(self.p["a"], "planted.txt")
+        r = self.b.call("pi", {"digits": 20, "output": a_out})
+        self.assertEqual(code_of(r), "forbidden", r)
+        self.assertFalse(os.path.exists(a_out))
+        # A's file in a sticky shared directory: B may not replace it.
+        r = self.b.call("pi", {"digits": 20, "output": self.p["a_drop"]})
+        self.assertEqual(code_of(r), "forbidden", r)
+        with open(self.p["a_drop"]) as f:
+            self.assertEqual(f.read(), "A's words in a shared drop\n")
+        self.assertEqual(os.stat(self.p["a_drop"]).st_uid, A.uid)
+        # A's own output belongs to A, not to the daemon's root.
+        r = self.a.call("pi", {"digits": 20, "output": os.path.join(self.p["a"], "pi.txt")})
+        self.assertEqual(code_of(r), "success", r)
+        st = os.stat(os.path.join(self.p["a"], "pi.txt"))
+        self.assertEqual((st.st_uid, st.st_gid), (A.uid, A.gid))
+        # No temporary file is left behind by either attempt.
+        self.assertEqual(sorted(os.listdir(self.p["a"])), ["diary.txt", "pi.txt"])
+        self.assertEqual(sorted(os.listdir(self.p["drop"])), ["a.txt"])
+
+    def test_outside_the_roots_missing_and_existing_look_alike(self):
+        out = self.p["outside"]
+        replies = {}
+        for name in ("victim.txt", "no-such-file.txt"):
+            for action, args in (("text.stats", {"path": os.path.join(out, name)}),
+                                 ("pi", {"digits": 5, "output": os.path.join(out, name)}),
+                                 ("corpus.load", {"name": "x", "paths": [os.path.join(out, name)]})):
+                r = self.b.call(action, args)
+                replies[(name, action)] = (code_of(r), r["message"].replace(name, "NAME"),
+                                           json.dumps(r.get("detail")).replace(name, "NAME"))
+        for action in ("text.stats", "pi", "corpus.load"):
+            with self.subTest(action=action):
+                self.assertEqual(replies[("victim.txt", action)], replies[("no-such-file.txt", action)])
+                self.assertEqual(replies[("victim.txt", action)][0], "forbidden")
+        # The same through a path that climbs out of a root with "..".
+        climb = os.path.join(self.p["shared"], "..", "outside")
+        r1 = self.b.call("text.stats", {"path": os.path.join(climb, "victim.txt")})
+        r2 = self.b.call("text.stats", {"path": os.path.join(climb, "no-such-file.txt")})
+        self.assertEqual((code_of(r1), r1["message"].replace("victim.txt", "N")),
+                         (code_of(r2), r2["message"].replace("no-such-file.txt", "N")))
+        self.assertEqual(code_of(r1), "forbidden")
+        with open(self.p["victim"]) as f:
+            self.assertEqual(f.read(), "outside the roots\n")
+
+
+FLIP = r'''
+import ctypes, json, os, threading, time
+libc = ctypes.CDLL(None, use_errno=True)
+SW, LINK, SECONDS = ARGS
+stop = threading.Event()
+flips = [0]
+def flipper():
+    a, b = SW.encode(), LINK.encode()
+    while not stop.is_set():
+        if libc.renameat2(-100, a, -100, b, 2) != 0:  # RENAME_EXCHANGE
+            return
+        flips[0] += 1
+t = threading.Thread(target=flipper, daemon=True)
+t.start()
+texts, codes, n = [], {}, 0
+deadline = time.monotonic() + SECONDS
+while time.monotonic() < deadline:
+    for action, args in (("pi", {"digits": 5, "output": SW + "/victim.txt"}),
+                         ("corpus.load", {"name": "race", "dir": SW, "glob": "*"}),
+                         ("text.stats", {"path": SW + "/victim.txt"})):
+        r = c.call(action, args, check=False, timeout=10)
+        n += 1
+        code = (r.error or {}).get("code") if r.result == "error" else r.result
+        codes[action + ":" + str(code)] = codes.get(action + ":" + str(code), 0) + 1
+        texts.append(r.message + json.dumps(r.data) + json.dumps(r.error))
+        if r.result != "error" and action == "corpus.load":
+            c.call("corpus.unload", {"name": "race"}, check=False)
+stop.set()
+t.join(5)
+out = {"flips": flips[0], "requests": n, "codes": codes, "texts": texts}
+'''
+
+
+class FlipRaceTest(MultiUserCase):
+    """B swaps a directory it owns with a symlink to a directory outside the
+    roots while looping requests that name a file in it (bounded: 3 s per
+    target).  Files outside stay untouched and no reply names them."""
+
+    def race(self, target: str, names: List[str]) -> Dict[str, Any]:
+        sw = os.path.join(self.p["b"], "sw")
+        link = os.path.join(self.p["b"], "swl")
+        os.makedirs(sw, exist_ok=True)
+        for n in ("victim.txt", "inside-doc.txt"):
+            with open(os.path.join(sw, n), "w") as f:
+                f.write("inside words\n")
+            os.chmod(os.path.join(sw, n), 0o666)
+        os.chown(sw, B.uid, B.gid)
+        if os.path.lexists(link):
+            os.unlink(link)
+        os.symlink(target, link)
+        os.lchown(link, B.uid, B.gid)
+        out = self.b.run(FLIP.replace("ARGS", repr((sw, link, 3.0))))
+        for n in names:
+            for t in out["texts"]:
+                self.assertNotIn(n, t)
+        self.assertGreater(out["flips"], 100, "the flipper did not run")
+        return out
+
+    def test_race_into_world_writable_outside(self):
+        before = os.stat(self.p["victim"])
+        secret = f"outsidename-{os.getpid()}.txt"
+        with open(os.path.join(self.p["outside"], secret), "w") as f:
+            f.write("x\n")
+        out = self.race(self.p["outside"], [secret, "outside the roots"])
+        after = os.stat(self.p["victim"])
+        self.assertEqual((after.st_ino, after.st_size, after.st_mtime_ns),
+                         (before.st_ino, before.st_size, before.st_mtime_ns))
+        with open(self.p["victim"]) as f:
+            self.assertEqual(f.read(), "outside the roots\n")
+        self.assertEqual(sorted(os.listdir(self.p["outside"])), sorted(["victim.txt", secret]))
+        self.assertTrue(any(k.startswith("pi:success") for k in out["codes"]), out["codes"])
+        self.assertTrue(any(k.endswith(":forbidden") for k in out["codes"]), out["codes"])
+
+    def test_race_into_root_only_directory(self):
+        before = os.stat(self.p["rootfile"])
+        out = self.race(self.p["rootonly"], ["rootfile.txt", "root only"])
+        after = os.stat(self.p["rootfile"])
+        self.assertEqual((after.st_ino, after.st_size, after.st_mtime_ns),
+                         (before.st_ino, before.st_size, before.st_mtime_ns))
+        self.assertEqual(os.listdir(self.p["rootonly"]), ["rootfile.txt"])
+        self.assertTrue(set(k.split(":")[1] for k in out["codes"]) <=
+                        {"success", "partial", "forbidden", "not_found", "invalid_args", "failure"},
+                        out["codes"])
+
+
 # --- The socket directory -----------------------------------------------------
 
 class SocketDirTest(unittest.TestCase):
