@@ -1,5 +1,5 @@
 /*
- * The loaded corpora (issue 5), shared by act_corpus.c and, for
+ * The loaded corpora (issue 5), shared by the act_corpus*.c files and, for
  * `{corpus, document}` inputs, by act_text.c.
  *
  * Thread-safe: every function may be called from the loop or a worker.
@@ -48,7 +48,7 @@ struct corpus_doc *corpus_store_borrow(const char *corpus, const char *document,
 const unsigned char *corpus_doc_text(const struct corpus_doc *d, size_t *len);
 void corpus_doc_release(struct corpus_doc *d);
 
-/* --- For act_corpus.c ------------------------------------------------------- */
+/* --- For act_corpus*.c ------------------------------------------------------ */
 
 struct corpus_doc *corpus_doc_new(const char *name);
 struct corpus *corpus_new(const char *name);

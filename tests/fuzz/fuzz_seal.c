@@ -21,7 +21,7 @@
 
 static const char pass[] = "fuzz";
 
-/* Hands the plaintext to a document, as act_corpus.c does after decrypting. */
+/* Hands the plaintext to a document, as act_corpus_load.c does after decrypting. */
 static void as_document(const uint8_t *plain, size_t n)
 {
 	struct kiln_cdoc doc;

@@ -1,0 +1,517 @@
+/*
+ * corpus.load (issue 5): decrypts openssl-enc, kiln sealed or plain UTF-8
+ * files in parallel into locked memory as a named corpus.
+ *
+ * The load runs in stages on the thread pool: one work item lists the
+ * files and reads the key file; pool-size items read the files; one item
+ * derives the sealed-format keys (one KDF per distinct salt); pool-size
+ * items decrypt, validate UTF-8 and build the case-insensitive fold.  The
+ * corpus is installed only when every file succeeded and the memory budget
+ * allows.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "act_corpus.h"
+#include "config.h"
+#include "corpus_files.h"
+#include "corpus_store.h"
+#include "job.h"
+#include "kiln/corpus.h"
+#include "kiln/error.h"
+#include "kiln/seal.h"
+#include "log.h"
+#include "paths.h"
+
+enum format { FMT_AUTO, FMT_OSSLENC, FMT_SEALED, FMT_PLAIN };
+
+static const char *const format_names[] = { "auto", "openssl-enc", "sealed", "plain" };
+
+static int format_parse(const char *s)
+{
+	for (int i = 0; s && i < 4; i++)
+		if (strcmp(s, format_names[i]) == 0)
+			return i;
+	return FMT_AUTO;
+}
+
+struct load_file {
+	unsigned char *data; /* file contents (malloc); plaintext for FMT_PLAIN */
+	size_t len;
+	enum format fmt;
+	size_t group;        /* sealed: index into keys */
+	struct corpus_doc *doc;
+};
+
+struct load_ctx;
+typedef void (*stage_fn)(struct job *job, struct load_ctx *L);
+
+struct load_ctx {
+	char *name;
+	struct file_source src;
+	enum format fmt;
+	enum kiln_osslenc_kdf kdf;
+	unsigned iter;
+	struct file_list files;
+	struct load_file *f;
+	struct kiln_seal_params *groups;
+	struct kiln_seal_key *keys; /* secmem, ngroups entries */
+	size_t ngroups, keys_cap;
+	/* The running stage: `pending` work items pull file indexes from
+	 * `next`; `then` runs on the loop when the last one is done. */
+	size_t pending;
+	atomic_size_t next;
+	atomic_size_t done;
+	stage_fn then;
+	struct corpus *replaced;    /* reference: the corpus this load replaced */
+	double start_ms, kdf_ms, read_ms;
+	int code;                   /* whole-load failure */
+	char err[256];
+};
+
+static void load_ctx_free(struct load_ctx *L)
+{
+	for (size_t i = 0; L->f && i < L->files.count; i++) {
+		if (L->f[i].data) {
+			/* Plain files hold plaintext; ciphertext wiping is harmless. */
+			OPENSSL_cleanse(L->f[i].data, L->f[i].len);
+			free(L->f[i].data);
+		}
+		corpus_doc_release(L->f[i].doc);
+	}
+	free(L->f);
+	file_list_free(&L->files);
+	file_source_free(&L->src);
+	if (L->keys)
+		kiln_secmem_free(L->keys, L->keys_cap);
+	free(L->groups);
+	free(L->name);
+	corpus_unref(L->replaced);
+	free(L);
+}
+
+static void load_ctx_free_any(void *L)
+{
+	load_ctx_free(L);
+}
+
+/* Frees a finished load on the pool: it may hold decrypted documents of a
+ * failed load and the corpus it replaced, whose wiping takes a while. */
+static void load_ctx_release(struct job *job, struct load_ctx *L)
+{
+	job_release_on_pool(job, load_ctx_free_any, L);
+}
+
+static enum format detect(const unsigned char *d, size_t len)
+{
+	if (len >= 8 && memcmp(d, KILN_OSSLENC_MAGIC, 8) == 0)
+		return FMT_OSSLENC;
+	if (len >= 8 && memcmp(d, KILN_SEAL_MAGIC, 8) == 0)
+		return FMT_SEALED;
+	return FMT_PLAIN;
+}
+
+/* Groups the sealed files by KDF parameters and salt and derives each
+ * group's key once. */
+static void derive_sealed_keys(struct load_ctx *L)
+{
+	size_t n = L->files.count;
+	char err[200];
+
+	L->groups = calloc(n ? n : 1, sizeof *L->groups);
+	if (!L->groups) {
+		L->code = -KILN_E_INTERNAL;
+		snprintf(L->err, sizeof L->err, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct load_file *f = &L->f[i];
+		struct file_result *r = &L->files.res[i];
+		struct kiln_seal_params p;
+		size_t plain, g;
+		if (r->code || f->fmt != FMT_SEALED)
+			continue;
+		r->code = kiln_seal_parse(f->data, f->len, &p, &plain, r->reason, sizeof r->reason);
+		if (r->code)
+			continue;
+		for (g = 0; g < L->ngroups; g++)
+			if (kiln_seal_params_equal(&L->groups[g], &p))
+				break;
+		if (g == L->ngroups)
+			L->groups[L->ngroups++] = p;
+		f->group = g;
+	}
+	if (!L->ngroups)
+		return;
+	bool locked;
+	L->keys_cap = L->ngroups * sizeof *L->keys;
+	L->keys = kiln_secmem_alloc(L->keys_cap, &locked);
+	if (!L->keys) {
+		L->code = -KILN_E_INTERNAL;
+		snprintf(L->err, sizeof L->err, "out of memory");
+		return;
+	}
+	double t0 = corpus_now_ms();
+	for (size_t g = 0; g < L->ngroups; g++) {
+		int rc = kiln_seal_derive(&L->groups[g], L->src.pass.buf, L->src.pass.len, &L->keys[g],
+					  err, sizeof err);
+		for (size_t i = 0; rc && i < n; i++) {
+			struct file_result *r = &L->files.res[i];
+			if (!r->code && L->f[i].fmt == FMT_SEALED && L->f[i].group == g) {
+				r->code = rc;
+				snprintf(r->reason, sizeof r->reason, "%s", err);
+			}
+		}
+	}
+	L->kdf_ms = corpus_now_ms() - t0;
+}
+
+static void load_finish(struct job *job, struct load_ctx *L);
+
+static void stage_done(struct job *job, void *arg, int status)
+{
+	struct load_ctx *L = arg;
+
+	(void)status; /* work that never ran means the job was cancelled: checked next */
+	if (--L->pending)
+		return;
+	if (job_cancelled(job) || L->code)
+		load_finish(job, L);
+	else
+		L->then(job, L);
+}
+
+/* Runs `work` as `items` work items (they share the files through L->next),
+ * then `then`. */
+static void run_stage(struct job *job, struct load_ctx *L, job_work_fn work, size_t items,
+		      stage_fn then)
+{
+	atomic_store(&L->next, 0);
+	L->then = then;
+	L->pending = items;
+	for (size_t i = 0; i < items; i++) {
+		if (job_queue_work(job, work, stage_done, L) != 0) {
+			L->code = -KILN_E_INTERNAL;
+			snprintf(L->err, sizeof L->err, "cannot queue work");
+			L->pending -= items - i;
+			if (L->pending == 0)
+				load_finish(job, L);
+			return;
+		}
+	}
+}
+
+/* Work items for a per-file stage: one per pool thread, at most one per file. */
+static size_t stage_items(size_t files)
+{
+	size_t p = (size_t)config_pool_threads();
+
+	return p < files ? p : files;
+}
+
+/* Stage 1 (one item): the file list and the key file. */
+static void load_list_work(struct job *job, void *arg)
+{
+	struct load_ctx *L = arg;
+	const struct kiln_config *cfg = job_config(job);
+
+	L->code = file_source_open(cfg, &L->src, "load", &L->files, L->err, sizeof L->err);
+	if (L->code)
+		return;
+	/* Every document costs at least a page of locked memory. */
+	if (L->files.count > cfg->corpus_memory_budget / kiln_secmem_size(1)) {
+		L->code = -KILN_E_TOO_LARGE;
+		snprintf(L->err, sizeof L->err, "%zu files cannot fit corpus_memory_budget (%zu)",
+			 L->files.count, cfg->corpus_memory_budget);
+		return;
+	}
+	L->f = calloc(L->files.count, sizeof *L->f);
+	if (!L->f) {
+		L->code = -KILN_E_INTERNAL;
+		snprintf(L->err, sizeof L->err, "out of memory");
+	}
+}
+
+/* Stage 2 (pool-size items): read the files. */
+static void load_read_work(struct job *job, void *arg)
+{
+	struct load_ctx *L = arg;
+	const struct kiln_config *cfg = job_config(job);
+	size_t i;
+
+	while ((i = atomic_fetch_add(&L->next, 1)) < L->files.count && !job_cancelled(job)) {
+		struct load_file *f = &L->f[i];
+		struct file_result *r = &L->files.res[i];
+		if (r->code)
+			continue;
+		r->code = kiln_path_read(cfg, L->files.path[i], cfg->max_file_bytes, &f->data, &f->len,
+					 r->reason, sizeof r->reason);
+		if (!r->code)
+			f->fmt = L->fmt == FMT_AUTO ? detect(f->data, f->len) : L->fmt;
+	}
+}
+
+/* Stage 3 (one item, only with sealed files): one KDF per parameter set. */
+static void load_derive_work(struct job *job, void *arg)
+{
+	(void)job;
+	derive_sealed_keys(arg);
+	corpus_openssl_thread_done();
+}
+
+static void decrypt_one(struct load_ctx *L, size_t i)
+{
+	struct load_file *f = &L->f[i];
+	struct file_result *r = &L->files.res[i];
+	size_t cap, n = 0;
+	unsigned char *buf;
+	bool locked;
+
+	switch (f->fmt) {
+	case FMT_OSSLENC:
+		cap = f->len > KILN_OSSLENC_HEADER ? f->len - KILN_OSSLENC_HEADER + 1 : 1;
+		break;
+	case FMT_SEALED:
+		cap = f->len - KILN_SEAL_HEADER - KILN_SEAL_TAG + 1;
+		break;
+	default:
+		cap = f->len + 1;
+		break;
+	}
+	buf = kiln_secmem_alloc(cap, &locked);
+	if (!buf) {
+		r->code = -KILN_E_INTERNAL;
+		snprintf(r->reason, sizeof r->reason, "out of memory");
+		return;
+	}
+	if (f->fmt == FMT_OSSLENC) {
+		r->code = kiln_osslenc_decrypt(f->data, f->len, L->src.pass.buf, L->src.pass.len,
+					       L->kdf, L->iter, buf, &n, r->reason, sizeof r->reason);
+	} else if (f->fmt == FMT_SEALED) {
+		n = cap - 1;
+		r->code = kiln_seal_open(&L->keys[f->group], f->data, f->len, buf, r->reason,
+					 sizeof r->reason);
+	} else {
+		n = f->len;
+		memcpy(buf, f->data, n);
+	}
+	if (r->code == 0) {
+		f->doc = corpus_doc_new(L->files.name[i]);
+		if (!f->doc) {
+			r->code = -KILN_E_INTERNAL;
+			snprintf(r->reason, sizeof r->reason, "out of memory");
+		} else {
+			r->code = kiln_cdoc_init(&f->doc->cdoc, buf, n, cap, locked, r->reason,
+						 sizeof r->reason);
+			/* CBC has no authentication: garbage that happens to end
+			 * in valid padding is caught here. */
+			if (r->code == -KILN_E_INVALID_ARGS && f->fmt == FMT_OSSLENC)
+				snprintf(r->reason, sizeof r->reason,
+					 "wrong passphrase or corrupted file (not UTF-8 after decryption)");
+		}
+	}
+	if (r->code) {
+		kiln_secmem_free(buf, cap);
+		corpus_doc_release(f->doc);
+		f->doc = NULL;
+	}
+	OPENSSL_cleanse(f->data, f->len);
+	free(f->data);
+	f->data = NULL;
+}
+
+/* Stage 4 (pool-size items): decrypt, validate, fold. */
+static void load_decrypt_work(struct job *job, void *arg)
+{
+	struct load_ctx *L = arg;
+	size_t i;
+
+	while ((i = atomic_fetch_add(&L->next, 1)) < L->files.count && !job_cancelled(job)) {
+		if (!L->files.res[i].code)
+			decrypt_one(L, i);
+		job_progress(job, atomic_fetch_add(&L->done, 1) + 1, L->files.count);
+	}
+	corpus_openssl_thread_done();
+}
+
+static void after_derive(struct job *job, struct load_ctx *L)
+{
+	run_stage(job, L, load_decrypt_work, stage_items(L->files.count), load_finish);
+}
+
+static void after_read(struct job *job, struct load_ctx *L)
+{
+	const struct kiln_config *cfg = job_config(job);
+	size_t total = 0;
+	bool encrypted = false, sealed = false;
+
+	for (size_t i = 0; i < L->files.count; i++) {
+		if (L->files.res[i].code)
+			continue;
+		total += kiln_secmem_size(L->f[i].len);
+		encrypted |= L->f[i].fmt != FMT_PLAIN;
+		sealed |= L->f[i].fmt == FMT_SEALED;
+	}
+	L->read_ms = corpus_now_ms() - L->start_ms;
+	/* Text is at most as large as its file; refuse early what cannot fit. */
+	if (total > cfg->corpus_memory_budget) {
+		L->code = -KILN_E_TOO_LARGE;
+		snprintf(L->err, sizeof L->err,
+			 "the files hold %zu bytes, over corpus_memory_budget (%zu)", total,
+			 cfg->corpus_memory_budget);
+	} else if (encrypted && !L->src.pass.buf) {
+		L->code = -KILN_E_INVALID_ARGS;
+		snprintf(L->err, sizeof L->err, "encrypted files need a passphrase or key_file");
+	}
+	if (L->code)
+		load_finish(job, L);
+	else if (sealed)
+		run_stage(job, L, load_derive_work, 1, after_derive);
+	else
+		after_derive(job, L);
+}
+
+static void after_list(struct job *job, struct load_ctx *L)
+{
+	run_stage(job, L, load_read_work, stage_items(L->files.count), after_read);
+}
+
+static json_t *load_source(const struct load_ctx *L)
+{
+	json_t *s = json_pack("{s:s}", "format", format_names[L->fmt]);
+	json_t *formats = json_object();
+
+	for (size_t i = 0; i < L->files.count; i++) {
+		const char *k = format_names[L->f[i].fmt];
+		json_object_set_new(formats, k,
+				    json_integer(json_integer_value(json_object_get(formats, k)) + 1));
+	}
+	json_object_set_new(s, "files", formats);
+	if (json_object_get(formats, "openssl-enc"))
+		json_object_set_new(s, "openssl_kdf",
+				    L->kdf == KILN_OSSLENC_PBKDF2
+					    ? json_pack("{s:s, s:i}", "kdf", "pbkdf2-sha256", "iterations", L->iter)
+					    : json_pack("{s:s}", "kdf", "evp-bytestokey-sha256"));
+	if (L->ngroups) {
+		json_t *g = json_array();
+		for (size_t i = 0; i < L->ngroups; i++)
+			json_array_append_new(g, corpus_seal_params_json(&L->groups[i]));
+		json_object_set_new(s, "sealed_kdf", g);
+	}
+	return s;
+}
+
+/* Installs the corpus if every file succeeded.  Returns 0 with the reply's
+ * data in *out, or a KILN_E_* code with the error detail (or NULL); msg gets
+ * the reply message either way. */
+static int load_result(struct job *job, struct load_ctx *L, json_t **out, char *msg, size_t msglen)
+{
+	const struct kiln_config *cfg = job_config(job);
+	size_t n = L->files.count;
+	int first;
+	char err[256];
+
+	if (job_cancelled(job)) {
+		snprintf(msg, msglen, "cancelled");
+		return KILN_E_CANCELLED;
+	}
+	if (L->code) {
+		snprintf(msg, msglen, "%s", L->err);
+		return -L->code;
+	}
+	json_t *failed = file_list_failures(&L->files, &first);
+	if (first) {
+		snprintf(msg, msglen, "%zu of %zu files failed; corpus '%s' unchanged",
+			 json_array_size(failed), n, L->name);
+		*out = json_pack("{s:o, s:i}", "failed", failed, "files", (json_int_t)n);
+		return -first;
+	}
+	struct corpus *c = corpus_new(L->name);
+	if (!c || !(c->docs = calloc(n, sizeof *c->docs))) {
+		corpus_release(job, c);
+		json_decref(failed);
+		snprintf(msg, msglen, "out of memory");
+		return KILN_E_INTERNAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct corpus_doc *d = L->f[i].doc;
+		L->f[i].doc = NULL;
+		c->docs[c->ndocs++] = d;
+		c->bytes += d->cdoc.text_len;
+		c->memory += kiln_cdoc_memory(&d->cdoc) + sizeof *d + strlen(d->name) + 1;
+		c->locked &= d->cdoc.locked;
+	}
+	c->load_ms = corpus_now_ms() - L->start_ms;
+	c->loaded_at = (double)time(NULL);
+	c->source = load_source(L);
+	size_t bytes = c->bytes, memory = c->memory;
+	bool locked = c->locked;
+	json_t *source = json_incref(c->source);
+	int rc = corpus_store_put(c, cfg->corpus_memory_budget, &L->replaced, err, sizeof err);
+	if (rc) {
+		corpus_release(job, c);
+		json_decref(source);
+		json_decref(failed);
+		snprintf(msg, msglen, "%s", err);
+		return -rc;
+	}
+	if (!locked)
+		log_warn("corpus '%s': mlock failed (RLIMIT_MEMLOCK too low?); its text may be swapped",
+			 L->name);
+	*out = json_pack("{s:s, s:I, s:I, s:I, s:f, s:f, s:f, s:b, s:o, s:o}", "name", L->name,
+			 "documents", (json_int_t)n, "bytes", (json_int_t)bytes, "memory_bytes",
+			 (json_int_t)memory, "load_ms", corpus_now_ms() - L->start_ms, "read_ms", L->read_ms,
+			 "kdf_ms", L->kdf_ms, "locked", locked, "source", source, "failed", failed);
+	snprintf(msg, msglen, "loaded %zu documents (%zu bytes) as '%s'", n, bytes, L->name);
+	return 0;
+}
+
+static void load_finish(struct job *job, struct load_ctx *L)
+{
+	json_t *out = NULL;
+	char msg[512];
+	int code = load_result(job, L, &out, msg, sizeof msg);
+
+	/* Queued before the reply: a job finished with no work pending is
+	 * freed at once. */
+	load_ctx_release(job, L);
+	if (code)
+		job_fail(job, code, out, "%s", msg);
+	else
+		job_succeed(job, out, "%s", msg);
+}
+
+void corpus_act_load(struct job *job, json_t *args)
+{
+	struct load_ctx *L = calloc(1, sizeof *L);
+	json_t *iter = json_object_get(args, "iterations");
+	const char *kdf = json_string_value(json_object_get(args, "kdf"));
+	char err[128];
+	int rc;
+
+	if (!L) {
+		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		return;
+	}
+	L->start_ms = corpus_now_ms();
+	rc = file_source_parse(args, &L->src, err, sizeof err);
+	L->name = corpus_arg_dup(args, "name", NULL);
+	if (!rc && !L->name) {
+		rc = -KILN_E_INTERNAL;
+		snprintf(err, sizeof err, "out of memory");
+	}
+	if (rc) {
+		load_ctx_free(L);
+		job_fail(job, -rc, NULL, "%s", err);
+		return;
+	}
+	L->fmt = format_parse(json_string_value(json_object_get(args, "format")));
+	L->kdf = kdf && strcmp(kdf, "legacy") == 0 ? KILN_OSSLENC_LEGACY : KILN_OSSLENC_PBKDF2;
+	L->iter = iter ? (unsigned)json_integer_value(iter) : KILN_OSSLENC_DEFAULT_ITER;
+	run_stage(job, L, load_list_work, 1, after_list);
+}
