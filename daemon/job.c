@@ -213,8 +213,9 @@ static void finish(struct job *job, struct reply *r)
 		if (job->progress_async && atomic_load(&job->progress_total) > 0)
 			on_progress(job->progress_async);
 		job->answered = true;
-		log_debug("job %" JSON_INTEGER_FORMAT " %s: %s in %.3f ms", job->req.job_id,
-			  job->req.action, r->result, job_elapsed_ms(job));
+		log_debug("job %" JSON_INTEGER_FORMAT " %s: %s in %.3f ms%s%s", job->req.job_id,
+			  job->req.action, r->result, job_elapsed_ms(job), r->error ? ": " : "",
+			  r->error && r->message ? r->message : "");
 		send_reply(job, r);
 	}
 	reply_release(r);

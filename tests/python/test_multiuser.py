@@ -376,6 +376,25 @@ class FlipRaceTest(MultiUserCase):
                         out["codes"])
 
 
+# --- Logs ---------------------------------------------------------------------
+
+class LogForgeryTest(MultiUserCase):
+    """Names a client chose reach the (debug) log escaped: a newline in a
+    corpus name cannot start a forged line."""
+
+    CONFIG = {"log_level": "debug"}
+
+    def test_forged_lines_stay_inside_one_line(self):
+        forged = "ok\nkilnd error: reload failed\n<0>emerg: x\x1b[2J"
+        self.assertEqual(code_of(self.b.call("corpus.info", {"name": forged})), "not_found")
+        log = self.daemon.read_log()
+        for line in log.splitlines():
+            self.assertFalse(line.startswith("kilnd error: reload failed"), line)
+            self.assertFalse(line.startswith("<0>"), line)
+            self.assertNotIn("\x1b", line)
+        self.assertIn("ok\\nkilnd error: reload failed\\n<0>emerg: x\\x1b[2J", log)
+
+
 # --- The socket directory -----------------------------------------------------
 
 class SocketDirTest(unittest.TestCase):
