@@ -7,12 +7,14 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "action.h"
 #include "config.h"
 #include "kiln/error.h"
+#include "proc.h"
 #include "server.h"
 
 static void act_ping(struct job *job, json_t *args)
@@ -25,12 +27,26 @@ static void act_ping(struct job *job, json_t *args)
 		    "pong");
 }
 
+/* Every action, and of the configured procedures only those the caller may
+ * run (another user's restricted procedure, argv included, stays unseen). */
 static void act_describe(struct job *job, json_t *args)
 {
 	json_t *d = dispatch_describe();
-	size_t n = json_array_size(json_object_get(d, "actions"));
+	json_t *list = json_object_get(d, "actions");
+	size_t n;
 
 	(void)args;
+	for (size_t i = 0; i < json_array_size(list);) {
+		json_t *a = json_array_get(list, i);
+		const char *family = json_string_value(json_object_get(a, "family"));
+		const char *name = json_string_value(json_object_get(a, "name"));
+
+		if (family && strcmp(family, "proc") == 0 && !proc_may_run(job_config(job), name, job_peer(job)))
+			json_array_remove(list, i);
+		else
+			i++;
+	}
+	n = json_array_size(list);
 	job_succeed(job, d, "%zu actions", n);
 }
 

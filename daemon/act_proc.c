@@ -38,6 +38,7 @@
 
 #include "action.h"
 #include "config.h"
+#include "creds.h"
 #include "kiln/utf8.h"
 #include "kiln/error.h"
 #include "log.h"
@@ -349,14 +350,30 @@ static bool id_listed(const json_t *list, json_int_t id)
 	return false;
 }
 
+/* The lists as in proc.h: supplementary groups count. */
 static bool peer_may_run(const json_t *p, const struct kiln_peer *peer)
 {
 	const json_t *uids = json_object_get(p, "allowed_uids");
 	const json_t *gids = json_object_get(p, "allowed_gids");
+	size_t i;
+	json_t *g;
 
 	if (json_array_size(uids) == 0 && json_array_size(gids) == 0)
 		return true;
-	return id_listed(uids, (json_int_t)peer->uid) || id_listed(gids, (json_int_t)peer->gid);
+	if (id_listed(uids, (json_int_t)peer->uid))
+		return true;
+	json_array_foreach(gids, i, g) {
+		if (creds_peer_in_group(peer, (gid_t)json_integer_value(g)))
+			return true;
+	}
+	return false;
+}
+
+bool proc_may_run(const struct kiln_config *cfg, const char *name, const struct kiln_peer *peer)
+{
+	const json_t *p = proc_get(cfg, name);
+
+	return p && peer_may_run(p, peer);
 }
 
 int proc_prepare(struct job *job, json_t **detail, char *msg, size_t msglen)

@@ -8,11 +8,13 @@
 #define KILND_PROC_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct action;
 struct job;
 struct kiln_config;
+struct kiln_peer;
 
 /* Checks the `procedures` config object (any thread, no side effects).
  * Returns 0, or -1 with a message naming the offending key in err. */
@@ -25,6 +27,10 @@ const struct action *proc_lookup(const struct kiln_config *cfg, const char *name
  * hostname or IP literal, no duplicates), empty args and the peer's uid/gid.
  * Returns 0 or -KILN_E_* with msg and *detail (new reference). */
 int proc_prepare(struct job *job, json_t **detail, char *msg, size_t msglen);
+
+/* Whether `peer` may run procedure `name`: its allowed_uids/allowed_gids
+ * are empty, list its uid, or list its primary or a supplementary group. */
+bool proc_may_run(const struct kiln_config *cfg, const char *name, const struct kiln_peer *peer);
 
 /* Appends one describe entry per configured procedure to `list`. */
 void proc_describe(const struct kiln_config *cfg, json_t *list);

@@ -15,6 +15,7 @@
 
 #include "action.h"
 #include "config.h"
+#include "creds.h"
 #include "envelope.h"
 #include "jobs.h"
 #include "kiln/error.h"
@@ -131,6 +132,8 @@ fail:
 	return -1;
 }
 
+/* allowed_uids / allowed_gids; a supplementary group counts as much as the
+ * primary one. */
 static bool peer_allowed(const struct kiln_config *cfg, const struct kiln_peer *p)
 {
 	size_t i;
@@ -143,10 +146,40 @@ static bool peer_allowed(const struct kiln_config *cfg, const struct kiln_peer *
 			return true;
 	}
 	json_array_foreach(cfg->allowed_gids, i, v) {
-		if ((gid_t)json_integer_value(v) == p->gid)
+		if (creds_peer_in_group(p, (gid_t)json_integer_value(v)))
 			return true;
 	}
 	return false;
+}
+
+/* The peer's uid, gid and pid (SO_PEERCRED) and supplementary groups
+ * (SO_PEERGROUPS), as they were when it connected. */
+static void read_peer(int fd, struct kiln_peer *peer)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	gid_t groups[KILN_PEER_MAX_GROUPS * 4];
+	socklen_t glen = sizeof(groups);
+
+	*peer = (struct kiln_peer){ .uid = (uid_t)-1, .gid = (gid_t)-1 };
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+		return;
+	peer->uid = cred.uid;
+	peer->gid = cred.gid;
+	peer->pid = cred.pid;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) != 0) {
+		log_warn("SO_PEERGROUPS: %s; uid %u is checked without its supplementary groups",
+			 strerror(errno), (unsigned)cred.uid);
+		return;
+	}
+	size_t n = glen / sizeof(gid_t);
+	if (n > KILN_PEER_MAX_GROUPS) {
+		log_warn("uid %u has %zu supplementary groups; only the first %d count", (unsigned)cred.uid, n,
+			 KILN_PEER_MAX_GROUPS);
+		n = KILN_PEER_MAX_GROUPS;
+	}
+	memcpy(peer->groups, groups, n * sizeof(gid_t));
+	peer->ngroups = (int)n;
 }
 
 static void refuse(struct conn *c, int code, const char *msg)
@@ -234,8 +267,6 @@ static void accept_pending(struct server *srv)
 {
 	const struct kiln_config *cfg = config_current();
 	struct conn *c;
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
 	uv_os_fd_t fd;
 
 	c = conn_new(srv);
@@ -243,15 +274,10 @@ static void accept_pending(struct server *srv)
 		conn_close(c);
 		return;
 	}
-	if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 &&
-	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
-		c->peer.uid = cred.uid;
-		c->peer.gid = cred.gid;
-		c->peer.pid = cred.pid;
-	} else {
-		c->peer.uid = (uid_t)-1;
-		c->peer.gid = (gid_t)-1;
-	}
+	if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0)
+		read_peer(fd, &c->peer);
+	else
+		c->peer = (struct kiln_peer){ .uid = (uid_t)-1, .gid = (gid_t)-1 };
 	log_debug("conn %llu: accepted (pid %d uid %u gid %u)", (unsigned long long)c->id,
 		  (int)c->peer.pid, (unsigned)c->peer.uid, (unsigned)c->peer.gid);
 	if (!peer_allowed(cfg, &c->peer)) {
@@ -370,6 +396,28 @@ void server_stop(struct server *srv)
 	server_maybe_finish_shutdown(srv);
 }
 
+/* After a reload: connections of peers the new access lists no longer
+ * allow get one forbidden line and are closed; their requests in flight
+ * are cancelled as on any disconnect (detached jobs keep running). */
+static void drop_disallowed(struct server *srv, const struct kiln_config *cfg)
+{
+	for (struct conn *c = srv->conns, *next; c; c = next) {
+		next = c->next;
+		if (c->closing || c->close_after_flush || peer_allowed(cfg, &c->peer))
+			continue;
+		log_warn("conn %llu: uid %u is no longer allowed after the reload; closing",
+			 (unsigned long long)c->id, (unsigned)c->peer.uid);
+		conn_send_error(c, NULL, KILN_E_FORBIDDEN, NULL,
+				"this user is no longer allowed to use kilnd (configuration reloaded)");
+		for (struct job *j = c->jobs, *jn; j; j = jn) {
+			jn = j->conn_next;
+			job_cancel(j, KILN_E_CANCELLED);
+		}
+		c->close_after_flush = true;
+		conn_resume(c);
+	}
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
 	struct server *srv = s->data;
@@ -391,6 +439,7 @@ static void on_signal(uv_signal_t *s, int signum)
 		log_set_level(log_level_parse(cfg->log_level));
 		config_install(cfg);
 		dispatch_reconfigure(cfg);
+		drop_disallowed(srv, cfg);
 		sdnotify_reloaded();
 		return;
 	}

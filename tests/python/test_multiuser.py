@@ -395,6 +395,98 @@ class LogForgeryTest(MultiUserCase):
         self.assertIn("ok\\nkilnd error: reload failed\\n<0>emerg: x\\x1b[2J", log)
 
 
+# --- Access lists -------------------------------------------------------------
+
+def reload(daemon: kilntest.Daemon, **changes: Any) -> None:
+    with open(daemon.config_path) as f:
+        cfg = json.load(f)
+    cfg.update(changes)
+    with open(daemon.config_path, "w") as f:
+        json.dump(cfg, f)
+    daemon.proc.send_signal(signal.SIGHUP)
+
+
+class SocketGroupTest(MultiUserCase):
+    """allowed_gids admits a user through a supplementary group."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.CONFIG = {"allowed_uids": [0], "allowed_gids": [G]}
+        super().setUpClass()
+
+    def test_supplementary_group_counts(self):
+        self.assertEqual(code_of(self.a.call("ping")), "success")
+        r = self.b.call("ping")
+        self.assertIn(code_of(r), ("forbidden", "ConnectionError", "KilnError", "ProtocolError",
+                                   "BrokenPipeError", "ConnectionResetError"), r)
+        self.assertIn(f"uid {B.uid} gid {B.gid} is not allowed", self.daemon.read_log())
+
+
+class ProcedureGroupTest(MultiUserCase):
+    """Per-procedure gid lists count supplementary groups, and describe shows
+    each user only the procedures it may run."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        script = os.path.join(kilntest.DATA, "proc", "host.sh")
+        spec = {"argv": ["/bin/sh", script, "{host}", "{attempt}", "/tmp"]}
+        cls.CONFIG = {"procedures": {"t.group": dict(spec, allowed_gids=[G]),
+                                     "t.rootonly": dict(spec, allowed_uids=[0]),
+                                     "t.anyone": dict(spec)}}
+        super().setUpClass()
+
+    def described(self, agent: Agent) -> List[str]:
+        r = agent.call("describe")
+        self.assertEqual(code_of(r), "success", r)
+        return sorted(a["name"] for a in r["data"]["actions"] if a["family"] == "proc")
+
+    def runs(self, agent: Agent, name: str) -> str:
+        return agent.run(f"""
+            r = c.call({name!r}, {{}}, host_list=["ok-mu"], check=False, timeout=20)
+            out = r.result if r.result != "error" else r.error["code"]
+        """)
+
+    def test_group_list_and_describe(self):
+        self.assertEqual(self.described(self.a), ["t.anyone", "t.group"])
+        self.assertEqual(self.described(self.b), ["t.anyone"])
+        self.assertNotIn("t.rootonly", json.dumps(self.b.call("describe")))
+        self.assertEqual(self.runs(self.a, "t.group"), "success")
+        self.assertEqual(self.runs(self.b, "t.group"), "forbidden")
+        self.assertEqual(self.runs(self.a, "t.rootonly"), "forbidden")
+        self.assertEqual(self.runs(self.b, "t.anyone"), "success")
+        with kilntest.kiln.Client(self.daemon.socket_path) as c:
+            names = {a["name"] for a in c.describe()["actions"]}
+        self.assertTrue({"t.anyone", "t.rootonly"} <= names)
+
+
+class ReloadDropsUserTest(MultiUserCase):
+    """A reload that removes a uid closes its open connections."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.CONFIG = {"allowed_uids": [0, A.uid, B.uid]}
+        super().setUpClass()
+
+    def test_removed_uid_loses_its_open_connection(self):
+        self.assertEqual(code_of(self.a.call("ping")), "success")
+        self.assertEqual(code_of(self.b.call("ping")), "success")
+        reload(self.daemon, allowed_uids=[0, B.uid])
+        got = "success"
+        deadline = time.monotonic() + 10
+        while got == "success" and time.monotonic() < deadline:
+            time.sleep(0.05)
+            got = code_of(self.a.call("ping", timeout=5))
+        self.assertNotEqual(got, "success", "A's connection still works after the reload")
+        self.assertIn("no longer allowed", self.daemon.read_log())
+        # Closed, not merely refusing: the old connection reads end of stream.
+        self.assertNotEqual(code_of(self.a.call("ping", timeout=5)), "success")
+        # B, still listed, keeps its connection.
+        self.assertEqual(code_of(self.b.call("ping")), "success")
+        # A new connection from A is refused too.
+        self.a.connect()
+        self.assertNotEqual(code_of(self.a.call("ping", timeout=5)), "success")
+
+
 # --- The socket directory -----------------------------------------------------
 
 class SocketDirTest(unittest.TestCase):
