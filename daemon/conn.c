@@ -53,20 +53,26 @@ static void conn_finish(struct conn *c);
 
 /* --- Output --------------------------------------------------------------- */
 
+/* Replies may carry decrypted text: a chunk's bytes are wiped once written. */
 static void chunk_free(struct outchunk *ch)
 {
 	if (ch->free_fn)
 		ch->free_fn(ch->owner);
+	else
+		OPENSSL_cleanse(ch->data, ch->len);
 	free(ch);
 }
 
-/* Keeps one standard-size chunk for the next batch of replies. */
+/* Keeps one standard-size chunk (wiped) for the next batch of replies. */
 static void chunk_release(struct conn *c, struct outchunk *ch)
 {
-	if (!c->spare && !ch->free_fn && ch->cap == OUT_CHUNK)
+	if (!c->spare && !ch->free_fn && ch->cap == OUT_CHUNK) {
+		OPENSSL_cleanse(ch->data, ch->len);
+		ch->len = 0;
 		c->spare = ch;
-	else
+	} else {
 		chunk_free(ch);
+	}
 }
 
 static void mark_dirty(struct conn *c)

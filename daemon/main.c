@@ -15,6 +15,7 @@
 #include "action.h"
 #include "config.h"
 #include "log.h"
+#include "secrets.h"
 #include "sdnotify.h"
 #include "server.h"
 
@@ -96,6 +97,11 @@ int main(int argc, char **argv)
 	if (optind < argc) {
 		usage(stderr);
 		return 2;
+	}
+	/* Before anything reads a request or a key: see secrets.h. */
+	if (secrets_init(err, sizeof(err)) != 0) {
+		fprintf(stderr, "kilnd: %s\n", err);
+		return 1;
 	}
 	if (!config_path && getenv("KILN_CONFIG") && *getenv("KILN_CONFIG"))
 		config_path = getenv("KILN_CONFIG");

@@ -395,6 +395,93 @@ class LogForgeryTest(MultiUserCase):
         self.assertIn("ok\\nkilnd error: reload failed\\n<0>emerg: x\\x1b[2J", log)
 
 
+# --- Secrets in memory --------------------------------------------------------
+
+class SecretsInMemoryTest(MultiUserCase):
+    """Decrypted text and passphrases are wiped: after a load, and after a
+    search (whose reply carried the text) plus unload, a scan of the
+    daemon's memory finds neither; the process is not dumpable."""
+
+    CONFIG = {"log_level": "debug"}
+
+    def setUp(self) -> None:
+        super().setUp()
+        if kilntest.WRAPPER or os.environ.get("KILN_TEST_SANITIZER"):
+            self.skipTest("memory scans need the plain build (sanitizers keep freed memory)")
+        if not shutil.which("openssl"):
+            self.skipTest("openssl is not installed")
+        tag = os.urandom(6).hex()
+        self.passphrase = f"pass-{tag}-phrase-long-enough-to-span-buffers-xyz"
+        self.marker = f"plaintextmarker{tag}"
+        self.dir = os.path.join(self.p["a"], f"enc-{tag}")
+        os.makedirs(self.dir)
+        for i in range(3):
+            plain = os.path.join(self.base, f"doc{i}.txt")
+            with open(plain, "w") as f:
+                f.write(f"hello there {self.marker} number {i}\n" * 50)
+            subprocess.run(["openssl", "enc", "-aes-256-cbc", "-pbkdf2", "-iter", "1000", "-salt", "-pass",
+                            "pass:" + self.passphrase, "-in", plain, "-out",
+                            os.path.join(self.dir, f"doc{i}.enc")], check=True)
+            os.unlink(plain)
+        for root, dirs, files in os.walk(self.dir):
+            for n in dirs + files:
+                os.chown(os.path.join(root, n), A.uid, A.gid)
+        os.chown(self.dir, A.uid, A.gid)
+
+    def scan(self, needles: List[bytes]) -> Dict[bytes, int]:
+        import test_security
+        try:
+            found = test_security.memory_scan(self.daemon.pid, needles)
+        except PermissionError:
+            self.skipTest("cannot read the daemon's memory (ptrace restricted)")
+        return {n: len(v) for n, v in found.items()}
+
+    def load(self, name: str) -> None:
+        r = self.a.call("corpus.load", {"name": name, "dir": self.dir, "glob": "*.enc",
+                                        "format": "openssl-enc", "iterations": 1000,
+                                        "passphrase": self.passphrase})
+        self.assertEqual(code_of(r), "success", r)
+
+    def test_load_then_search_then_unload(self):
+        pw, mk = self.passphrase.encode(), self.marker.encode()
+        self.load("diary")
+        found = self.scan([pw])
+        self.assertEqual(found[pw], 0, "the passphrase is still in memory after the load")
+        r = self.a.call("corpus.search", {"name": "diary", "query": self.marker, "max_results": 100})
+        self.assertEqual(code_of(r), "success", r)
+        self.assertIn(self.marker, json.dumps(r["data"]))
+        r = self.a.call("corpus.unload", {"name": "diary"})
+        self.assertEqual(code_of(r), "success", r)
+        time.sleep(0.3)  # the wipe runs on the pool after the reply
+        found = self.scan([pw, mk])
+        self.assertEqual(found, {pw: 0, mk: 0}, "secrets left in memory after search and unload")
+
+    def test_not_dumpable(self):
+        # Root reads any /proc entry, so look at the owner: a process that is
+        # not dumpable has its /proc files owned by root whatever its uid.
+        run = os.path.join(self.base, "arun")
+        os.makedirs(run)
+        os.chown(run, A.uid, A.gid)
+        os.chmod(run, 0o700)
+        cfg = os.path.join(run, "kiln.json")
+        with open(cfg, "w") as f:
+            json.dump({}, f)
+        sock = os.path.join(run, "kiln.sock")
+        proc = subprocess.Popen(["setpriv", f"--reuid={A.uid}", f"--regid={A.gid}", "--init-groups",
+                                 kilntest.KILND, "--socket", sock, "--config", cfg],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + kilntest.START_TIMEOUT
+            while not os.path.exists(sock) and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.assertTrue(os.path.exists(sock), proc.stderr)
+            self.assertEqual(os.stat(f"/proc/{proc.pid}/mem").st_uid, 0, "kilnd is dumpable")
+        finally:
+            proc.terminate()
+            proc.wait(20)
+            proc.stderr.close()
+
+
 # --- Access lists -------------------------------------------------------------
 
 def reload(daemon: kilntest.Daemon, **changes: Any) -> None:
