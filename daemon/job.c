@@ -515,52 +515,50 @@ static void arm_deadline(struct job *job)
 	uv_timer_start(job->timer, on_deadline, remaining_ms > 0 ? (uint64_t)remaining_ms + 1 : 0, 0);
 }
 
-/* Answers "accepted" with a registry handle and lets the job go on without
- * its connection.  If the registry cannot take it, it stays attached and
- * its reply comes as usual. */
-/* The "accepted" reply of a detached job, sent once its record is durable.
- * It names the connection by id: the job itself may be finished and freed
- * by then, and the client may have gone. */
-struct accepted {
-	uint64_t conn_id;
-	json_int_t job_id;
-};
-
-static void send_accepted(void *arg, json_int_t handle)
+/* Calls the handler; arms the deadline if it went asynchronous. */
+static void run_handler(struct job *job)
 {
-	struct accepted *a = arg;
-	struct server *srv = server_current();
-	struct conn *c;
-
-	for (c = srv ? srv->conns : NULL; c; c = c->next) {
-		if (c->id == a->conn_id) {
-			json_t *reply = envelope_reply(&a->job_id, "accepted", "detached", NULL,
-						       json_pack("{s:I}", "job", handle), NULL);
-			conn_send_json(c, reply);
-			json_decref(reply);
-			break;
-		}
-	}
-	free(a);
+	job->in_dispatch = true;
+	job->action->handler(job, job->req.args);
+	job->in_dispatch = false;
+	if (job->finished)
+		maybe_free(job);
+	else
+		arm_deadline(job);
 }
 
-static void detach(struct job *job)
+/*
+ * Detaching.  The job is registered and its "running" record written
+ * first; only once the record is durable does the client get "accepted"
+ * (with the handle) and the handler run, without the connection.  A record
+ * that cannot be written fails the request (the client is still attached)
+ * and the job never runs.  While the write is queued the job counts as
+ * pending work, so a disconnect or cancel cannot free it under the writer.
+ */
+static void on_recorded(void *arg, json_int_t handle, const char *error)
 {
-	struct accepted *a = malloc(sizeof(*a));
-	json_int_t handle;
+	struct job *job = arg;
 
-	if (!a)
+	job->pending_work--;
+	if (error) {
+		job_fail(job, KILN_E_INTERNAL, json_pack("{s:s}", "limit", "state_dir"),
+			 "the detached job was not started: its record could not be written (%s)", error);
 		return;
-	a->conn_id = job->conn ? job->conn->id : 0;
-	a->job_id = job->req.job_id;
-	/* On success `a` belongs to the registry until send_accepted frees it. */
-	handle = jobs_detach(job, send_accepted, a);
-	if (!handle) {
-		free(a);
+	}
+	if (job_cancelled(job)) {
+		/* Cancelled (disconnect, shutdown) before it started: it never runs. */
+		job_fail(job, job_cancel_reason(job), NULL, "cancelled before it started");
 		return;
+	}
+	if (job->conn) {
+		json_t *reply = envelope_reply(&job->req.job_id, "accepted", "detached", NULL,
+					       json_pack("{s:I}", "job", handle), NULL);
+		conn_send_json(job->conn, reply);
+		json_decref(reply);
 	}
 	job->detached = true;
 	unlink_from_conn(job);
+	run_handler(job);
 }
 
 void job_run(struct job *job)
@@ -581,13 +579,12 @@ void job_run(struct job *job)
 		uv_async_init(job->srv->loop, job->progress_async, on_progress);
 		job->progress_async->data = job;
 	}
-	if (job->req.detach)
-		detach(job);
-	job->in_dispatch = true;
-	job->action->handler(job, job->req.args);
-	job->in_dispatch = false;
-	if (job->finished)
-		maybe_free(job);
-	else
-		arm_deadline(job);
+	if (job->req.detach) {
+		job->pending_work++;
+		if (jobs_detach(job, on_recorded, job))
+			return;
+		/* The registry could not take it: it runs attached. */
+		job->pending_work--;
+	}
+	run_handler(job);
 }

@@ -69,9 +69,11 @@ struct write_req {
 	struct workq_item qi;
 	char *path;
 	json_t *doc;                /* NULL: unlink the file */
-	void (*done)(void *ctx, json_int_t handle);
+	jobs_durable_fn done;
 	void *done_ctx;
 	json_int_t handle;
+	int rc;                     /* writer thread: 0 or -1 with err */
+	char err[200];
 };
 
 static struct {
@@ -170,10 +172,15 @@ static void write_one(struct workq_item *it)
 		return;
 	}
 	text = json_dumps(w->doc, JSON_COMPACT);
-	if (!text)
-		log_warn("job record %.100s: out of memory", w->path);
-	else if (write_atomic(w->path, text, err, sizeof(err)) != 0)
-		log_warn("job record: %s", err);
+	if (!text) {
+		w->rc = -1;
+		snprintf(w->err, sizeof(w->err), "out of memory");
+	} else if (write_atomic(w->path, text, err, sizeof(err)) != 0) {
+		w->rc = -1;
+		snprintf(w->err, sizeof(w->err), "%s", err);
+	}
+	if (w->rc)
+		log_warn("job record %" JSON_INTEGER_FORMAT ": %s", w->handle, w->err);
 	free(text);
 }
 
@@ -185,13 +192,34 @@ static void rec_free(struct jobrec *r)
 	free(r);
 }
 
-/* Loop thread: a record file is written (or not: then it was logged). */
+static void rec_remove(struct jobrec *r);
+
+static struct jobrec *find_handle(json_int_t handle)
+{
+	for (struct jobrec *r = reg.head; r; r = r->next)
+		if (r->handle == handle)
+			return r;
+	return NULL;
+}
+
+/* Loop thread: a record file is written (or not: then it was logged).  A
+ * first record that could not be written takes its registry entry with
+ * it: that job never starts (job.c). */
 static void written_one(struct workq_item *it)
 {
 	struct write_req *w = workq_entry(it, struct write_req, qi);
 
+	if (w->done && w->rc) {
+		struct jobrec *r = find_handle(w->handle);
+		if (r) {
+			if (r->job)
+				r->job->rec = NULL;
+			r->job = NULL;
+			rec_remove(r);
+		}
+	}
 	if (w->done)
-		w->done(w->done_ctx, w->handle);
+		w->done(w->done_ctx, w->handle, w->rc ? w->err : NULL);
 	json_decref(w->doc);
 	free(w->path);
 	free(w);
@@ -218,14 +246,13 @@ static bool merge_queued(struct workq_item *it, void *ctx)
 /* Queues the record's current content, or with `remove` the unlink of its
  * file.  done(ctx), if given, runs on the loop once the file is written (at
  * once without a state directory). */
-static void persist_then(const struct jobrec *r, bool remove, void (*done)(void *ctx, json_int_t handle),
-			 void *ctx)
+static void persist_then(const struct jobrec *r, bool remove, jobs_durable_fn done, void *ctx)
 {
 	struct write_req *w;
 
 	if (!reg.dir) {
 		if (done)
-			done(ctx, r->handle);
+			done(ctx, r->handle, NULL);
 		return;
 	}
 	w = calloc(1, sizeof(*w));
@@ -290,7 +317,7 @@ static void sweep(void)
 	}
 }
 
-json_int_t jobs_detach(struct job *job, void (*durable)(void *ctx, json_int_t handle), void *ctx)
+json_int_t jobs_detach(struct job *job, jobs_durable_fn durable, void *ctx)
 {
 	struct jobrec *r = calloc(1, sizeof(*r));
 	const struct kiln_peer *peer = job_peer(job);

@@ -574,6 +574,68 @@ class ReloadDropsUserTest(MultiUserCase):
         self.assertNotEqual(code_of(self.a.call("ping", timeout=5)), "success")
 
 
+# --- Job records --------------------------------------------------------------
+
+class DurableRecordTest(unittest.TestCase):
+    """A detached job is `accepted` only once its record is on disk; when the
+    record cannot be written (read-only or full state directory) the request
+    fails with a clear error and the job never runs."""
+
+    def setUp(self) -> None:
+        self.base = tempfile.mkdtemp(prefix="kiln-mu-rec-")
+        self.state = os.path.join(self.base, "state")
+        os.makedirs(self.state)
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", self.state],
+                          capture_output=True).returncode != 0:
+            shutil.rmtree(self.base)
+            self.skipTest("cannot mount a tmpfs here")
+        self.daemon = kilntest.Daemon({"state_dir": self.state, "path_roots": [self.base]})
+        self.client = self.daemon.client()
+
+    def tearDown(self) -> None:
+        self.client.close()
+        rc = self.daemon.stop()
+        subprocess.run(["umount", self.state], capture_output=True)
+        shutil.rmtree(self.base, ignore_errors=True)
+        self.assertEqual(rc, 0)
+
+    def detach_pi(self, name: str) -> Any:
+        return self.client.call("pi", {"digits": 50, "output": os.path.join(self.base, name)}, detach=True,
+                                check=False)
+
+    def assert_refused(self, name: str, reason: str) -> None:
+        r = self.detach_pi(name)
+        self.assertEqual((r.result, (r.error or {}).get("code")), ("error", "internal"), r)
+        self.assertIn("was not started: its record could not be written", r.message)
+        self.assertIn(reason, r.message)
+        time.sleep(0.5)
+        self.assertFalse(os.path.exists(os.path.join(self.base, name)), "the refused job ran")
+        self.assertEqual(self.client.job_list(), [])
+
+    def test_accepted_means_recorded(self):
+        r = self.detach_pi("ok.txt")
+        self.assertEqual(r.result, "accepted", r)
+        self.assertTrue(os.path.exists(os.path.join(self.state, f"job-{r.data['job']}.json")))
+        self.assertEqual(self.client.job_wait(r.data["job"], timeout=20).result, "success")
+
+    def test_read_only_state_dir(self):
+        subprocess.run(["mount", "-o", "remount,ro", self.state], check=True)
+        self.assert_refused("ro.txt", "Read-only file system")
+        subprocess.run(["mount", "-o", "remount,rw", self.state], check=True)
+        r = self.detach_pi("after.txt")
+        self.assertEqual(r.result, "accepted", r)
+
+    def test_full_state_dir(self):
+        with open(os.path.join(self.state, "filler"), "wb") as f:
+            try:
+                while True:
+                    f.write(b"x" * 65536)
+                    f.flush()
+            except OSError:
+                pass
+        self.assert_refused("full.txt", "No space left on device")
+
+
 # --- The socket directory -----------------------------------------------------
 
 class SocketDirTest(unittest.TestCase):
