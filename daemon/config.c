@@ -64,9 +64,11 @@ static const struct key keys[] = {
 	{ "allowed_uids", K_IDS, OFF(allowed_uids), 0, UINT_MAX, "[]",
 	  "peer uids allowed to use the socket (empty: anyone who can open it; with "
 	  "allowed_gids, a peer matching either list is allowed)" },
-	{ "allowed_gids", K_IDS, OFF(allowed_gids), 0, UINT_MAX, "[]", "peer gids allowed to use the socket" },
+	{ "allowed_gids", K_IDS, OFF(allowed_gids), 0, UINT_MAX, "[]",
+	  "peer gids allowed to use the socket (primary or supplementary group)" },
 	{ "path_roots", K_ROOTS, OFF(path_roots), 0, 0, "[]",
-	  "directories under which the daemon reads or writes files named by clients; "
+	  "directories beneath which the daemon reads or writes files named by clients, with the "
+	  "client's rights; their contents must be readable by every allowed user; "
 	  "empty refuses every path (forbidden)" },
 	{ "pi_max_digits", K_U64, OFF(pi_max_digits), 0, 1e9, "10000000", "largest pi request" },
 	{ "pi_cache_max_digits", K_U64, OFF(pi_cache_max_digits), 0, 1e9, "10000000",
