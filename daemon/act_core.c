@@ -7,46 +7,32 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "action.h"
 #include "config.h"
 #include "kiln/error.h"
-#include "proc.h"
-#include "server.h"
+#include "job.h"
 
 static void act_ping(struct job *job, json_t *args)
 {
-	struct server *srv = server_current();
+	struct server_figures f;
+
 	(void)args;
-	job_succeed(job,
-		    json_pack("{s:s, s:f, s:i}", "version", KILN_VERSION, "uptime_s",
-			      (double)(uv_hrtime() - srv->started_ns) / 1e9, "pid", (int)getpid()),
+	server_figures(&f);
+	job_succeed(job, json_pack("{s:s, s:f, s:i}", "version", KILN_VERSION, "uptime_s", f.uptime_s, "pid", (int)getpid()),
 		    "pong");
 }
 
-/* Every action, and of the configured procedures only those the caller may
- * run (another user's restricted procedure, argv included, stays unseen). */
 static void act_describe(struct job *job, json_t *args)
 {
-	json_t *d = dispatch_describe();
-	json_t *list = json_object_get(d, "actions");
-	size_t n;
+	/* Of the configured procedures, only those the caller may run (another
+	 * user's restricted procedure, argv included, stays unseen). */
+	json_t *d = dispatch_describe(job_peer(job));
+	size_t n = json_array_size(json_object_get(d, "actions"));
 
 	(void)args;
-	for (size_t i = 0; i < json_array_size(list);) {
-		json_t *a = json_array_get(list, i);
-		const char *family = json_string_value(json_object_get(a, "family"));
-		const char *name = json_string_value(json_object_get(a, "name"));
-
-		if (family && strcmp(family, "proc") == 0 && !proc_may_run(job_config(job), name, job_peer(job)))
-			json_array_remove(list, i);
-		else
-			i++;
-	}
-	n = json_array_size(list);
 	job_succeed(job, d, "%zu actions", n);
 }
 
@@ -91,9 +77,9 @@ static void act_vector_length(struct job *job, json_t *args)
 static void act_cancel(struct job *job, json_t *args)
 {
 	json_int_t target = json_integer_value(json_object_get(args, "target"));
-	struct job *t = job->conn ? job_find(job->conn, target) : NULL;
+	struct job *t = job_sibling(job, target);
 
-	if (!t || t == job) {
+	if (!t) {
 		job_fail(job, KILN_E_NOT_FOUND, json_pack("{s:I}", "target", target),
 			 "no request %" JSON_INTEGER_FORMAT " in flight on this connection", target);
 		return;
@@ -105,17 +91,17 @@ static void act_cancel(struct job *job, json_t *args)
 
 static void act_stats(struct job *job, json_t *args)
 {
-	struct server *srv = server_current();
+	struct server_figures f;
 	json_t *data;
 
 	(void)args;
-	data = json_pack("{s:I, s:I, s:I, s:I, s:f, s:I}", "connections", (json_int_t)srv->nconns,
-			 "requests_served", (json_int_t)srv->requests_served, "in_flight",
-			 (json_int_t)srv->jobs_in_flight, "rss_bytes", (json_int_t)server_rss_bytes(),
-			 "uptime_s", (double)(uv_hrtime() - srv->started_ns) / 1e9, "memory_held_bytes",
+	server_figures(&f);
+	data = json_pack("{s:I, s:I, s:I, s:I, s:f, s:I}", "connections", (json_int_t)f.connections,
+			 "requests_served", (json_int_t)f.requests_served, "in_flight", (json_int_t)f.in_flight,
+			 "rss_bytes", (json_int_t)server_rss_bytes(), "uptime_s", f.uptime_s, "memory_held_bytes",
 			 (json_int_t)dispatch_memory_held());
 	dispatch_stats(data);
-	job_succeed(job, data, "%u connections, %u in flight", srv->nconns, srv->jobs_in_flight);
+	job_succeed(job, data, "%u connections, %u in flight", f.connections, f.in_flight);
 }
 
 struct sleep_ctx {

@@ -9,9 +9,9 @@
 
 #include "action.h"
 #include "config.h"
+#include "job.h"
 #include "jobs.h"
 #include "kiln/error.h"
-#include "server.h"
 
 static struct jobrec *find_or_fail(struct job *job, json_int_t handle)
 {

@@ -42,8 +42,7 @@
 #include "kiln/utf8.h"
 #include "kiln/error.h"
 #include "log.h"
-#include "proc.h"
-#include "server.h"
+#include "job.h"
 #include "workq.h"
 
 #define DEFAULT_MAX_PARALLEL 16
@@ -260,21 +259,23 @@ static int validate_one(const char *name, const json_t *p, char *err, size_t err
 	if ((v = json_object_get(p, "tail_bytes")) &&
 	    (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > MAX_TAIL_BYTES))
 		return verr(err, errlen, name, "tail_bytes", "expected an integer in [0, 1048576]");
-	/* Names of built-in actions are taken (known once the table is built,
-	 * i.e. on reload; proc_init checks again at startup). */
+	/* Names of built-in actions are taken (the table exists: it is built
+	 * on first use). */
 	if (dispatch_find(name))
 		return verr(err, errlen, name, NULL, "is the name of a built-in action");
 	return 0;
 }
 
-int proc_config_validate(const json_t *procedures, char *err, size_t errlen)
+/* The family's check_config hook: the `procedures` object.  Returns 0, or
+ * -1 with a message naming the offending key in err. */
+static int proc_check_config(const struct kiln_config *cfg, char *err, size_t errlen)
 {
 	const char *name;
 	json_t *p;
 
-	if (!procedures)
+	if (!cfg->procedures)
 		return 0;
-	json_object_foreach((json_t *)procedures, name, p) {
+	json_object_foreach(cfg->procedures, name, p) {
 		if (name[0] == '#')
 			continue;
 		if (validate_one(name, p, err, errlen))
@@ -350,7 +351,7 @@ static bool id_listed(const json_t *list, json_int_t id)
 	return false;
 }
 
-/* The lists as in proc.h: supplementary groups count. */
+/* allowed_uids / allowed_gids (empty: anyone); supplementary groups count. */
 static bool peer_may_run(const json_t *p, const struct kiln_peer *peer)
 {
 	const json_t *uids = json_object_get(p, "allowed_uids");
@@ -369,14 +370,9 @@ static bool peer_may_run(const json_t *p, const struct kiln_peer *peer)
 	return false;
 }
 
-bool proc_may_run(const struct kiln_config *cfg, const char *name, const struct kiln_peer *peer)
-{
-	const json_t *p = proc_get(cfg, name);
-
-	return p && peer_may_run(p, peer);
-}
-
-int proc_prepare(struct job *job, json_t **detail, char *msg, size_t msglen)
+/* The family's prepare hook: host_list (non-empty, each a hostname or IP
+ * literal, no duplicates), empty args and the peer's uid/gid. */
+static int proc_prepare(struct job *job, json_t **detail, char *msg, size_t msglen)
 {
 	const json_t *p = proc_get(job_config(job), job_action(job));
 	json_t *hosts = job_host_list(job), *h, *seen;
@@ -390,7 +386,7 @@ int proc_prepare(struct job *job, json_t **detail, char *msg, size_t msglen)
 				    (json_int_t)job_peer(job)->uid);
 		return -KILN_E_FORBIDDEN;
 	}
-	if (json_object_size(job->req.args) > 0) {
+	if (json_object_size(job_args(job)) > 0) {
 		snprintf(msg, msglen, "args: procedure %s takes no args", job_action(job));
 		*detail = json_pack("{s:s}", "path", "args");
 		return -KILN_E_INVALID_ARGS;
@@ -969,7 +965,9 @@ static int spawner_start(uv_loop_t *loop)
 	return 0;
 }
 
-void proc_release(void)
+/* The family's release hook: once no job is left at shutdown, stops the
+ * spawner threads and closes their loop handles, so the loop can end. */
+static void proc_release(void)
 {
 	if (!sp.q.started)
 		return;
@@ -1094,13 +1092,16 @@ static void on_job_cancel(struct job *job, void *ctx)
 		run_cancel(r, r->spec.kill_grace);
 }
 
-void proc_stop_all(void)
+/* The family's stop hook: cancels every procedure run, so children get
+ * SIGTERM now and SIGKILL after min(kill_grace, shutdown_grace). */
+static void proc_stop_all(void)
 {
 	const struct kiln_config *cfg = config_current();
 	struct run *r, *next;
 
 	for (r = runs; r; r = next) {
-		bool was_answered = r->job->answered;
+		/* A run's job is unfinished, so it was answered only if cancelled. */
+		bool was_answered = job_cancel_reason(r->job) != 0;
 		next = r->next_run;
 		/* The daemon must be gone within the shutdown grace period. */
 		if (cfg && cfg->shutdown_grace < r->spec.kill_grace)
@@ -1155,12 +1156,15 @@ static const struct action proc_action = {
 	ACTION_HOSTS | ACTION_OWN_TIMEOUT,
 };
 
-const struct action *proc_lookup(const struct kiln_config *cfg, const char *name)
+/* The family's lookup hook: the action that runs procedure `name`. */
+static const struct action *proc_lookup(const struct kiln_config *cfg, const char *name)
 {
 	return proc_get(cfg, name) ? &proc_action : NULL;
 }
 
-void proc_describe(const struct kiln_config *cfg, json_t *list)
+/* The family's describe hook: one entry per configured procedure the peer
+ * may run (every one for peer NULL). */
+static void proc_describe(const struct kiln_config *cfg, const struct kiln_peer *peer, json_t *list)
 {
 	const char *name;
 	json_t *p;
@@ -1171,7 +1175,7 @@ void proc_describe(const struct kiln_config *cfg, json_t *list)
 		struct spec s;
 		const json_t *desc = json_object_get(p, "description");
 		json_t *codes;
-		if (name[0] == '#')
+		if (name[0] == '#' || (peer && !peer_may_run(p, peer)))
 			continue;
 		spec_load(&s, p);
 		codes = s.ok_codes ? json_incref(s.ok_codes) : json_pack("[i]", 0);
@@ -1192,18 +1196,6 @@ void proc_describe(const struct kiln_config *cfg, json_t *list)
 
 /* --- Family --------------------------------------------------------------- */
 
-static int proc_init(const struct kiln_config *cfg)
-{
-	char err[512];
-
-	/* The action table exists now: a procedure may not shadow an action. */
-	if (proc_config_validate(cfg->procedures, err, sizeof(err))) {
-		log_error("%s", err);
-		return -KILN_E_INVALID_ARGS;
-	}
-	return 0;
-}
-
 static void proc_stats(json_t *into)
 {
 	size_t n = 0;
@@ -1218,6 +1210,11 @@ const struct action_family family_proc = {
 	.name = "proc",
 	.actions = NULL,
 	.count = 0,
-	.init = proc_init,
+	.check_config = proc_check_config,
+	.lookup = proc_lookup,
+	.prepare = proc_prepare,
+	.describe = proc_describe,
+	.stop = proc_stop_all,
+	.release = proc_release,
 	.stats = proc_stats,
 };

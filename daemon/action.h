@@ -3,17 +3,24 @@
  * argument validation and proto/actions.json are all generated, so they
  * cannot drift apart.
  *
- * Each action family lives in one file (act_core.c, act_pi.c, ...) and
- * exports one `struct action_family`.  dispatch.c lists the families.
+ * Each action family lives in one file (act_core.c, act_pi.c, ...; a large
+ * family in several, by role) and exports one `struct action_family`.
+ * dispatch.c lists the families; the hooks below are the only way a family
+ * reaches the core, and the core a family.  Together with job.h this is the
+ * whole handler <-> core boundary.
  */
 #ifndef KILND_ACTION_H
 #define KILND_ACTION_H
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#define KILN_VERSION "0.1.0"
 
 struct job;
 struct kiln_config;
+struct kiln_peer;
 
 /*
  * A handler runs on the loop thread with `args` already validated against
@@ -47,10 +54,33 @@ struct action_family {
 	const char *name;
 	const struct action *actions;
 	size_t count;
-	/* Optional hooks, all on the loop thread. */
-	int (*init)(const struct kiln_config *cfg);       /* 0 or -kiln_err; fatal at startup */
+	/* Optional hooks, all on the loop thread except check_config. */
+
+	/* Checks the family's section of a configuration being loaded (startup
+	 * and SIGHUP alike, with the action table built): 0, or -1 with a
+	 * message naming the offending key.  No side effects, any thread. */
+	int (*check_config)(const struct kiln_config *cfg, char *err, size_t errlen);
+	int (*init)(const struct kiln_config *cfg);       /* 0 or -KILN_E_*; fatal at startup */
 	void (*reconfigure)(const struct kiln_config *cfg); /* after SIGHUP reload */
+
+	/* Dynamic actions (procedures): configured by name rather than listed
+	 * in `actions`.  lookup returns the action that runs `name` under cfg,
+	 * or NULL; prepare checks such a request before its handler runs (the
+	 * peer's rights, host_list; schema validation does not apply) and
+	 * returns 0 or -KILN_E_* with msg and *detail (new reference);
+	 * describe appends one describe entry per dynamic action that `peer`
+	 * may run to `list` (peer NULL: every one, for kilnd --describe). */
+	const struct action *(*lookup)(const struct kiln_config *cfg, const char *name);
+	int (*prepare)(struct job *job, json_t **detail, char *msg, size_t msglen);
+	void (*describe)(const struct kiln_config *cfg, const struct kiln_peer *peer, json_t *list);
+
+	/* Shutdown begins: cancel what runs, so it ends within the grace period. */
+	void (*stop)(void);
+	/* No job is left: stop the family's threads and close its loop handles,
+	 * so the loop can end. */
+	void (*release)(void);
 	void (*shutdown)(void);                          /* free (and wipe) all state */
+
 	/* Adds family figures to `stats` replies ("scenes": 3, "bytes": ...). */
 	void (*stats)(json_t *into);
 	/* Bytes of memory held by the family's long-lived state (for STATUS=). */
@@ -66,8 +96,29 @@ extern const struct action_family family_scene;
 extern const struct action_family family_proc;
 extern const struct action_family family_job;
 
-/* Looks up an action by name (NULL if unknown). */
+/* Adds a family to the table (before dispatch_init; describe lists the
+ * families in registration order).  The family must outlive the daemon. */
+void dispatch_register(const struct action_family *family);
+/* Registers every built-in family above (families.c): what main() and the
+ * in-process test daemons call first. */
+void families_register_builtin(void);
+
+/* Looks up a built-in action by name (NULL if unknown).  The table is built
+ * on first use, so this holds from the first call on. */
 const struct action *dispatch_find(const char *name);
+
+/* config_load() and then every family's check_config: the one way the
+ * daemon loads a configuration (startup, SIGHUP, tests).  NULL with err on
+ * failure. */
+struct kiln_config *dispatch_config_load(const char *path, char *err, size_t errlen);
+
+/* Finds the action `req` names (built in, or a family's dynamic action) and
+ * checks the request against it: host_list, args_schema, the family's
+ * prepare hook (which gets `job`).  Returns 0 with *action, or -KILN_E_*
+ * with msg and *detail (new reference). */
+struct request;
+int dispatch_prepare(struct job *job, const struct kiln_config *cfg, const struct request *req,
+		     const struct action **action, json_t **detail, char *msg, size_t msglen);
 
 /* Validates `args` against the action's schema; on failure fills `detail`
  * (a new JSON object naming the offending path) and returns -KILN_E_INVALID_ARGS. */
@@ -76,11 +127,26 @@ int dispatch_validate(const struct action *a, json_t *args, json_t **detail, cha
 /* Calls init on every family (0 or the first error). */
 int dispatch_init(const struct kiln_config *cfg, char *err, size_t errlen);
 void dispatch_reconfigure(const struct kiln_config *cfg);
+/* The families' stop and release hooks, in shutdown order (server.c). */
+void dispatch_stop(void);
+void dispatch_release(void);
 void dispatch_shutdown(void);
 void dispatch_stats(json_t *into);
 size_t dispatch_memory_held(void);
 
 /* The describe document: {"actions": [{name, summary, args, data}, ...]}. New reference. */
-json_t *dispatch_describe(void);
+json_t *dispatch_describe(const struct kiln_peer *peer);
+
+/* --- What the core tells handlers about itself (server.c) ------------------ */
+
+struct server_figures {
+	unsigned connections;
+	unsigned in_flight;        /* jobs not yet freed */
+	uint64_t requests_served;
+	double uptime_s;
+};
+void server_figures(struct server_figures *out);
+/* Resident memory of the process in bytes (0 if unknown). */
+size_t server_rss_bytes(void);
 
 #endif

@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "proc.h"
 
 enum ktype { K_STR, K_PATH, K_UINT, K_U64, K_SIZE, K_DOUBLE, K_MODE, K_LEVEL, K_IDS, K_ROOTS, K_OBJECT };
 
@@ -346,10 +345,6 @@ struct kiln_config *config_load(const char *path, char *err, size_t errlen)
 	}
 	if (cfg->default_timeout > cfg->max_timeout) {
 		snprintf(err, errlen, "config key \"default_timeout\": larger than max_timeout");
-		config_free(cfg);
-		return NULL;
-	}
-	if (proc_config_validate(cfg->procedures, err, errlen) != 0) {
 		config_free(cfg);
 		return NULL;
 	}

@@ -1,7 +1,8 @@
 /*
  * Daemon configuration: a JSON file of flat keys, each with a default, a
  * range and one line of documentation (config.c holds the table; the example
- * file daemon/kiln.example.json and proto/config.md are checked against it).
+ * file daemon/kiln.example.json and the "config" list of proto/actions.json
+ * are checked against it).
  *
  * A loaded configuration is immutable and reference counted: every job holds
  * a reference for its whole life (job_config()), so worker threads may read it
@@ -64,7 +65,9 @@ struct kiln_config {
 
 /* Loads `path` (NULL: built-in defaults only).  Relative paths inside the file
  * (path_roots, state_dir, socket) are relative to the file's directory.  On
- * error returns NULL and writes a message naming the key into err. */
+ * error returns NULL and writes a message naming the key into err.  The
+ * sections that action families own (procedures) are checked by the family:
+ * the daemon loads through dispatch_config_load() (action.h). */
 struct kiln_config *config_load(const char *path, char *err, size_t errlen);
 
 struct kiln_config *config_ref(struct kiln_config *cfg);
@@ -81,8 +84,9 @@ void config_install(struct kiln_config *cfg);
  * split parallel work by it. */
 unsigned config_pool_threads(void);
 
-/* The documented key table as JSON, for proto/config.md and tests:
- * [{"key", "type", "default", "doc"}...].  New reference. */
+/* The documented key table as JSON, for proto/actions.json (`kilnd
+ * --describe`) and tests: [{"key", "type", "default", "doc"}...].  New
+ * reference. */
 json_t *config_describe(void);
 
 /* Default socket path for this process: $KILN_SOCKET, else

@@ -8,25 +8,17 @@
 
 #include "action.h"
 #include "config.h"
+#include "envelope.h"
 #include "kiln/error.h"
 #include "kiln/utf8.h"
 #include "log.h"
-#include "proc.h"
 #include "schema.h"
-#include "server.h"
 
-/* Every action family, in describe order. */
-static const struct action_family *const families[] = {
-	&family_core,
-	&family_corpus,
-	&family_pi,
-	&family_text,
-	&family_scene,
-	&family_proc,
-	&family_job,
-};
+#define MAX_FAMILIES 32
 
-#define NFAMILIES (sizeof(families) / sizeof(families[0]))
+/* The registered families, in describe order. */
+static const struct action_family *families[MAX_FAMILIES];
+static size_t nfamilies;
 
 struct entry {
 	const struct action *action;
@@ -38,6 +30,17 @@ static struct {
 	struct entry *entries; /* sorted by name */
 	size_t count;
 } dispatch_state;
+
+static void free_index(void);
+
+void dispatch_register(const struct action_family *family)
+{
+	if (nfamilies == MAX_FAMILIES)
+		fatal("too many action families (%d)", MAX_FAMILIES);
+	families[nfamilies++] = family;
+	/* Rebuilt with the new family's actions on the next lookup. */
+	free_index();
+}
 
 static int cmp_entry(const void *a, const void *b)
 {
@@ -58,16 +61,20 @@ static json_t *parse_schema(const struct action *a, const char *text, const char
 	return s;
 }
 
+/* Builds the index once; every lookup goes through here, so no caller can
+ * see the table before it exists. */
 static void build_index(void)
 {
 	size_t n = 0, k = 0;
 
-	for (size_t f = 0; f < NFAMILIES; f++)
+	if (dispatch_state.entries)
+		return;
+	for (size_t f = 0; f < nfamilies; f++)
 		n += families[f]->count;
 	dispatch_state.entries = calloc(n, sizeof(struct entry));
 	if (!dispatch_state.entries)
 		fatal("out of memory");
-	for (size_t f = 0; f < NFAMILIES; f++) {
+	for (size_t f = 0; f < nfamilies; f++) {
 		for (size_t i = 0; i < families[f]->count; i++) {
 			const struct action *a = &families[f]->actions[i];
 			struct entry *e = &dispatch_state.entries[k++];
@@ -88,8 +95,7 @@ static const struct entry *find_entry(const char *name)
 	struct action key = { .name = name };
 	struct entry probe = { .action = &key };
 
-	if (!dispatch_state.entries)
-		return NULL;
+	build_index();
 	return bsearch(&probe, dispatch_state.entries, dispatch_state.count, sizeof(struct entry), cmp_entry);
 }
 
@@ -115,30 +121,62 @@ int dispatch_validate(const struct action *a, json_t *args, json_t **detail, cha
 	return -KILN_E_INVALID_ARGS;
 }
 
-int dispatch_prepare(struct job *job, json_t **detail, char *msg, size_t msglen)
+/* A dynamic action of some family (a configured procedure), checked by
+ * that family's prepare hook; 1 if none has `name`. */
+static int prepare_dynamic(struct job *job, const struct kiln_config *cfg, const char *name,
+			   const struct action **action, json_t **detail, char *msg, size_t msglen)
 {
-	const struct entry *e = find_entry(job->req.action);
+	for (size_t f = 0; f < nfamilies; f++) {
+		const struct action_family *fam = families[f];
+		if (!fam->lookup || !(*action = fam->lookup(cfg, name)))
+			continue;
+		return fam->prepare ? fam->prepare(job, detail, msg, msglen) : 0;
+	}
+	return 1;
+}
 
-	if (!e && (job->action = proc_lookup(job->cfg, job->req.action)))
-		return proc_prepare(job, detail, msg, msglen);
+int dispatch_prepare(struct job *job, const struct kiln_config *cfg, const struct request *req,
+		     const struct action **action, json_t **detail, char *msg, size_t msglen)
+{
+	const char *name = req->action;
+	const struct entry *e = find_entry(name);
+	int rc;
+
+	*action = NULL;
+	if (!e && (rc = prepare_dynamic(job, cfg, name, action, detail, msg, msglen)) <= 0)
+		return rc;
 	if (!e) {
-		snprintf(msg, msglen, "unknown action \"%.100s\" (see the describe action)", job->req.action);
-		*detail = json_pack("{s:s}", "action", job->req.action);
+		snprintf(msg, msglen, "unknown action \"%.100s\" (see the describe action)", name);
+		*detail = json_pack("{s:s}", "action", name);
 		return -KILN_E_UNKNOWN_ACTION;
 	}
-	job->action = e->action;
-	if (!(e->action->flags & ACTION_HOSTS) && json_array_size(job->req.host_list) > 0) {
+	*action = e->action;
+	if (!(e->action->flags & ACTION_HOSTS) && json_array_size(req->host_list) > 0) {
 		snprintf(msg, msglen, "host_list: %s is a local action and takes no hosts", e->action->name);
 		*detail = json_pack("{s:s}", "key", "host_list");
 		return -KILN_E_INVALID_REQUEST;
 	}
-	return dispatch_validate(e->action, job->req.args, detail, msg, msglen);
+	return dispatch_validate(e->action, req->args, detail, msg, msglen);
+}
+
+struct kiln_config *dispatch_config_load(const char *path, char *err, size_t errlen)
+{
+	struct kiln_config *cfg = config_load(path, err, errlen);
+
+	build_index();
+	for (size_t f = 0; cfg && f < nfamilies; f++) {
+		if (families[f]->check_config && families[f]->check_config(cfg, err, errlen) != 0) {
+			config_unref(cfg);
+			cfg = NULL;
+		}
+	}
+	return cfg;
 }
 
 int dispatch_init(const struct kiln_config *cfg, char *err, size_t errlen)
 {
 	build_index();
-	for (size_t f = 0; f < NFAMILIES; f++) {
+	for (size_t f = 0; f < nfamilies; f++) {
 		int rc;
 		if (!families[f]->init)
 			continue;
@@ -153,16 +191,36 @@ int dispatch_init(const struct kiln_config *cfg, char *err, size_t errlen)
 
 void dispatch_reconfigure(const struct kiln_config *cfg)
 {
-	for (size_t f = 0; f < NFAMILIES; f++)
+	for (size_t f = 0; f < nfamilies; f++)
 		if (families[f]->reconfigure)
 			families[f]->reconfigure(cfg);
 }
 
+void dispatch_stop(void)
+{
+	for (size_t f = 0; f < nfamilies; f++)
+		if (families[f]->stop)
+			families[f]->stop();
+}
+
+void dispatch_release(void)
+{
+	for (size_t f = 0; f < nfamilies; f++)
+		if (families[f]->release)
+			families[f]->release();
+}
+
 void dispatch_shutdown(void)
 {
-	for (size_t f = NFAMILIES; f-- > 0;)
+	for (size_t f = nfamilies; f-- > 0;)
 		if (families[f]->shutdown)
 			families[f]->shutdown();
+	free_index();
+	nfamilies = 0;
+}
+
+static void free_index(void)
+{
 	for (size_t i = 0; i < dispatch_state.count; i++) {
 		json_decref(dispatch_state.entries[i].args_schema);
 		json_decref(dispatch_state.entries[i].data_schema);
@@ -174,7 +232,7 @@ void dispatch_shutdown(void)
 
 void dispatch_stats(json_t *into)
 {
-	for (size_t f = 0; f < NFAMILIES; f++)
+	for (size_t f = 0; f < nfamilies; f++)
 		if (families[f]->stats)
 			families[f]->stats(into);
 }
@@ -182,18 +240,18 @@ void dispatch_stats(json_t *into)
 size_t dispatch_memory_held(void)
 {
 	size_t n = 0;
-	for (size_t f = 0; f < NFAMILIES; f++)
+	for (size_t f = 0; f < nfamilies; f++)
 		if (families[f]->memory_held)
 			n += families[f]->memory_held();
 	return n;
 }
 
-json_t *dispatch_describe(void)
+json_t *dispatch_describe(const struct kiln_peer *peer)
 {
 	json_t *list = json_array();
 
 	/* In family order, so related actions stay together. */
-	for (size_t f = 0; f < NFAMILIES; f++) {
+	for (size_t f = 0; f < nfamilies; f++) {
 		for (size_t i = 0; i < families[f]->count; i++) {
 			const struct action *a = &families[f]->actions[i];
 			const struct entry *e = find_entry(a->name);
@@ -204,6 +262,8 @@ json_t *dispatch_describe(void)
 							      (a->flags & ACTION_HOSTS) != 0));
 		}
 	}
-	proc_describe(config_current(), list);
+	for (size_t f = 0; f < nfamilies; f++)
+		if (families[f]->describe)
+			families[f]->describe(config_current(), peer, list);
 	return json_pack("{s:s, s:o}", "version", KILN_VERSION, "actions", list);
 }

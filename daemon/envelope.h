@@ -8,10 +8,38 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
-
-#include "job.h"
+#include <sys/types.h>
 
 struct kiln_config;
+
+/* Supplementary groups kept per peer; more are dropped (which only ever
+ * takes rights away: access lists and file checks see fewer groups). */
+#define KILN_PEER_MAX_GROUPS 64
+
+/* Who sent a request: the connection's SO_PEERCRED and SO_PEERGROUPS. */
+struct kiln_peer {
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	int ngroups;                        /* supplementary groups in groups[] */
+	gid_t groups[KILN_PEER_MAX_GROUPS];
+};
+
+/* The parsed envelope (ProcedureInput; envelope_parse() fills it). */
+struct request {
+	json_int_t job_id;
+	char *action;       /* owned */
+	double timeout;     /* seconds; 0 = config default */
+	int retries;
+	json_t *host_list;  /* owned reference; empty array when absent */
+	json_t *args;       /* owned reference; empty object when absent */
+	bool progress;      /* stream progress lines */
+	bool accept_raw;    /* reply attachments as raw bytes after the line */
+	bool detach;        /* issue 7: detached job */
+	size_t raw_len;     /* bytes of raw attachment following the line */
+	unsigned char *attach; /* owned: raw or decoded raw_b64 bytes */
+	size_t attach_len;
+};
 
 /*
  * Parses and validates one request line.  Returns 0, or -KILN_E_PARSE,

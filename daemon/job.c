@@ -59,6 +59,11 @@ json_t *job_host_list(const struct job *job)
 	return job->req.host_list;
 }
 
+json_t *job_args(const struct job *job)
+{
+	return job->req.args;
+}
+
 bool job_wants_progress(const struct job *job)
 {
 	return job->req.progress;
@@ -501,6 +506,13 @@ struct job *job_find(struct conn *conn, json_int_t id)
 	return NULL;
 }
 
+struct job *job_sibling(struct job *job, json_int_t id)
+{
+	struct job *t = job->conn ? job_find(job->conn, id) : NULL;
+
+	return t == job ? NULL : t;
+}
+
 static void arm_deadline(struct job *job)
 {
 	double remaining_ms = job_timeout(job) * 1000.0 - job_elapsed_ms(job);
@@ -567,7 +579,7 @@ void job_run(struct job *job)
 	char msg[512];
 	int rc;
 
-	rc = dispatch_prepare(job, &detail, msg, sizeof(msg));
+	rc = dispatch_prepare(job, job->cfg, &job->req, &job->action, &detail, msg, sizeof(msg));
 	if (rc) {
 		job_fail(job, -rc, detail, "%s", msg);
 		return;

@@ -24,40 +24,11 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "envelope.h"
 #include "kiln/cancel.h"
 
 struct job;
-struct conn;
 struct kiln_config;
-
-/* Supplementary groups kept per peer; more are dropped (which only ever
- * takes rights away: access lists and file checks see fewer groups). */
-#define KILN_PEER_MAX_GROUPS 64
-
-/* The client's credentials, from SO_PEERCRED and SO_PEERGROUPS. */
-struct kiln_peer {
-	uid_t uid;
-	gid_t gid;
-	pid_t pid;
-	int ngroups;                        /* supplementary groups in groups[] */
-	gid_t groups[KILN_PEER_MAX_GROUPS];
-};
-
-/* The parsed envelope (envelope.c fills it). */
-struct request {
-	json_int_t job_id;
-	char *action;       /* owned */
-	double timeout;     /* seconds; 0 = config default */
-	int retries;
-	json_t *host_list;  /* owned reference; empty array when absent */
-	json_t *args;       /* owned reference; empty object when absent */
-	bool progress;      /* stream progress lines */
-	bool accept_raw;    /* reply attachments as raw bytes after the line */
-	bool detach;        /* issue 7: detached job */
-	size_t raw_len;     /* bytes of raw attachment following the line */
-	unsigned char *attach; /* owned: raw or decoded raw_b64 bytes */
-	size_t attach_len;
-};
 
 /* --- Request accessors ---------------------------------------------------- */
 json_int_t job_id(const struct job *job);
@@ -65,6 +36,7 @@ const char *job_action(const struct job *job);
 double job_timeout(const struct job *job);      /* effective seconds */
 int job_retries(const struct job *job);
 json_t *job_host_list(const struct job *job);   /* borrowed array */
+json_t *job_args(const struct job *job);       /* borrowed object */
 bool job_wants_progress(const struct job *job);
 const struct kiln_peer *job_peer(const struct job *job);
 uv_loop_t *job_loop(const struct job *job);
@@ -119,6 +91,16 @@ int job_cancel_reason(const struct job *job);
 void job_progress(struct job *job, uint64_t done, uint64_t total);
 /* Sends one progress line with a custom object (loop thread; stolen). */
 void job_progress_json(struct job *job, json_t *progress);
+
+/* Cancels `job` as a timeout, a disconnect or `cancel` does: answers
+ * error/`reason` (KILN_E_TIMEOUT or KILN_E_CANCELLED) at once, sets the cancel
+ * flag, cancels work not yet started and runs the on_cancel callback.  Its
+ * handler must still finish it.  Nothing happens to a job already answered. */
+void job_cancel(struct job *job, int reason);
+
+/* The request `id` in flight on the same connection as `job` (not yet
+ * answered, and not `job` itself), or NULL. */
+struct job *job_sibling(struct job *job, json_int_t id);
 
 /* Registers a loop-thread callback run once when the job is cancelled, e.g.
  * to kill child processes.  The handler must still finish the job. */

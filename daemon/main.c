@@ -56,7 +56,7 @@ static void sd_status(char *buf, size_t len)
 
 static int print_describe(void)
 {
-	json_t *d = dispatch_describe();
+	json_t *d = dispatch_describe(NULL);
 
 	json_object_set_new(d, "config", config_describe());
 	json_dumpf(d, stdout, JSON_INDENT(1) | JSON_SORT_KEYS);
@@ -105,7 +105,8 @@ int main(int argc, char **argv)
 	}
 	if (!config_path && getenv("KILN_CONFIG") && *getenv("KILN_CONFIG"))
 		config_path = getenv("KILN_CONFIG");
-	cfg = config_load(config_path, err, sizeof(err));
+	families_register_builtin();
+	cfg = dispatch_config_load(config_path, err, sizeof(err));
 	if (!cfg) {
 		fprintf(stderr, "kilnd: %s\n", err);
 		return 1;

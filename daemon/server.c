@@ -20,7 +20,6 @@
 #include "jobs.h"
 #include "kiln/error.h"
 #include "log.h"
-#include "proc.h"
 #include "sdnotify.h"
 #include "server.h"
 #include "sockdir.h"
@@ -54,6 +53,16 @@ static void accept_pending(struct server *srv);
 struct server *server_current(void)
 {
 	return current_server;
+}
+
+void server_figures(struct server_figures *out)
+{
+	const struct server *srv = current_server;
+
+	out->connections = srv->nconns;
+	out->in_flight = srv->jobs_in_flight;
+	out->requests_served = srv->requests_served;
+	out->uptime_s = (double)(uv_hrtime() - srv->started_ns) / 1e9;
 }
 
 size_t server_rss_bytes(void)
@@ -324,7 +333,7 @@ void server_maybe_finish_shutdown(struct server *srv)
 	if (!srv->shutting_down || srv->nconns > 0 || srv->jobs_in_flight > 0)
 		return;
 	log_info("all work done, exiting");
-	proc_release();
+	dispatch_release();
 	close_handle((uv_handle_t *)&srv->grace_timer);
 	if (accept_state.timer_init)
 		close_handle((uv_handle_t *)&accept_state.timer);
@@ -377,7 +386,7 @@ void server_stop(struct server *srv)
 	sdnotify_stopping();
 	log_info("shutting down: %u connections, %u jobs in flight", srv->nconns, srv->jobs_in_flight);
 	/* Children are signalled now so they are gone within the grace period. */
-	proc_stop_all();
+	dispatch_stop();
 	if (srv->listening) {
 		uv_close((uv_handle_t *)&srv->listener, NULL);
 		srv->listening = false;
@@ -428,7 +437,7 @@ static void on_signal(uv_signal_t *s, int signum)
 
 		log_info("SIGHUP: reloading %s", srv->config_path ? srv->config_path : "(defaults)");
 		sdnotify_reloading();
-		cfg = config_load(srv->config_path, err, sizeof(err));
+		cfg = dispatch_config_load(srv->config_path, err, sizeof(err));
 		if (!cfg) {
 			log_error("reload failed, keeping the old configuration: %s", err);
 			sdnotify_reloaded();

@@ -13,8 +13,6 @@
 #include "frame.h"
 #include "job.h"
 
-#define KILN_VERSION "0.1.0"
-
 struct action;
 struct outchunk;
 struct work;
@@ -113,7 +111,6 @@ int server_start(struct server *srv, uv_loop_t *loop, const char *socket_path, c
 		 size_t errlen);
 void server_stop(struct server *srv);
 void server_maybe_finish_shutdown(struct server *srv);
-size_t server_rss_bytes(void);
 struct server *server_current(void);
 
 /* The parts of a final reply (ProcedureOutput); references are borrowed. */
@@ -143,10 +140,7 @@ bool conn_idle(const struct conn *c);
 /* job.c */
 struct job *job_new(struct server *srv, struct conn *conn, struct request *req);
 void job_run(struct job *job);
-void job_cancel(struct job *job, int reason);
 struct job *job_find(struct conn *conn, json_int_t id);
 
-/* dispatch.c */
-int dispatch_prepare(struct job *job, json_t **detail, char *msg, size_t msglen);
 
 #endif

@@ -19,7 +19,6 @@
 #include "config.h"
 #include "log.h"
 #include "harness.h"
-#include "server.h"
 
 /* Directories of tests/data copied into the root; everything the golden
  * examples name lives there. */

@@ -8,6 +8,7 @@ keeps its state (run counters, pids, concurrency) in a temporary directory.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -367,6 +368,30 @@ class ProcConfigTest(unittest.TestCase):
 
     def test_builtin_name_refused(self):
         self.assertRefused({"ping": {"argv": ["/bin/true"]}}, "procedures.ping")
+
+    def test_builtin_name_refused_on_reload(self):
+        """SIGHUP checks a procedure against the action table as startup does:
+        a reload naming one after a built-in action is refused whole, and the
+        old configuration (with its procedures) stays in force."""
+        d = kilntest.Daemon({"procedures": {"x": {"argv": ["/bin/true"]}}})
+        try:
+            with open(d.config_path) as f:
+                cfg = json.load(f)
+            cfg["procedures"] = {"ping": {"argv": ["/bin/true"]}, "y": {"argv": ["/bin/true"]}}
+            with open(d.config_path, "w") as f:
+                json.dump(cfg, f)
+            d.proc.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 10
+            while "reload failed" not in d.read_log() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertIn('config key "procedures.ping": is the name of a built-in action', d.read_log())
+            with d.client() as c:
+                self.assertEqual(c.ping()["pid"], d.pid)
+                names = {a["name"] for a in c.call("describe").data["actions"]}
+                self.assertIn("x", names)
+                self.assertNotIn("y", names)
+        finally:
+            self.assertEqual(d.stop(), 0)
 
 
 class ProcShutdownTest(unittest.TestCase):

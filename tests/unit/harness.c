@@ -57,7 +57,8 @@ void harness_start(const char *config_json)
 	unsetenv("LISTEN_FDS");
 	unsetenv("LISTEN_PID");
 	unsetenv("NOTIFY_SOCKET");
-	cfg = config_load(h.cfgpath, err, sizeof(err));
+	families_register_builtin();
+	cfg = dispatch_config_load(h.cfgpath, err, sizeof(err));
 	if (!cfg) {
 		fprintf(stderr, "harness: %s\n", err);
 		abort();
