@@ -12,6 +12,7 @@
 
 #include "action.h"
 #include "config.h"
+#include "creds.h"
 #include "kiln/error.h"
 #include "job.h"
 
@@ -101,6 +102,9 @@ static void act_stats(struct job *job, json_t *args)
 			 "rss_bytes", (json_int_t)server_rss_bytes(), "uptime_s", f.uptime_s, "memory_held_bytes",
 			 (json_int_t)dispatch_memory_held());
 	dispatch_stats(data);
+	/* Admins see who holds what (figures only, never contents). */
+	if (creds_is_admin(job_config(job), job_peer(job)))
+		json_object_set_new(data, "per_uid", dispatch_stats_per_uid());
 	job_succeed(job, data, "%u connections, %u in flight", f.connections, f.in_flight);
 }
 

@@ -16,20 +16,24 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "action.h"
 #include "config.h"
+#include "creds.h"
 #include "job.h"
 #include "kiln/error.h"
 #include "kiln/image.h"
 #include "kiln/render.h"
 #include "kiln/scene.h"
+#include "log.h"
 #include "paths.h"
 #include "scene_doc.h"
 
 struct scene_entry {
-	json_int_t id;
+	json_int_t id;             /* random, see new_id() */
+	uid_t owner;               /* the uid that created it; others see no such scene */
 	kiln_scene *scene;
 	json_t *elements, *lights; /* canonical items, for scene.get */
 	unsigned refs;             /* the table's, plus one per job using it */
@@ -44,7 +48,6 @@ static struct {
 	struct scene_entry *head;
 	unsigned count;
 	unsigned pending_loads; /* slots reserved by scene.load in flight */
-	json_int_t next_id;
 	size_t memory;          /* sum of memory over the table */
 	unsigned workers;       /* render work items per request (pool size) */
 } st;
@@ -78,9 +81,32 @@ static struct scene_entry *entry_new(kiln_scene *scene)
 	return e;
 }
 
-static void table_insert(struct scene_entry *e)
+static struct scene_entry *find_id(json_int_t id)
 {
-	e->id = st.next_id++;
+	for (struct scene_entry *e = st.head; e; e = e->next)
+		if (e->id == id)
+			return e;
+	return NULL;
+}
+
+/* Scene ids are random integers below 2^53 (exact in every JSON number
+ * implementation), so one user cannot guess another's. */
+static json_int_t new_id(void)
+{
+	for (;;) {
+		uint64_t r;
+		if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+			fatal("getrandom: %s", strerror(errno));
+		json_int_t id = (json_int_t)(r & ((UINT64_C(1) << 53) - 1));
+		if (id > 0 && !find_id(id))
+			return id;
+	}
+}
+
+static void table_insert(struct scene_entry *e, uid_t owner)
+{
+	e->id = new_id();
+	e->owner = owner;
 	e->in_table = true;
 	e->memory = kiln_scene_memory(e->scene);
 	e->next = st.head;
@@ -114,17 +140,43 @@ static void entry_set_memory(struct scene_entry *e)
 	e->memory = m;
 }
 
-/* The entry named by args.scene_id, or NULL after failing the job. */
-static struct scene_entry *lookup(struct job *job, json_t *args)
+/* The caller's entry named by args.scene_id (any user's for an admin with
+ * `admin_ok`), or NULL after failing the job: another user's scene gets
+ * exactly the reply of a missing one. */
+static struct scene_entry *lookup_as(struct job *job, json_t *args, bool admin_ok)
 {
 	json_int_t id = json_integer_value(json_object_get(args, "scene_id"));
+	struct scene_entry *e = find_id(id);
 
-	for (struct scene_entry *e = st.head; e; e = e->next)
-		if (e->id == id)
-			return e;
+	if (e && (e->owner == job_peer(job)->uid || (admin_ok && creds_is_admin(job_config(job), job_peer(job)))))
+		return e;
 	job_fail(job, KILN_E_NOT_FOUND, json_pack("{s:I}", "scene_id", id),
 		 "no scene %" JSON_INTEGER_FORMAT, id);
 	return NULL;
+}
+
+static struct scene_entry *lookup(struct job *job, json_t *args)
+{
+	return lookup_as(job, args, false);
+}
+
+static unsigned count_of(uid_t owner)
+{
+	unsigned n = 0;
+
+	for (struct scene_entry *e = st.head; e; e = e->next)
+		n += e->owner == owner;
+	return n;
+}
+
+static size_t memory_of(uid_t owner)
+{
+	size_t m = 0;
+
+	for (struct scene_entry *e = st.head; e; e = e->next)
+		if (e->owner == owner)
+			m += e->memory;
+	return m;
 }
 
 /* Fails the job with `busy` if the scene is being written, or (for
@@ -140,30 +192,54 @@ static bool scene_busy(struct job *job, const struct scene_entry *e, bool also_r
 	return true;
 }
 
+/* Fails the job with too_large if the caller has scene_max_scenes_per_uid
+ * scenes, or all users scene_max_scenes (loads in flight hold a slot). */
 static bool scenes_full(struct job *job)
 {
 	const struct kiln_config *cfg = job_config(job);
+	unsigned mine = count_of(job_peer(job)->uid);
 
+	if (mine >= cfg->scene_max_scenes_per_uid) {
+		job_fail(job, KILN_E_TOO_LARGE,
+			 json_pack("{s:s, s:i}", "limit", "scene_max_scenes_per_uid", "scene_max_scenes_per_uid",
+				   (int)cfg->scene_max_scenes_per_uid),
+			 "you keep %u scenes already (scene_max_scenes_per_uid); delete one first", mine);
+		return true;
+	}
 	if (st.count + st.pending_loads < cfg->scene_max_scenes)
 		return false;
-	job_fail(job, KILN_E_TOO_LARGE, json_pack("{s:i}", "scene_max_scenes", (int)cfg->scene_max_scenes),
+	job_fail(job, KILN_E_TOO_LARGE,
+		 json_pack("{s:s, s:i}", "limit", "scene_max_scenes", "scene_max_scenes", (int)cfg->scene_max_scenes),
 		 "%u scenes are kept already (scene_max_scenes); delete one first", cfg->scene_max_scenes);
 	return true;
 }
 
-/* Memory the scene may grow to, with every other scene's share counted. */
-static size_t budget_for(const struct kiln_config *cfg, const struct scene_entry *e)
-{
-	size_t others = st.memory - (e && e->in_table ? e->memory : 0);
+/* Memory a scene of `owner` may grow to: what scene_memory_budget leaves
+ * after every other scene, or scene_memory_per_uid after the owner's other
+ * scenes, whichever is less (key names that limit). */
+struct budget {
+	size_t left;
+	const char *key;
+};
 
-	return cfg->scene_memory_budget > others ? cfg->scene_memory_budget - others : 0;
+static struct budget budget_for(const struct kiln_config *cfg, const struct scene_entry *e, uid_t owner)
+{
+	size_t self = e && e->in_table ? e->memory : 0;
+	size_t others = st.memory - self, mine = memory_of(owner) - self;
+	size_t all_left = cfg->scene_memory_budget > others ? cfg->scene_memory_budget - others : 0;
+	size_t my_left = cfg->scene_memory_per_uid > mine ? cfg->scene_memory_per_uid - mine : 0;
+
+	if (my_left < all_left)
+		return (struct budget){ my_left, "scene_memory_per_uid" };
+	return (struct budget){ all_left, "scene_memory_budget" };
 }
 
 static json_t *summary(const struct scene_entry *e)
 {
 	const struct kiln_settings *s = kiln_scene_settings(e->scene);
 
-	return json_pack("{s:I, s:i, s:i, s:I, s:I, s:I, s:i}", "scene_id", e->id, "width", (int)s->width,
+	return json_pack("{s:I, s:I, s:i, s:i, s:I, s:I, s:I, s:i}", "scene_id", e->id, "owner",
+			 (json_int_t)e->owner, "width", (int)s->width,
 			 "height", (int)s->height, "elements", (json_int_t)json_array_size(e->elements),
 			 "lights", (json_int_t)json_array_size(e->lights), "memory_bytes", (json_int_t)e->memory,
 			 "renders", (int)e->renders);
@@ -194,7 +270,7 @@ static void act_create(struct job *job, json_t *args)
 		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
-	table_insert(e);
+	table_insert(e, job_peer(job)->uid);
 	job_succeed(job, summary(e), "scene %" JSON_INTEGER_FORMAT, e->id);
 }
 
@@ -230,7 +306,7 @@ struct build_ctx {
 	kiln_scene *scene;         /* scene.load: the new scene, until inserted */
 	json_t *doc;               /* {"elements": [...], "lights": [...]} or the loaded document */
 	char *path;                /* scene.load from a file */
-	size_t budget;
+	struct budget budget;
 	struct kiln_scene_mark mark; /* the scene before this batch */
 	json_t *elements, *lights; /* canonical items added */
 	json_t *detail;
@@ -266,15 +342,15 @@ static struct build_ctx *build_ctx_new(void)
 
 /* Fails the batch with too_large if the scene needs more than `left`
  * bytes.  The same error whether the worker or, later, the loop finds it. */
-static bool over_budget(struct build_ctx *b, size_t need, size_t left)
+static bool over_budget(struct build_ctx *b, size_t need, struct budget left)
 {
-	if (need <= left)
+	if (need <= left.left)
 		return false;
 	b->rc = -KILN_E_TOO_LARGE;
-	snprintf(b->err, sizeof(b->err), "the scene would need %zu bytes; scene_memory_budget leaves %zu", need,
-		 left);
+	snprintf(b->err, sizeof(b->err), "the scene would need %zu bytes; %s leaves %zu", need, left.key,
+		 left.left);
 	json_decref(b->detail);
-	b->detail = json_pack("{s:s}", "limit", "scene_memory_budget");
+	b->detail = json_pack("{s:s}", "limit", left.key);
 	return true;
 }
 
@@ -348,7 +424,7 @@ static void add_done(struct job *job, void *arg, int status)
 
 	/* The worker checked the budget left when the request came; adds to
 	 * other scenes that finished meanwhile may have taken it. */
-	if (!status && !b->rc && over_budget(b, kiln_scene_memory(e->scene), budget_for(job_config(job), e))) {
+	if (!status && !b->rc && over_budget(b, kiln_scene_memory(e->scene), budget_for(job_config(job), e, e->owner))) {
 		if (job_queue_work(job, undo_work, undo_done, b) != 0)
 			undo_done(job, b, UV_ECANCELED);
 		return;
@@ -401,7 +477,7 @@ static void act_add(struct job *job, json_t *args)
 		return;
 	}
 	b->entry = e;
-	b->budget = budget_for(job_config(job), e);
+	b->budget = budget_for(job_config(job), e, e->owner);
 	e->refs++;
 	e->writing = true;
 	if (job_queue_work(job, add_work, add_done, b)) {
@@ -476,18 +552,23 @@ static void load_done(struct job *job, void *arg, int status)
 	st.pending_loads--;
 	if (status) {
 		job_fail(job, KILN_E_CANCELLED, NULL, "cancelled");
-	} else if (b->rc || over_budget(b, kiln_scene_memory(b->scene), budget_for(job_config(job), NULL))) {
+	} else if (b->rc || over_budget(b, kiln_scene_memory(b->scene), budget_for(job_config(job), NULL, job_peer(job)->uid))) {
 		/* Besides the worker's errors: it checked the budget left when
 		 * the request came, and loads that finished meanwhile may have
 		 * taken it. */
 		job_fail(job, -b->rc, json_incref(b->detail), "%s", b->err);
+	} else if (count_of(job_peer(job)->uid) >= job_config(job)->scene_max_scenes_per_uid) {
+		/* Other loads of this user finished meanwhile. */
+		job_fail(job, KILN_E_TOO_LARGE, json_pack("{s:s}", "limit", "scene_max_scenes_per_uid"),
+			 "you keep %u scenes already (scene_max_scenes_per_uid); delete one first",
+			 count_of(job_peer(job)->uid));
 	} else if (!(e = entry_new(b->scene))) {
 		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
 	} else {
 		b->scene = NULL;
 		json_array_extend(e->elements, b->elements);
 		json_array_extend(e->lights, b->lights);
-		table_insert(e);
+		table_insert(e, job_peer(job)->uid);
 		job_succeed(job, summary(e), "scene %" JSON_INTEGER_FORMAT " loaded", e->id);
 	}
 	build_ctx_free(b);
@@ -510,7 +591,7 @@ static void act_load(struct job *job, json_t *args)
 	/* A reference, not a copy: the job keeps its args until every work
 	 * item's done callback has run (job.h), and the worker only reads. */
 	b->doc = json_incref(doc);
-	b->budget = budget_for(job_config(job), NULL);
+	b->budget = budget_for(job_config(job), NULL, job_peer(job)->uid);
 	st.pending_loads++;
 	if (job_queue_work(job, load_work, load_done, b)) {
 		st.pending_loads--;
@@ -535,20 +616,31 @@ static void act_get(struct job *job, json_t *args)
 		    "scene %" JSON_INTEGER_FORMAT, e->id);
 }
 
+/* The caller's scenes; an admin's `"all": true` lists everyone's. */
 static void act_list(struct job *job, json_t *args)
 {
+	bool all = json_is_true(json_object_get(args, "all"));
+	uid_t uid = job_peer(job)->uid;
 	json_t *list = json_array();
 
-	(void)args;
+	if (all && !creds_is_admin(job_config(job), job_peer(job))) {
+		json_decref(list);
+		job_fail(job, KILN_E_FORBIDDEN, json_pack("{s:s}", "path", "args.all"),
+			 "only admins (root, admin_uids, admin_gids) may list every user's scenes");
+		return;
+	}
 	for (struct scene_entry *e = st.head; e; e = e->next)
-		json_array_append_new(list, summary(e));
-	job_succeed(job, json_pack("{s:o, s:I}", "scenes", list, "memory_bytes", (json_int_t)st.memory),
-		    "%u scenes", st.count);
+		if (all || e->owner == uid)
+			json_array_append_new(list, summary(e));
+	job_succeed(job, json_pack("{s:o, s:I}", "scenes", list, "memory_bytes",
+				   (json_int_t)(all ? st.memory : memory_of(uid))),
+		    "%zu scenes", json_array_size(list));
 }
 
+/* The caller's scene, or (for an admin) anyone's. */
 static void act_delete(struct job *job, json_t *args)
 {
-	struct scene_entry *e = lookup(job, args);
+	struct scene_entry *e = lookup_as(job, args, true);
 	json_int_t id;
 
 	if (!e)
@@ -786,7 +878,6 @@ static int scene_init(const struct kiln_config *cfg)
 {
 	(void)cfg;
 	st.workers = config_pool_threads();
-	st.next_id = 1;
 	return 0;
 }
 
@@ -794,6 +885,17 @@ static void scene_shutdown(void)
 {
 	while (st.head)
 		table_remove(st.head);
+}
+
+static void scene_stats_per_uid(json_t *per_uid)
+{
+	for (struct scene_entry *e = st.head; e; e = e->next) {
+		json_t *o = dispatch_uid_figures(per_uid, (unsigned)e->owner);
+		json_object_set_new(o, "scenes", json_integer(json_integer_value(json_object_get(o, "scenes")) + 1));
+		json_object_set_new(o, "scene_memory_bytes",
+				    json_integer(json_integer_value(json_object_get(o, "scene_memory_bytes")) +
+						 (json_int_t)e->memory));
+	}
 }
 
 static void scene_stats(json_t *into)
@@ -854,11 +956,11 @@ static const struct action scene_actions[] = {
 	  SCENE_ID_PROP "}}",
 	  "{\"type\":\"object\",\"properties\":{\"scene_id\":{\"type\":\"integer\"},\"scene\":{\"type\":\"object\"}}}",
 	  act_get, 0 },
-	{ "scene.list", "Every scene with its size, element count and memory.",
-	  "{\"type\":\"object\",\"additionalProperties\":false}",
+	{ "scene.list", "The caller's scenes with size, element count and memory; all: every user's (admins).",
+	  "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"all\":{\"type\":\"boolean\"}}}",
 	  "{\"type\":\"object\",\"properties\":{\"scenes\":{\"type\":\"array\"},\"memory_bytes\":{\"type\":\"integer\"}}}",
 	  act_list, 0 },
-	{ "scene.delete", "Forgets a scene (renders in flight finish first).",
+	{ "scene.delete", "Forgets one of the caller's scenes, any for admins (renders in flight finish first).",
 	  "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"scene_id\"],\"properties\":{"
 	  SCENE_ID_PROP "}}",
 	  "{\"type\":\"object\",\"properties\":{\"scene_id\":{\"type\":\"integer\"},\"deleted\":{\"type\":\"boolean\"}}}",
@@ -883,5 +985,6 @@ const struct action_family family_scene = {
 	.init = scene_init,
 	.shutdown = scene_shutdown,
 	.stats = scene_stats,
+	.stats_per_uid = scene_stats_per_uid,
 	.memory_held = scene_memory_held,
 };

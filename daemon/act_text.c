@@ -84,7 +84,7 @@ static int text_input_pick(struct job *job, json_t *args, struct text_input *in)
 		int code;
 
 		in->where = "args.document";
-		in->doc = corpus_store_borrow(json_string_value(corpus), json_string_value(document),
+		in->doc = corpus_store_borrow(job_peer(job)->uid, json_string_value(corpus), json_string_value(document),
 					      &code, err, sizeof(err));
 		if (!in->doc) {
 			job_fail(job, -code, NULL, "%s", err);

@@ -83,6 +83,9 @@ struct action_family {
 
 	/* Adds family figures to `stats` replies ("scenes": 3, "bytes": ...). */
 	void (*stats)(json_t *into);
+	/* Adds the family's figures per owner for admins' `stats`: into
+	 * dispatch_uid_figures(per_uid, uid) for each uid holding something. */
+	void (*stats_per_uid)(json_t *per_uid);
 	/* Bytes of memory held by the family's long-lived state (for STATUS=). */
 	size_t (*memory_held)(void);
 };
@@ -132,6 +135,11 @@ void dispatch_stop(void);
 void dispatch_release(void);
 void dispatch_shutdown(void);
 void dispatch_stats(json_t *into);
+/* {"UID": {figures}} from every family's stats_per_uid.  New reference. */
+json_t *dispatch_stats_per_uid(void);
+/* The object for `uid` in a per-uid figures object, created empty if
+ * missing (borrowed). */
+json_t *dispatch_uid_figures(json_t *per_uid, unsigned uid);
 size_t dispatch_memory_held(void);
 
 /* The describe document: {"actions": [{name, summary, args, data}, ...]}. New reference. */

@@ -65,6 +65,11 @@ static const struct key keys[] = {
 	  "allowed_gids, a peer matching either list is allowed)" },
 	{ "allowed_gids", K_IDS, OFF(allowed_gids), 0, UINT_MAX, "[]",
 	  "peer gids allowed to use the socket (primary or supplementary group)" },
+	{ "admin_uids", K_IDS, OFF(admin_uids), 0, UINT_MAX, "[]",
+	  "uids besides root that may list and unload every user's corpora, scenes and jobs and see "
+	  "per-user figures in stats (never read their contents)" },
+	{ "admin_gids", K_IDS, OFF(admin_gids), 0, UINT_MAX, "[]",
+	  "gids (primary or supplementary) whose members are admins as admin_uids" },
 	{ "path_roots", K_ROOTS, OFF(path_roots), 0, 0, "[]",
 	  "directories beneath which the daemon reads or writes files named by clients, with the "
 	  "client's rights; their contents must be readable by every allowed user; "
@@ -74,14 +79,20 @@ static const struct key keys[] = {
 	  "largest pi expansion kept in memory for later requests (0: no cache)" },
 	{ "corpus_memory_budget", K_SIZE, OFF(corpus_memory_budget), 0, 1024 * GiB, "268435456",
 	  "bytes all loaded corpora may hold together (decrypted text and indexes)" },
+	{ "corpus_memory_per_uid", K_SIZE, OFF(corpus_memory_per_uid), 0, 1024 * GiB, "67108864",
+	  "bytes one user's corpora may hold together (too_large beyond)" },
 	{ "scene_max_pixels", K_U64, OFF(scene_max_pixels), 1, 1e10, "33554432", "largest render" },
 	{ "scene_max_elements", K_UINT, OFF(scene_max_elements), 1, 1e8, "1000000",
 	  "elements (spheres, planes, triangles) per scene" },
 	{ "scene_max_scenes", K_UINT, OFF(scene_max_scenes), 1, 1e6, "64", "scenes kept at once" },
+	{ "scene_max_scenes_per_uid", K_UINT, OFF(scene_max_scenes_per_uid), 1, 1e6, "16",
+	  "scenes one user may keep at once" },
 	{ "scene_max_texture_pixels", K_U64, OFF(scene_max_texture_pixels), 1, 1e10, "16777216",
 	  "largest texture" },
 	{ "scene_memory_budget", K_SIZE, OFF(scene_memory_budget), 0, 1024 * GiB, "1073741824",
 	  "bytes all scenes, meshes and textures may hold together" },
+	{ "scene_memory_per_uid", K_SIZE, OFF(scene_memory_per_uid), 0, 1024 * GiB, "268435456",
+	  "bytes one user's scenes may hold together" },
 	{ "procedures", K_OBJECT, OFF(procedures), 0, 0, "{}",
 	  "host procedures clients may run by name (see proto/README.md)" },
 	{ "state_dir", K_PATH, OFF(state_dir), 0, 0, "\"\"",
@@ -283,6 +294,8 @@ static void config_free(struct kiln_config *cfg)
 	free(cfg->source);
 	json_decref(cfg->allowed_uids);
 	json_decref(cfg->allowed_gids);
+	json_decref(cfg->admin_uids);
+	json_decref(cfg->admin_gids);
 	json_decref(cfg->procedures);
 	free_roots(cfg);
 	free(cfg);

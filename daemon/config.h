@@ -37,6 +37,8 @@ struct kiln_config {
 	double shutdown_grace;   /* seconds */
 	json_t *allowed_uids;    /* array of integers; empty = everyone who can open the socket */
 	json_t *allowed_gids;
+	json_t *admin_uids;      /* besides root: may list/unload everything, per-user stats */
+	json_t *admin_gids;
 	json_t *path_roots;      /* array of absolute, resolved directory names */
 	size_t path_root_count;
 	char **path_root;        /* path_roots as C strings, realpath()-resolved */
@@ -47,13 +49,16 @@ struct kiln_config {
 
 	/* corpora (issue 5). */
 	size_t corpus_memory_budget;
+	size_t corpus_memory_per_uid;
 
 	/* scenes (issue 6). */
 	uint64_t scene_max_pixels;
 	unsigned scene_max_elements;
 	unsigned scene_max_scenes;
+	unsigned scene_max_scenes_per_uid;
 	uint64_t scene_max_texture_pixels;
 	size_t scene_memory_budget;
+	size_t scene_memory_per_uid;
 
 	/* procedures and jobs (issue 7). */
 	json_t *procedures;      /* validated object, see act_proc.c */

@@ -3,9 +3,13 @@
  */
 #include "creds.h"
 
+#include <jansson.h>
+
 #include <sys/fsuid.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include "config.h"
 
 #define NOBODY 65534
 
@@ -66,6 +70,26 @@ bool creds_peer_in_group(const struct kiln_peer *peer, gid_t gid)
 	for (int i = 0; i < peer->ngroups; i++)
 		if (peer->groups[i] == gid)
 			return true;
+	return false;
+}
+
+bool creds_is_admin(const struct kiln_config *cfg, const struct kiln_peer *peer)
+{
+	size_t i;
+	json_t *v;
+
+	if (!peer)
+		return false;
+	if (peer->uid == 0)
+		return true;
+	json_array_foreach(cfg->admin_uids, i, v) {
+		if ((uid_t)json_integer_value(v) == peer->uid)
+			return true;
+	}
+	json_array_foreach(cfg->admin_gids, i, v) {
+		if (creds_peer_in_group(peer, (gid_t)json_integer_value(v)))
+			return true;
+	}
 	return false;
 }
 

@@ -27,7 +27,7 @@
 #include <stdbool.h>
 #include <sys/stat.h>
 
-#include "job.h"
+#include "envelope.h"
 
 /* Switches this thread's file-system identity to `peer` (NULL or an unknown
  * uid: nobody).  Returns true when the kernel now checks as the peer. */
@@ -48,5 +48,10 @@ bool creds_may_access(const struct stat *st, int want);
 
 /* True if the peer's primary or supplementary groups include gid. */
 bool creds_peer_in_group(const struct kiln_peer *peer, gid_t gid);
+
+struct kiln_config;
+/* Root, a uid in admin_uids or a member of an admin_gids group: may list and
+ * unload every user's objects and sees per-user stats. */
+bool creds_is_admin(const struct kiln_config *cfg, const struct kiln_peer *peer);
 
 #endif

@@ -237,6 +237,30 @@ void dispatch_stats(json_t *into)
 			families[f]->stats(into);
 }
 
+json_t *dispatch_stats_per_uid(void)
+{
+	json_t *per_uid = json_object();
+
+	for (size_t f = 0; f < nfamilies; f++)
+		if (families[f]->stats_per_uid)
+			families[f]->stats_per_uid(per_uid);
+	return per_uid;
+}
+
+json_t *dispatch_uid_figures(json_t *per_uid, unsigned uid)
+{
+	char key[16];
+	json_t *o;
+
+	snprintf(key, sizeof(key), "%u", uid);
+	o = json_object_get(per_uid, key);
+	if (!o) {
+		o = json_object();
+		json_object_set_new(per_uid, key, o);
+	}
+	return o;
+}
+
 size_t dispatch_memory_held(void)
 {
 	size_t n = 0;

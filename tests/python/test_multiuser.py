@@ -482,6 +482,142 @@ class SecretsInMemoryTest(MultiUserCase):
             proc.stderr.close()
 
 
+# --- Ownership ----------------------------------------------------------------
+
+def same_reply(r1: Dict[str, Any], r2: Dict[str, Any], a: str, b: str) -> tuple:
+    """A reply's code, message and detail with the names `a`/`b` masked, for
+    comparing the reply about another user's object with a missing one's."""
+    return tuple(json.dumps(x).replace(a, "NAME").replace(b, "NAME")
+                 for x in ((code_of(r1), r1.get("message"), r1.get("detail")),
+                           (code_of(r2), r2.get("message"), r2.get("detail"))))
+
+
+class OwnershipTest(MultiUserCase):
+    """Corpora and scenes belong to the uid that made them; names and ids are
+    per owner; another user gets exactly the not-found reply; admins (root
+    here) list and unload everything and see per-user figures."""
+
+    CONFIG = {"scene_max_scenes_per_uid": 3, "scene_max_scenes": 10}
+
+    def load(self, agent: Agent, name: str, path: str) -> Dict[str, Any]:
+        return agent.call("corpus.load", {"name": name, "paths": [path]})
+
+    def test_corpora_are_per_owner(self):
+        self.assertEqual(code_of(self.load(self.a, "diary", self.p["diary"])), "success")
+        planted = os.path.join(self.p["b"], "planted.txt")
+        with open(planted, "w") as f:
+            f.write("planted text by B\n")
+        os.chown(planted, B.uid, B.gid)
+        for action, args in (("corpus.search", {"query": "PIN"}), ("corpus.count", {"word": "PIN"}),
+                             ("corpus.info", {}), ("corpus.unload", {})):
+            with self.subTest(action=action):
+                theirs = self.b.call(action, dict(args, name="diary"))
+                missing = self.b.call(action, dict(args, name="nosuchname"))
+                self.assertEqual(code_of(theirs), "not_found", theirs)
+                self.assertNotIn("4711", json.dumps(theirs))
+                x, y = same_reply(theirs, missing, "diary", "nosuchname")
+                self.assertEqual(x, y)
+        r = self.b.call("text.stats", {"corpus": "diary", "document": "diary.txt"})
+        self.assertEqual(code_of(r), "not_found", r)
+        self.assertEqual(self.b.call("corpus.list")["data"]["corpora"], [])
+        # B's own "diary" is another corpus: A's text is untouched.
+        self.assertEqual(code_of(self.load(self.b, "diary", planted)), "success")
+        a_hits = self.a.call("corpus.search", {"name": "diary", "query": "PIN"})["data"]
+        self.assertEqual(a_hits["count"], 10)
+        self.assertEqual(self.a.call("corpus.search", {"name": "diary", "query": "planted"})["data"]["count"], 0)
+        self.assertEqual(self.b.call("corpus.search", {"name": "diary", "query": "PIN"})["data"]["count"], 0)
+        self.assertEqual([c["name"] for c in self.a.call("corpus.list")["data"]["corpora"]], ["diary"])
+        # Admin (root): sees both with owners, may unload B's, gets per-user stats.
+        with kiln_client(self.daemon.socket_path) as root:
+            listed = root.call("corpus.list", {"all": True}).data["corpora"]
+            self.assertEqual(sorted((c["name"], c["owner"]) for c in listed),
+                             sorted([("diary", A.uid), ("diary", B.uid)]))
+            per = root.stats()["per_uid"]
+            self.assertGreater(per[str(A.uid)]["corpus_memory_bytes"], 0)
+            self.assertEqual(per[str(B.uid)]["corpora"], 1)
+            root.call("corpus.unload", {"name": "diary", "owner": B.uid})
+        self.assertEqual(code_of(self.b.call("corpus.info", {"name": "diary"})), "not_found")
+        self.assertEqual(code_of(self.a.call("corpus.info", {"name": "diary"})), "success")
+        # Not an admin: no one else's list, no per-user figures, no owner= unload.
+        self.assertEqual(code_of(self.b.call("corpus.list", {"all": True})), "forbidden")
+        self.assertNotIn("per_uid", self.b.call("stats")["data"])
+        r = self.b.call("corpus.unload", {"name": "diary", "owner": A.uid})
+        self.assertEqual(code_of(r), "forbidden", r)
+        self.assertEqual(code_of(self.a.call("corpus.unload", {"name": "diary"})), "success")
+
+    def test_scenes_are_per_owner(self):
+        made = self.a.call("scene.create", {"width": 16, "height": 16})
+        self.assertEqual(code_of(made), "success", made)
+        sid = made["data"]["scene_id"]
+        other = self.a.call("scene.create", {"width": 16, "height": 16})["data"]["scene_id"]
+        # Not small sequential integers.
+        self.assertGreater(max(sid, other), 1 << 32)
+        self.assertNotEqual(abs(sid - other), 1)
+        missing = 12345
+        for action, args in (("scene.get", {}), ("scene.render", {}), ("scene.delete", {}),
+                             ("scene.update", {"width": 8}), ("scene.add", {"elements": []})):
+            with self.subTest(action=action):
+                theirs = self.b.call(action, dict(args, scene_id=sid))
+                none = self.b.call(action, dict(args, scene_id=missing))
+                self.assertEqual(code_of(theirs), "not_found", theirs)
+                x, y = same_reply(theirs, none, str(sid), str(missing))
+                self.assertEqual(x, y)
+        self.assertEqual(self.b.call("scene.list")["data"]["scenes"], [])
+        self.assertEqual(code_of(self.a.call("scene.get", {"scene_id": sid})), "success")
+        # B fills its own slots; A can still create.
+        codes = [code_of(self.b.call("scene.create", {"width": 8, "height": 8})) for _ in range(4)]
+        self.assertEqual(codes, ["success"] * 3 + ["too_large"])
+        r = self.b.call("scene.create", {"width": 8, "height": 8})
+        self.assertEqual(r["detail"]["limit"], "scene_max_scenes_per_uid")
+        self.assertEqual(code_of(self.a.call("scene.create", {"width": 8, "height": 8})), "success")
+        with kiln_client(self.daemon.socket_path) as root:
+            owners = [s["owner"] for s in root.call("scene.list", {"all": True}).data["scenes"]]
+            self.assertEqual(sorted(owners), sorted([A.uid] * 3 + [B.uid] * 3))
+            root.call("scene.delete", {"scene_id": sid})
+            self.assertEqual(root.stats()["per_uid"][str(B.uid)]["scenes"], 3)
+        self.assertEqual(code_of(self.a.call("scene.get", {"scene_id": sid})), "not_found")
+
+
+class AdminGroupTest(MultiUserCase):
+    """admin_gids: A (through a supplementary group) lists everything; B
+    does not."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.CONFIG = {"admin_gids": [G]}
+        super().setUpClass()
+
+    def test_admin_by_group(self):
+        self.assertEqual(code_of(self.b.call("scene.create", {"width": 8, "height": 8})), "success")
+        r = self.a.call("scene.list", {"all": True})
+        self.assertEqual([s["owner"] for s in r["data"]["scenes"]], [B.uid])
+        self.assertIn(str(B.uid), self.a.call("stats")["data"]["per_uid"])
+        self.assertEqual(code_of(self.b.call("scene.list", {"all": True})), "forbidden")
+
+
+class PerUserCorpusMemoryTest(MultiUserCase):
+    """corpus_memory_per_uid: B filling its share leaves A's loads working."""
+
+    CONFIG = {"corpus_memory_per_uid": 256 << 10, "corpus_memory_budget": 16 << 20}
+
+    def test_one_user_cannot_take_the_budget(self):
+        big = []
+        for i in range(3):
+            path = os.path.join(self.p["b"], f"big{i}.txt")
+            with open(path, "w") as f:
+                f.write("filler words " * 10000)
+            os.chown(path, B.uid, B.gid)
+            big.append(path)
+        self.assertEqual(code_of(self.b.call("corpus.load", {"name": "one", "paths": big[:1]})), "success")
+        r = self.b.call("corpus.load", {"name": "two", "paths": big[1:]})
+        self.assertEqual(code_of(r), "too_large", r)
+        self.assertIn("corpus_memory_per_uid", r["message"])
+        self.assertEqual(code_of(self.load_small()), "success")
+
+    def load_small(self) -> Dict[str, Any]:
+        return self.a.call("corpus.load", {"name": "small", "paths": [self.p["diary"]]})
+
+
 # --- Access lists -------------------------------------------------------------
 
 def reload(daemon: kilntest.Daemon, **changes: Any) -> None:
