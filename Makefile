@@ -10,7 +10,8 @@
 #                 (PREFIX=/usr/local, DESTDIR=; see below); make uninstall removes them
 #
 # BUILD=dir puts objects elsewhere (developers use this to build in parallel).
-# SAN=1 builds with AddressSanitizer + UndefinedBehaviorSanitizer.
+# SAN=1 builds with AddressSanitizer + UndefinedBehaviorSanitizer; it and
+# DEBUG=1 keep the invariant checks (assert) that other builds compile out.
 
 BUILD   ?= build
 CC      := gcc
@@ -49,6 +50,8 @@ LDLIBS  = $(PC_LIBS) -lunistring -lm -lpthread
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
+else ifneq ($(DEBUG),1)
+CFLAGS  += -DNDEBUG
 endif
 
 LIB_SRC    := $(wildcard daemon/lib/*.c)

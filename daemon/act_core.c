@@ -53,7 +53,7 @@ static void act_double(struct job *job, json_t *args)
 	long long r;
 
 	if (__builtin_mul_overflow((long long)x, 2LL, &r)) {
-		job_fail(job, KILN_E_INVALID_ARGS, json_pack("{s:s}", "path", "args.x"),
+		job_fail(job, -KILN_E_INVALID_ARGS, json_pack("{s:s}", "path", "args.x"),
 			 "args.x: 2 * %" JSON_INTEGER_FORMAT " overflows a signed 64-bit integer", x);
 		return;
 	}
@@ -69,7 +69,7 @@ static void act_vector_length(struct job *job, json_t *args)
 	double len = hypot(hypot(x, y), z);
 
 	if (!isfinite(len)) {
-		job_fail(job, KILN_E_INVALID_ARGS, NULL, "the length overflows a double");
+		job_fail(job, -KILN_E_INVALID_ARGS, NULL, "the length overflows a double");
 		return;
 	}
 	job_succeed(job, json_pack("{s:f}", "length", len), "length");
@@ -81,7 +81,7 @@ static void act_cancel(struct job *job, json_t *args)
 	struct job *t = job_sibling(job, target);
 
 	if (!t) {
-		job_fail(job, KILN_E_NOT_FOUND, json_pack("{s:I}", "target", target),
+		job_fail(job, -KILN_E_NOT_FOUND, json_pack("{s:I}", "target", target),
 			 "no request %" JSON_INTEGER_FORMAT " in flight on this connection", target);
 		return;
 	}
@@ -137,7 +137,7 @@ static void sleep_done(struct job *job, void *arg, int status)
 	struct sleep_ctx *s = arg;
 
 	if (status != 0 || job_cancelled(job))
-		job_fail(job, KILN_E_CANCELLED, NULL, "cancelled");
+		job_fail(job, -KILN_E_CANCELLED, NULL, "cancelled");
 	else
 		job_succeed(job, json_pack("{s:f, s:i}", "seconds", s->seconds, "steps", s->steps), "slept");
 	free(s);
@@ -149,14 +149,14 @@ static void act_sleep(struct job *job, json_t *args)
 	json_t *steps = json_object_get(args, "steps");
 
 	if (!s) {
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	s->seconds = json_number_value(json_object_get(args, "seconds"));
 	s->steps = steps ? (int)json_integer_value(steps) : 1;
 	if (job_queue_work(job, sleep_work, sleep_done, s) != 0) {
 		free(s);
-		job_fail(job, KILN_E_INTERNAL, NULL, "cannot queue work");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "cannot queue work");
 	}
 }
 

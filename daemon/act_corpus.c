@@ -47,7 +47,7 @@ struct corpus *corpus_get_or_fail(struct job *job, json_t *args)
 
 	/* Another user's corpus of that name is just as absent. */
 	if (!c)
-		job_fail(job, KILN_E_NOT_FOUND, NULL, "no corpus named '%s'", name);
+		job_fail(job, -KILN_E_NOT_FOUND, NULL, "no corpus named '%s'", name);
 	return c;
 }
 
@@ -62,7 +62,7 @@ static void act_list(struct job *job, json_t *args)
 	bool all = json_is_true(json_object_get(args, "all"));
 
 	if (all && !creds_is_admin(cfg, job_peer(job))) {
-		job_fail(job, KILN_E_FORBIDDEN, json_pack("{s:s}", "path", "args.all"),
+		job_fail(job, -KILN_E_FORBIDDEN, json_pack("{s:s}", "path", "args.all"),
 			 "only admins (root, admin_uids, admin_gids) may list every user's corpora");
 		return;
 	}
@@ -105,7 +105,7 @@ static void act_unload(struct job *job, json_t *args)
 
 	if (owner && (uid_t)json_integer_value(owner) != uid) {
 		if (!creds_is_admin(job_config(job), job_peer(job))) {
-			job_fail(job, KILN_E_FORBIDDEN, json_pack("{s:s}", "path", "args.owner"),
+			job_fail(job, -KILN_E_FORBIDDEN, json_pack("{s:s}", "path", "args.owner"),
 				 "only admins (root, admin_uids, admin_gids) may unload another user's corpus");
 			return;
 		}
@@ -113,7 +113,7 @@ static void act_unload(struct job *job, json_t *args)
 	}
 	c = corpus_store_take(uid, name);
 	if (!c) {
-		job_fail(job, KILN_E_NOT_FOUND, NULL, "no corpus named '%s'", name);
+		job_fail(job, -KILN_E_NOT_FOUND, NULL, "no corpus named '%s'", name);
 		return;
 	}
 	json_t *data = json_pack("{s:s, s:I}", "name", name, "bytes", (json_int_t)c->bytes);

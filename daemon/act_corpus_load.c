@@ -62,9 +62,8 @@ struct load_ctx {
 	struct kiln_seal_params *groups;
 	struct kiln_seal_key *keys; /* secmem, ngroups entries */
 	size_t ngroups, keys_cap;
-	/* The running stage: `pending` work items pull file indexes from
-	 * `next`; `then` runs on the loop when the last one is done. */
-	size_t pending;
+	/* The running stage: its work items pull file indexes from `next`;
+	 * `then` runs on the loop when the last one is done. */
 	atomic_size_t next;
 	atomic_size_t done;
 	stage_fn then;
@@ -182,14 +181,22 @@ static size_t memory_limit(const struct kiln_config *cfg, const char **key)
 	return mine ? cfg->corpus_memory_per_uid : cfg->corpus_memory_budget;
 }
 
+static void stage_failed(struct job *job, struct load_ctx *L)
+{
+	L->code = -KILN_E_INTERNAL;
+	snprintf(L->err, sizeof L->err, "cannot queue work");
+	load_finish(job, L);
+}
+
+/* The last work item of a stage is done.  Work that never ran means the
+ * job was cancelled: checked here. */
 static void stage_done(struct job *job, void *arg, int status)
 {
 	struct load_ctx *L = arg;
 
-	(void)status; /* work that never ran means the job was cancelled: checked next */
-	if (--L->pending)
-		return;
-	if (job_cancelled(job) || L->code)
+	if (status == -KILN_E_INTERNAL && !L->code)
+		stage_failed(job, L);
+	else if (job_cancelled(job) || L->code)
 		load_finish(job, L);
 	else
 		L->then(job, L);
@@ -197,22 +204,13 @@ static void stage_done(struct job *job, void *arg, int status)
 
 /* Runs `work` as `items` work items (they share the files through L->next),
  * then `then`. */
-static void run_stage(struct job *job, struct load_ctx *L, job_work_fn work, size_t items,
+static void run_stage(struct job *job, struct load_ctx *L, job_batch_fn work, size_t items,
 		      stage_fn then)
 {
 	atomic_store(&L->next, 0);
 	L->then = then;
-	L->pending = items;
-	for (size_t i = 0; i < items; i++) {
-		if (job_queue_work(job, work, stage_done, L) != 0) {
-			L->code = -KILN_E_INTERNAL;
-			snprintf(L->err, sizeof L->err, "cannot queue work");
-			L->pending -= items - i;
-			if (L->pending == 0)
-				load_finish(job, L);
-			return;
-		}
-	}
+	if (job_queue_batch(job, (unsigned)items, work, stage_done, L) != 0)
+		stage_failed(job, L);
 }
 
 /* Work items for a per-file stage: one per pool thread, at most one per file. */
@@ -224,11 +222,12 @@ static size_t stage_items(size_t files)
 }
 
 /* Stage 1 (one item): the file list and the key file. */
-static void load_list_work(struct job *job, void *arg)
+static void load_list_work(struct job *job, void *arg, unsigned item)
 {
 	struct load_ctx *L = arg;
 	const struct kiln_config *cfg = job_config(job);
 
+	(void)item;
 	L->code = file_source_open(cfg, &L->src, "load", &L->files, L->err, sizeof L->err);
 	if (L->code)
 		return;
@@ -248,12 +247,13 @@ static void load_list_work(struct job *job, void *arg)
 }
 
 /* Stage 2 (pool-size items): read the files. */
-static void load_read_work(struct job *job, void *arg)
+static void load_read_work(struct job *job, void *arg, unsigned item)
 {
 	struct load_ctx *L = arg;
 	const struct kiln_config *cfg = job_config(job);
 	size_t i;
 
+	(void)item;
 	while ((i = atomic_fetch_add(&L->next, 1)) < L->files.count && !job_cancelled(job)) {
 		struct load_file *f = &L->f[i];
 		struct file_result *r = &L->files.res[i];
@@ -267,9 +267,10 @@ static void load_read_work(struct job *job, void *arg)
 }
 
 /* Stage 3 (one item, only with sealed files): one KDF per parameter set. */
-static void load_derive_work(struct job *job, void *arg)
+static void load_derive_work(struct job *job, void *arg, unsigned item)
 {
 	(void)job;
+	(void)item;
 	derive_sealed_keys(arg);
 	corpus_openssl_thread_done();
 }
@@ -336,11 +337,12 @@ static void decrypt_one(struct load_ctx *L, size_t i)
 }
 
 /* Stage 4 (pool-size items): decrypt, validate, fold. */
-static void load_decrypt_work(struct job *job, void *arg)
+static void load_decrypt_work(struct job *job, void *arg, unsigned item)
 {
 	struct load_ctx *L = arg;
 	size_t i;
 
+	(void)item;
 	while ((i = atomic_fetch_add(&L->next, 1)) < L->files.count && !job_cancelled(job)) {
 		if (!L->files.res[i].code)
 			decrypt_one(L, i);
@@ -417,8 +419,8 @@ static json_t *load_source(const struct load_ctx *L)
 }
 
 /* Installs the corpus if every file succeeded.  Returns 0 with the reply's
- * data in *out, or a KILN_E_* code with the error detail (or NULL); msg gets
- * the reply message either way. */
+ * data in *out, or -KILN_E_* with the error detail (or NULL); msg gets the
+ * reply message either way. */
 static int load_result(struct job *job, struct load_ctx *L, json_t **out, char *msg, size_t msglen)
 {
 	const struct kiln_config *cfg = job_config(job);
@@ -428,25 +430,25 @@ static int load_result(struct job *job, struct load_ctx *L, json_t **out, char *
 
 	if (job_cancelled(job)) {
 		snprintf(msg, msglen, "cancelled");
-		return KILN_E_CANCELLED;
+		return -KILN_E_CANCELLED;
 	}
 	if (L->code) {
 		snprintf(msg, msglen, "%s", L->err);
-		return -L->code;
+		return L->code;
 	}
 	json_t *failed = file_list_failures(&L->files, &first);
 	if (first) {
 		snprintf(msg, msglen, "%zu of %zu files failed; corpus '%s' unchanged",
 			 json_array_size(failed), n, L->name);
 		*out = json_pack("{s:o, s:i}", "failed", failed, "files", (json_int_t)n);
-		return -first;
+		return first;
 	}
 	struct corpus *c = corpus_new(L->name, job_peer(job)->uid);
 	if (!c || !(c->docs = calloc(n, sizeof *c->docs))) {
 		corpus_release(job, c);
 		json_decref(failed);
 		snprintf(msg, msglen, "out of memory");
-		return KILN_E_INTERNAL;
+		return -KILN_E_INTERNAL;
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct corpus_doc *d = L->f[i].doc;
@@ -472,7 +474,7 @@ static int load_result(struct job *job, struct load_ctx *L, json_t **out, char *
 		snprintf(msg, msglen, "%s", err);
 		if (limit)
 			*out = json_pack("{s:s}", "limit", limit);
-		return -rc;
+		return rc;
 	}
 	if (!locked)
 		log_warn("corpus '%s': mlock failed (RLIMIT_MEMLOCK too low?); its text may be swapped",
@@ -509,7 +511,7 @@ void corpus_act_load(struct job *job, json_t *args)
 	int rc;
 
 	if (!L) {
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	L->start_ms = corpus_now_ms();
@@ -521,7 +523,7 @@ void corpus_act_load(struct job *job, json_t *args)
 	}
 	if (rc) {
 		load_ctx_free(L);
-		job_fail(job, -rc, NULL, "%s", err);
+		job_fail(job, rc, NULL, "%s", err);
 		return;
 	}
 	L->fmt = format_parse(json_string_value(json_object_get(args, "format")));

@@ -28,59 +28,52 @@ typedef void (*part_fn)(struct query *q, size_t part, size_t from, size_t to, co
 typedef void (*finish_fn)(struct job *job, struct query *q);
 
 struct query_part {
-	struct query *q;
-	size_t index, from, to;
+	size_t from, to;
 };
 
 struct query {
 	struct corpus *c;          /* reference */
 	struct query_part *parts;
-	size_t nparts, pending;
+	size_t nparts;
 	part_fn run;
 	finish_fn finish;
 	void *state;               /* owned by the action, freed by finish or free_state */
 	void (*free_state)(void *);
-	bool failed;               /* a part could not be queued */
 };
 
-/* The job may be gone (a finished job with no work pending is freed), so
- * the reference is dropped here; only a corpus unloaded or replaced while
- * the query ran is wiped on the loop by this. */
-static void query_free(struct query *q)
+/* Drops the query and its corpus reference: on the pool if it is the last
+ * one (a corpus unloaded or replaced while the query ran).  The job is
+ * still alive: this runs before it finishes, or in its done callback. */
+static void query_free(struct job *job, struct query *q)
 {
-	corpus_unref(q->c);
+	corpus_release(job, q->c);
 	free(q->parts);
 	free(q);
 }
 
-static void query_work(struct job *job, void *arg)
+static void query_work(struct job *job, void *arg, unsigned part)
 {
-	struct query_part *p = arg;
+	struct query *q = arg;
 
 	if (!job_cancelled(job))
-		p->q->run(p->q, p->index, p->from, p->to, job_cancel_token(job));
+		q->run(q, part, q->parts[part].from, q->parts[part].to, job_cancel_token(job));
 }
 
 static void query_done(struct job *job, void *arg, int status)
 {
-	struct query_part *p = arg;
-	struct query *q = p->q;
+	struct query *q = arg;
 
-	(void)status;
-	if (--q->pending)
-		return;
-	if (q->failed) {
+	if (status == -KILN_E_INTERNAL) {
 		q->free_state(q->state);
-		job_fail(job, KILN_E_INTERNAL, NULL, "cannot queue work");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "cannot queue work");
 	} else if (job_cancelled(job)) {
 		q->free_state(q->state);
-		job_fail(job, KILN_E_CANCELLED, NULL, "cancelled");
+		job_fail(job, -KILN_E_CANCELLED, NULL, "cancelled");
 	} else {
 		q->finish(job, q);
 	}
-	query_free(q);
+	query_free(job, q);
 }
-
 
 /* Splits c's documents into up to pool-size parts and queues them; on
  * failure finishes the job.  Takes over the corpus reference and `state`
@@ -97,7 +90,7 @@ static void query_start(struct job *job, struct corpus *c, part_fn run, finish_f
 		free(q);
 		corpus_release(job, c);
 		free_state(state);
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	q->c = c;
@@ -110,26 +103,16 @@ static void query_start(struct job *job, struct corpus *c, part_fn run, finish_f
 	for (size_t i = 0; i < c->ndocs && q->nparts < parts; i++) {
 		acc += c->docs[i]->cdoc.text_len + 1;
 		if (acc * parts >= (c->bytes + c->ndocs) * (q->nparts + 1) || i + 1 == c->ndocs) {
-			q->parts[q->nparts] = (struct query_part){ q, q->nparts, from, i + 1 };
-			q->nparts++;
+			q->parts[q->nparts++] = (struct query_part){ from, i + 1 };
 			from = i + 1;
 		}
 	}
 	if (q->nparts == 0)
-		q->parts[q->nparts++] = (struct query_part){ q, 0, 0, 0 };
-	q->pending = q->nparts;
-	for (size_t i = 0; i < q->nparts; i++) {
-		if (job_queue_work(job, query_work, query_done, &q->parts[i]) != 0) {
-			/* Parts already queued finish the job when they are done. */
-			q->pending -= q->nparts - i;
-			q->failed = true;
-			if (i == 0) {
-				free_state(state);
-				query_free(q);
-				job_fail(job, KILN_E_INTERNAL, NULL, "cannot queue work");
-			}
-			return;
-		}
+		q->parts[q->nparts++] = (struct query_part){ 0, 0 };
+	if (job_queue_batch(job, (unsigned)q->nparts, query_work, query_done, q) != 0) {
+		free_state(state);
+		query_free(job, q);
+		job_fail(job, -KILN_E_INTERNAL, NULL, "cannot queue work");
 	}
 }
 
@@ -144,7 +127,7 @@ static int compile_words(struct job *job, json_t *list, unsigned flags, struct k
 		int rc = kiln_cquery_new(json_string_value(w), json_string_length(w), flags, &qs[i], err,
 					 sizeof err);
 		if (rc) {
-			job_fail(job, -rc, json_pack("{s:I}", "index", (json_int_t)i), "word %zu: %s", i, err);
+			job_fail(job, rc, json_pack("{s:I}", "index", (json_int_t)i), "word %zu: %s", i, err);
 			return rc;
 		}
 	}
@@ -242,12 +225,12 @@ void corpus_act_count(struct job *job, json_t *args)
 	struct corpus *c;
 
 	if (!word == !words) {
-		job_fail(job, KILN_E_INVALID_ARGS, NULL, "give word or words");
+		job_fail(job, -KILN_E_INVALID_ARGS, NULL, "give word or words");
 		return;
 	}
 	s = calloc(1, sizeof *s);
 	if (!s) {
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	s->single = word != NULL;
@@ -257,7 +240,7 @@ void corpus_act_count(struct job *job, json_t *args)
 	s->qs = calloc(s->nq, sizeof *s->qs);
 	if (!s->qs) {
 		count_state_free(s);
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	if (compile_words(job, s->words, KILN_CQ_WORD | (s->icase ? KILN_CQ_ICASE : 0), s->qs)) {
@@ -273,7 +256,7 @@ void corpus_act_count(struct job *job, json_t *args)
 	if (!s->counts) {
 		corpus_release(job, c);
 		count_state_free(s);
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	query_start(job, c, count_run, count_finish, s, count_state_free);
@@ -367,7 +350,7 @@ static void search_finish(struct job *job, struct query *q)
 	for (size_t p = 0; p < q->nparts; p++) {
 		if (s->rc[p]) {
 			json_decref(results);
-			job_fail(job, -s->rc[p], NULL, "search failed");
+			job_fail(job, s->rc[p], NULL, "search failed");
 			search_state_free(s);
 			return;
 		}
@@ -402,7 +385,7 @@ void corpus_act_search(struct job *job, json_t *args)
 	char err[128];
 
 	if (!s) {
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	if (json_is_true(json_object_get(args, "whole_word")))
@@ -413,7 +396,7 @@ void corpus_act_search(struct job *job, json_t *args)
 				 sizeof err);
 	if (rc) {
 		search_state_free(s);
-		job_fail(job, -rc, NULL, "%s", err);
+		job_fail(job, rc, NULL, "%s", err);
 		return;
 	}
 	struct corpus *c = corpus_get_or_fail(job, args);
@@ -432,7 +415,7 @@ void corpus_act_search(struct job *job, json_t *args)
 	if (!ok) {
 		corpus_release(job, c);
 		search_state_free(s);
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	query_start(job, c, search_run, search_finish, s, search_state_free);
@@ -497,7 +480,7 @@ static void stats_finish(struct job *job, struct query *q)
 	for (size_t d = 0; d < q->c->ndocs; d++) {
 		if (s->rc[d]) {
 			json_decref(docs);
-			job_fail(job, -s->rc[d], NULL, "stats of '%s' failed", q->c->docs[d]->name);
+			job_fail(job, s->rc[d], NULL, "stats of '%s' failed", q->c->docs[d]->name);
 			stats_state_free(s);
 			return;
 		}
@@ -523,7 +506,7 @@ void corpus_act_stats(struct job *job, json_t *args)
 	json_t *ml = json_object_get(args, "min_length"), *ig = json_object_get(args, "ignore");
 
 	if (!s) {
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	kiln_text_opts_default(&s->opts);
@@ -537,7 +520,7 @@ void corpus_act_stats(struct job *job, json_t *args)
 		s->ignore = calloc(json_array_size(ig) + 1, sizeof *s->ignore);
 		if (!s->ignore) {
 			stats_state_free(s);
-			job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+			job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 			return;
 		}
 		json_array_foreach(ig, i, v)
@@ -559,7 +542,7 @@ void corpus_act_stats(struct job *job, json_t *args)
 	if (!s->counts || !s->rc) {
 		corpus_release(job, c);
 		stats_state_free(s);
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	query_start(job, c, stats_run, stats_finish, s, stats_state_free);

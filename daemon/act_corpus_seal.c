@@ -163,17 +163,17 @@ static void seal_done(struct job *job, void *arg, int status)
 	int first;
 
 	if (status != 0 || job_cancelled(job)) {
-		job_fail(job, KILN_E_CANCELLED, NULL, "cancelled");
+		job_fail(job, -KILN_E_CANCELLED, NULL, "cancelled");
 		goto out;
 	}
 	if (S->code) {
-		job_fail(job, -S->code, NULL, "%s", S->err);
+		job_fail(job, S->code, NULL, "%s", S->err);
 		goto out;
 	}
 	failed = file_list_failures(&S->files, &first);
 	if (first) {
 		size_t nf = json_array_size(failed);
-		job_fail(job, -first, json_pack("{s:o, s:O}", "failed", failed, "written", S->written),
+		job_fail(job, first, json_pack("{s:o, s:O}", "failed", failed, "written", S->written),
 			 "%zu of %zu files could not be sealed", nf, S->files.count);
 		goto out;
 	}
@@ -194,13 +194,13 @@ void corpus_act_seal(struct job *job, json_t *args)
 	char err[200];
 
 	if (!S) {
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	int rc = file_source_parse(args, &S->src, err, sizeof err);
 	if (rc) {
 		seal_ctx_free(S);
-		job_fail(job, -rc, NULL, "%s", err);
+		job_fail(job, rc, NULL, "%s", err);
 		return;
 	}
 	enum kiln_seal_kdf k = kdf && strcmp(kdf, "pbkdf2") == 0 ? KILN_SEAL_KDF_PBKDF2
@@ -217,7 +217,7 @@ void corpus_act_seal(struct job *job, json_t *args)
 		rc = kiln_seal_params_check(&S->params, err, sizeof err);
 	if (rc) {
 		seal_ctx_free(S);
-		job_fail(job, -rc, NULL, "%s", err);
+		job_fail(job, rc, NULL, "%s", err);
 		return;
 	}
 	S->out_dir = corpus_arg_dup(args, "out_dir", NULL);
@@ -225,11 +225,11 @@ void corpus_act_seal(struct job *job, json_t *args)
 	S->written = json_array();
 	if (!S->out_dir || !S->written) {
 		seal_ctx_free(S);
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	if (job_queue_work(job, seal_work, seal_done, S) != 0) {
 		seal_ctx_free(S);
-		job_fail(job, KILN_E_INTERNAL, NULL, "cannot queue work");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "cannot queue work");
 	}
 }

@@ -18,7 +18,7 @@ static struct jobrec *find_or_fail(struct job *job, json_int_t handle)
 	struct jobrec *r = jobs_find(handle, job_peer(job));
 
 	if (!r)
-		job_fail(job, KILN_E_NOT_FOUND, json_pack("{s:I}", "job", handle),
+		job_fail(job, -KILN_E_NOT_FOUND, json_pack("{s:I}", "job", handle),
 			 "no detached job %" JSON_INTEGER_FORMAT " (finished records expire after job_retention)",
 			 handle);
 	return r;
@@ -80,7 +80,7 @@ static void on_wait_timeout(uv_timer_t *t)
 	struct waitctx *c = t->data;
 
 	jobs_unwait(c->w);
-	job_fail(c->job, KILN_E_TIMEOUT, json_pack("{s:I, s:s, s:f}", "job", c->handle, "state", "running",
+	job_fail(c->job, -KILN_E_TIMEOUT, json_pack("{s:I, s:s, s:f}", "job", c->handle, "state", "running",
 						    "timeout", c->seconds),
 		 "job %" JSON_INTEGER_FORMAT " still running after %g s", c->handle, c->seconds);
 	wait_end(c);
@@ -91,7 +91,7 @@ static void on_wait_cancel(struct job *job, void *ctx)
 	struct waitctx *c = ctx;
 
 	jobs_unwait(c->w);
-	job_fail(job, KILN_E_CANCELLED, NULL, "cancelled");
+	job_fail(job, -KILN_E_CANCELLED, NULL, "cancelled");
 	wait_end(c);
 }
 
@@ -104,7 +104,7 @@ static void act_wait(struct job *job, json_t *args)
 	struct waitctx *c;
 
 	if (seconds > job_config(job)->max_timeout) {
-		job_fail(job, KILN_E_INVALID_ARGS, json_pack("{s:s}", "path", "args.timeout"),
+		job_fail(job, -KILN_E_INVALID_ARGS, json_pack("{s:s}", "path", "args.timeout"),
 			 "args.timeout: larger than max_timeout (%g s)", job_config(job)->max_timeout);
 		return;
 	}
@@ -119,7 +119,7 @@ static void act_wait(struct job *job, json_t *args)
 		if (c)
 			free(c->timer);
 		free(c);
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	c->job = job;

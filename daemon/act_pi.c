@@ -53,19 +53,12 @@ struct pi_waiter {
 
 struct pi_comp;
 
-struct pi_item {
-	struct pi_comp *comp;
-	unsigned index;              /* task index in the plan's current stage */
-};
-
 struct pi_comp {
 	uint64_t digits;
 	struct job *owner;
 	struct pi_waiter *waiters;   /* owner included */
 	kiln_pi_plan *plan;
 	struct pi_blob *blob;        /* the plan writes its result into blob->s */
-	unsigned pending;            /* work items not yet done */
-	struct pi_item items[KILN_PI_MAX_TASKS];
 	int rc;
 	char err[160];
 	struct pi_comp *next;
@@ -77,7 +70,7 @@ static struct {
 } pi;
 
 static void pi_request(struct job *job, uint64_t digits, char *output);
-static void item_done(struct job *job, void *arg, int status);
+static void stage_done(struct job *job, void *arg, int status);
 
 static void blob_unref(struct pi_blob *b)
 {
@@ -148,9 +141,9 @@ static void write_done(struct job *job, void *arg, int status)
 	struct pi_write *w = arg;
 
 	if (status || job_cancelled(job))
-		job_fail(job, KILN_E_CANCELLED, NULL, "cancelled");
+		job_fail(job, -KILN_E_CANCELLED, NULL, "cancelled");
 	else if (w->rc)
-		job_fail(job, -w->rc, json_pack("{s:s}", "path", "args.output"), "%s", w->err);
+		job_fail(job, w->rc, json_pack("{s:s}", "path", "args.output"), "%s", w->err);
 	else
 		job_succeed(job, json_pack("{s:I, s:s, s:I}", "digits", (json_int_t)w->digits,
 					   "output", w->resolved, "bytes", (json_int_t)pi_len(w->digits)),
@@ -172,7 +165,7 @@ static void serve(struct job *job, struct pi_blob *blob, uint64_t digits, char *
 		w = calloc(1, sizeof(*w));
 		if (!w) {
 			free(output);
-			job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+			job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 			return;
 		}
 		w->blob = blob_ref(blob);
@@ -249,12 +242,12 @@ static void comp_end(struct pi_comp *c)
 		if (blob)
 			serve(w->job, blob, w->digits, w->output, 0);
 		else if (job_cancelled(w->job))
-			job_fail(w->job, job_cancel_reason(w->job), NULL, "cancelled");
+			job_fail(w->job, -job_cancel_reason(w->job), NULL, "cancelled");
 		else if (rc == -KILN_E_CANCELLED)
 			/* The owner went away; this request starts over. */
 			pi_request(w->job, w->digits, w->output);
 		else
-			job_fail(w->job, -rc, NULL, "pi: %s", err);
+			job_fail(w->job, rc, NULL, "pi: %s", err);
 		free(w);
 	}
 	blob_unref(blob);
@@ -268,11 +261,11 @@ static unsigned pool_threads(void)
 	return n > 64 ? 64 : n;
 }
 
-static void item_work(struct job *job, void *arg)
+static void task_work(struct job *job, void *arg, unsigned task)
 {
-	struct pi_item *it = arg;
+	struct pi_comp *c = arg;
 
-	kiln_pi_plan_task(it->comp->plan, it->index, job_cancel_token(job));
+	kiln_pi_plan_task(c->plan, task, job_cancel_token(job));
 }
 
 /* Queues the tasks of the plan's next stage, or ends the computation. */
@@ -289,35 +282,25 @@ static void comp_next_stage(struct pi_comp *c)
 		comp_end(c);
 		return;
 	}
-	for (int i = 0; i < n; i++) {
-		c->items[i].comp = c;
-		c->items[i].index = (unsigned)i;
-		if (job_queue_work(c->owner, item_work, item_done, &c->items[i])) {
-			/* Items already queued finish and then end the computation. */
-			c->rc = -KILN_E_INTERNAL;
-			snprintf(c->err, sizeof(c->err), "cannot queue work");
-			break;
-		}
-		c->pending++;
-	}
-	if (!c->pending)
+	if (job_queue_batch(c->owner, (unsigned)n, task_work, stage_done, c) != 0) {
+		c->rc = -KILN_E_INTERNAL;
+		snprintf(c->err, sizeof(c->err), "cannot queue work");
 		comp_end(c);
+	}
 }
 
-static void item_done(struct job *job, void *arg, int status)
+static void stage_done(struct job *job, void *arg, int status)
 {
-	struct pi_item *it = arg;
-	struct pi_comp *c = it->comp;
+	struct pi_comp *c = arg;
 
 	(void)job;
-	c->pending--;
-	/* Work cancelled before it started never ran: the stage is incomplete. */
+	/* A task cancelled before it started never ran, or one could not be
+	 * queued: the stage is incomplete. */
 	if (status && !c->rc) {
-		c->rc = -KILN_E_CANCELLED;
-		snprintf(c->err, sizeof(c->err), "cancelled");
+		c->rc = status == -KILN_E_INTERNAL ? -KILN_E_INTERNAL : -KILN_E_CANCELLED;
+		snprintf(c->err, sizeof(c->err), status == -KILN_E_INTERNAL ? "cannot queue work" : "cancelled");
 	}
-	if (!c->pending)
-		comp_next_stage(c);
+	comp_next_stage(c);
 }
 
 /* Starts a computation owned by `job`; the waiter is its first. */
@@ -333,7 +316,7 @@ static void comp_start(struct job *job, struct pi_waiter *w)
 		free(c);
 		free(w->output);
 		free(w);
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	/* Written only by the plan's last stages: until then the pages of a
@@ -364,7 +347,7 @@ static void pi_request(struct job *job, uint64_t digits, char *output)
 	w = calloc(1, sizeof(*w));
 	if (!w) {
 		free(output);
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	w->job = job;
@@ -388,7 +371,7 @@ static void act_pi(struct job *job, json_t *args)
 	char *output = NULL;
 
 	if ((uint64_t)digits > cfg->pi_max_digits) {
-		job_fail(job, KILN_E_TOO_LARGE,
+		job_fail(job, -KILN_E_TOO_LARGE,
 			 json_pack("{s:s, s:I, s:I}", "path", "args.digits", "limit",
 				   (json_int_t)cfg->pi_max_digits, "digits", digits),
 			 "args.digits: %" JSON_INTEGER_FORMAT " is above pi_max_digits (%llu)", digits,
@@ -396,7 +379,7 @@ static void act_pi(struct job *job, json_t *args)
 		return;
 	}
 	if (out && !(output = strdup(json_string_value(out)))) {
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	pi_request(job, (uint64_t)digits, output);

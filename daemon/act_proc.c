@@ -538,7 +538,7 @@ static void run_finish(struct run *r)
 		r->next_run->prev = r->prev;
 	if (r->cancelled) {
 		json_decref(failed);
-		job_fail(job, job_cancel_reason(job) ? job_cancel_reason(job) : KILN_E_CANCELLED, NULL,
+		job_fail(job, -(job_cancel_reason(job) ? job_cancel_reason(job) : KILN_E_CANCELLED), NULL,
 			 "cancelled");
 		run_maybe_free(r);
 		return;
@@ -1127,7 +1127,7 @@ static void act_procedure(struct job *job, json_t *args)
 	(void)args;
 	if (!r || !(r->hosts = calloc(json_array_size(hosts), sizeof(struct host)))) {
 		free(r);
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	r->job = job;

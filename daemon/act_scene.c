@@ -150,7 +150,7 @@ static struct scene_entry *lookup_as(struct job *job, json_t *args, bool admin_o
 
 	if (e && (e->owner == job_peer(job)->uid || (admin_ok && creds_is_admin(job_config(job), job_peer(job)))))
 		return e;
-	job_fail(job, KILN_E_NOT_FOUND, json_pack("{s:I}", "scene_id", id),
+	job_fail(job, -KILN_E_NOT_FOUND, json_pack("{s:I}", "scene_id", id),
 		 "no scene %" JSON_INTEGER_FORMAT, id);
 	return NULL;
 }
@@ -187,7 +187,7 @@ static bool scene_busy(struct job *job, const struct scene_entry *e, bool also_r
 
 	if (!rendering && !e->writing)
 		return false;
-	job_fail(job, KILN_E_BUSY, json_pack("{s:I}", "scene_id", e->id),
+	job_fail(job, -KILN_E_BUSY, json_pack("{s:I}", "scene_id", e->id),
 		 "scene %" JSON_INTEGER_FORMAT " is being %s; retry", e->id, rendering ? "rendered" : "modified");
 	return true;
 }
@@ -200,7 +200,7 @@ static bool scenes_full(struct job *job)
 	unsigned mine = count_of(job_peer(job)->uid);
 
 	if (mine >= cfg->scene_max_scenes_per_uid) {
-		job_fail(job, KILN_E_TOO_LARGE,
+		job_fail(job, -KILN_E_TOO_LARGE,
 			 json_pack("{s:s, s:i}", "limit", "scene_max_scenes_per_uid", "scene_max_scenes_per_uid",
 				   (int)cfg->scene_max_scenes_per_uid),
 			 "you keep %u scenes already (scene_max_scenes_per_uid); delete one first", mine);
@@ -208,7 +208,7 @@ static bool scenes_full(struct job *job)
 	}
 	if (st.count + st.pending_loads < cfg->scene_max_scenes)
 		return false;
-	job_fail(job, KILN_E_TOO_LARGE,
+	job_fail(job, -KILN_E_TOO_LARGE,
 		 json_pack("{s:s, s:i}", "limit", "scene_max_scenes", "scene_max_scenes", (int)cfg->scene_max_scenes),
 		 "%u scenes are kept already (scene_max_scenes); delete one first", cfg->scene_max_scenes);
 	return true;
@@ -260,14 +260,14 @@ static void act_create(struct job *job, json_t *args)
 	kiln_settings_default(&set);
 	rc = scene_doc_settings(job_config(job), args, &set, err, sizeof(err));
 	if (rc) {
-		job_fail(job, -rc, NULL, "%s", err);
+		job_fail(job, rc, NULL, "%s", err);
 		return;
 	}
 	scene = kiln_scene_new();
 	if (!scene || kiln_scene_set_settings(scene, &set, err, sizeof(err)) ||
 	    kiln_scene_prepare(scene, NULL, err, sizeof(err)) || !(e = entry_new(scene))) {
 		kiln_scene_free(scene);
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	table_insert(e, job_peer(job)->uid);
@@ -291,7 +291,7 @@ static void act_update(struct job *job, json_t *args)
 	if (!rc)
 		rc = kiln_scene_prepare(e->scene, NULL, err, sizeof(err));
 	if (rc) {
-		job_fail(job, -rc, NULL, "%s", err);
+		job_fail(job, rc, NULL, "%s", err);
 		return;
 	}
 	json_t *data = scene_doc_settings_json(&set);
@@ -403,7 +403,7 @@ static void add_finish(struct job *job, struct build_ctx *b)
 	struct scene_entry *e = b->entry;
 
 	e->writing = false;
-	job_fail(job, -b->rc, b->rc == -KILN_E_TOO_LARGE ? json_incref(b->detail) : NULL, "%s", b->err);
+	job_fail(job, b->rc, b->rc == -KILN_E_TOO_LARGE ? json_incref(b->detail) : NULL, "%s", b->err);
 	entry_unref(e);
 	build_ctx_free(b);
 }
@@ -431,9 +431,9 @@ static void add_done(struct job *job, void *arg, int status)
 	}
 	e->writing = false;
 	if (status) {
-		job_fail(job, KILN_E_CANCELLED, NULL, "cancelled");
+		job_fail(job, -KILN_E_CANCELLED, NULL, "cancelled");
 	} else if (b->rc) {
-		job_fail(job, -b->rc, json_incref(b->detail), "%s", b->err);
+		job_fail(job, b->rc, json_incref(b->detail), "%s", b->err);
 	} else {
 		json_array_extend(e->elements, b->elements);
 		json_array_extend(e->lights, b->lights);
@@ -473,7 +473,7 @@ static void act_add(struct job *job, json_t *args)
 	if (!b || !(b->doc = add_doc(args))) {
 		if (b)
 			build_ctx_free(b);
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	b->entry = e;
@@ -484,7 +484,7 @@ static void act_add(struct job *job, json_t *args)
 		e->writing = false;
 		entry_unref(e);
 		build_ctx_free(b);
-		job_fail(job, KILN_E_INTERNAL, NULL, "cannot queue work");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "cannot queue work");
 	}
 }
 
@@ -551,19 +551,19 @@ static void load_done(struct job *job, void *arg, int status)
 
 	st.pending_loads--;
 	if (status) {
-		job_fail(job, KILN_E_CANCELLED, NULL, "cancelled");
+		job_fail(job, -KILN_E_CANCELLED, NULL, "cancelled");
 	} else if (b->rc || over_budget(b, kiln_scene_memory(b->scene), budget_for(job_config(job), NULL, job_peer(job)->uid))) {
 		/* Besides the worker's errors: it checked the budget left when
 		 * the request came, and loads that finished meanwhile may have
 		 * taken it. */
-		job_fail(job, -b->rc, json_incref(b->detail), "%s", b->err);
+		job_fail(job, b->rc, json_incref(b->detail), "%s", b->err);
 	} else if (count_of(job_peer(job)->uid) >= job_config(job)->scene_max_scenes_per_uid) {
 		/* Other loads of this user finished meanwhile. */
-		job_fail(job, KILN_E_TOO_LARGE, json_pack("{s:s}", "limit", "scene_max_scenes_per_uid"),
+		job_fail(job, -KILN_E_TOO_LARGE, json_pack("{s:s}", "limit", "scene_max_scenes_per_uid"),
 			 "you keep %u scenes already (scene_max_scenes_per_uid); delete one first",
 			 count_of(job_peer(job)->uid));
 	} else if (!(e = entry_new(b->scene))) {
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 	} else {
 		b->scene = NULL;
 		json_array_extend(e->elements, b->elements);
@@ -585,7 +585,7 @@ static void act_load(struct job *job, json_t *args)
 	if (!b || (path && !(b->path = strdup(json_string_value(path))))) {
 		if (b)
 			build_ctx_free(b);
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	/* A reference, not a copy: the job keeps its args until every work
@@ -596,7 +596,7 @@ static void act_load(struct job *job, json_t *args)
 	if (job_queue_work(job, load_work, load_done, b)) {
 		st.pending_loads--;
 		build_ctx_free(b);
-		job_fail(job, KILN_E_INTERNAL, NULL, "cannot queue work");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "cannot queue work");
 	}
 }
 
@@ -625,7 +625,7 @@ static void act_list(struct job *job, json_t *args)
 
 	if (all && !creds_is_admin(job_config(job), job_peer(job))) {
 		json_decref(list);
-		job_fail(job, KILN_E_FORBIDDEN, json_pack("{s:s}", "path", "args.all"),
+		job_fail(job, -KILN_E_FORBIDDEN, json_pack("{s:s}", "path", "args.all"),
 			 "only admins (root, admin_uids, admin_gids) may list every user's scenes");
 		return;
 	}
@@ -663,7 +663,6 @@ struct render_ctx {
 	atomic_uint next_tile;
 	atomic_uint tiles_done;
 	atomic_uint_fast64_t rays;
-	unsigned queued, finished; /* work items (loop thread) */
 	uint64_t start_ns;
 	/* Output stage. */
 	unsigned char *out;
@@ -686,12 +685,13 @@ static void render_ctx_free(struct render_ctx *r)
 
 /* Tile loop: every work item takes tiles from the shared counter until they
  * run out or the job is cancelled (checked before every tile). */
-static void render_work(struct job *job, void *arg)
+static void render_work(struct job *job, void *arg, unsigned item)
 {
 	struct render_ctx *r = arg;
 	const kiln_scene *scene = r->entry->scene;
 	uint64_t rays = 0;
 
+	(void)item;
 	for (;;) {
 		if (job_cancelled(job))
 			break;
@@ -779,9 +779,9 @@ static void output_done(struct job *job, void *arg, int status)
 	struct render_ctx *r = arg;
 
 	if (status)
-		job_fail(job, KILN_E_CANCELLED, NULL, "cancelled");
+		job_fail(job, -KILN_E_CANCELLED, NULL, "cancelled");
 	else if (r->rc)
-		job_fail(job, -r->rc, NULL, "%s", r->err);
+		job_fail(job, r->rc, NULL, "%s", r->err);
 	else
 		render_reply(job, r);
 	render_ctx_free(r);
@@ -792,12 +792,12 @@ static void render_done(struct job *job, void *arg, int status)
 	struct render_ctx *r = arg;
 	int reason;
 
+	/* Every tile rendered, unless a work item never ran (cancelled, or not
+	 * queued: its tiles were taken by the others) or the job was cancelled. */
 	(void)status;
-	if (++r->finished < r->queued)
-		return;
 	if (atomic_load(&r->tiles_done) < r->tiles || job_cancelled(job)) {
 		reason = job_cancel_reason(job);
-		job_fail(job, reason ? reason : KILN_E_CANCELLED, NULL, "render stopped");
+		job_fail(job, -(reason ? reason : KILN_E_CANCELLED), NULL, "render stopped");
 		render_ctx_free(r);
 		return;
 	}
@@ -807,7 +807,7 @@ static void render_done(struct job *job, void *arg, int status)
 		return;
 	}
 	if (job_queue_work(job, output_work, output_done, r)) {
-		job_fail(job, KILN_E_INTERNAL, NULL, "cannot queue work");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "cannot queue work");
 		render_ctx_free(r);
 	}
 }
@@ -827,7 +827,7 @@ static int parse_region(struct job *job, json_t *args, struct scene_entry *e, st
 	reg->height = (unsigned)json_integer_value(json_object_get(rj, "height"));
 	rc = kiln_region_check(e->scene, reg, err, sizeof(err));
 	if (rc)
-		job_fail(job, -rc, json_pack("{s:s}", "path", "args.region"), "args.region: %s", err);
+		job_fail(job, rc, json_pack("{s:s}", "path", "args.region"), "args.region: %s", err);
 	return rc;
 }
 
@@ -841,7 +841,7 @@ static void act_render(struct job *job, json_t *args)
 		return;
 	r = calloc(1, sizeof(*r));
 	if (!r) {
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	if (parse_region(job, args, e, &r->region)) {
@@ -857,18 +857,13 @@ static void act_render(struct job *job, json_t *args)
 	r->rgba = malloc((size_t)r->region.width * r->region.height * 4);
 	if (!r->rgba || (out && !(r->output = strdup(json_string_value(out))))) {
 		render_ctx_free(r);
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	unsigned n = st.workers < r->tiles ? st.workers : r->tiles;
-	for (unsigned i = 0; i < n; i++) {
-		if (job_queue_work(job, render_work, render_done, r))
-			break;
-		r->queued++;
-	}
-	if (!r->queued) {
+	if (job_queue_batch(job, n ? n : 1, render_work, render_done, r) != 0) {
 		render_ctx_free(r);
-		job_fail(job, KILN_E_INTERNAL, NULL, "cannot queue work");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "cannot queue work");
 	}
 }
 

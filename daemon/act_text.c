@@ -68,12 +68,12 @@ static int text_input_pick(struct job *job, json_t *args, struct text_input *in)
 	int given = !!text + !!path + !!attached + !!corpus;
 
 	if (!corpus != !document) {
-		job_fail(job, KILN_E_INVALID_ARGS, json_pack("{s:s}", "path", "args"),
+		job_fail(job, -KILN_E_INVALID_ARGS, json_pack("{s:s}", "path", "args"),
 			 "args.corpus and args.document go together");
 		return -1;
 	}
 	if (given != 1) {
-		job_fail(job, KILN_E_INVALID_ARGS, json_pack("{s:s}", "path", "args"),
+		job_fail(job, -KILN_E_INVALID_ARGS, json_pack("{s:s}", "path", "args"),
 			 given ? "give only one of args.text, args.path, args.corpus and an attachment"
 			       : "give the text as args.text, args.path, args.corpus with args.document "
 				 "or an attachment");
@@ -87,7 +87,7 @@ static int text_input_pick(struct job *job, json_t *args, struct text_input *in)
 		in->doc = corpus_store_borrow(job_peer(job)->uid, json_string_value(corpus), json_string_value(document),
 					      &code, err, sizeof(err));
 		if (!in->doc) {
-			job_fail(job, -code, NULL, "%s", err);
+			job_fail(job, code, NULL, "%s", err);
 			return -1;
 		}
 		in->data = corpus_doc_text(in->doc, &in->len);
@@ -189,7 +189,7 @@ static void text_done(struct job *job, void *arg, int status)
 	json_t *data;
 
 	if (status || job_cancelled(job)) {
-		job_fail(job, KILN_E_CANCELLED, NULL, "cancelled");
+		job_fail(job, -KILN_E_CANCELLED, NULL, "cancelled");
 		goto out;
 	}
 	if (r->rc) {
@@ -197,7 +197,7 @@ static void text_done(struct job *job, void *arg, int status)
 
 		if (r->bad_utf8)
 			json_object_set_new(d, "offset", json_integer((json_int_t)r->bad_offset));
-		job_fail(job, -r->rc, d, "%s: %s", r->in.where, r->err);
+		job_fail(job, r->rc, d, "%s: %s", r->in.where, r->err);
 		goto out;
 	}
 	if (!r->stats) {
@@ -258,14 +258,14 @@ static void text_start(struct job *job, json_t *args, int stats)
 	struct text_req *r = calloc(1, sizeof(*r));
 
 	if (!r) {
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
 	r->stats = stats;
 	/* The ignore words, inline text and path point into args: keep it. */
 	r->args = json_incref(args);
 	if (req_options(r, args)) {
-		job_fail(job, KILN_E_INTERNAL, NULL, "out of memory");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		req_free(r);
 		return;
 	}
@@ -274,7 +274,7 @@ static void text_start(struct job *job, json_t *args, int stats)
 		return;
 	}
 	if (job_queue_work(job, text_work, text_done, r)) {
-		job_fail(job, KILN_E_INTERNAL, NULL, "cannot queue work");
+		job_fail(job, -KILN_E_INTERNAL, NULL, "cannot queue work");
 		req_free(r);
 	}
 }

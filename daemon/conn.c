@@ -1,6 +1,6 @@
 /*
- * Connections: framing requests off the socket, raw attachments, flow
- * control, and the output queue.
+ * Connections (conn.h): framing requests off the socket, raw attachments,
+ * flow control, each connection's jobs, and the output queue.
  *
  * Flow control.  A connection stops reading when it has max_inflight_per_conn
  * requests in flight or max_output_buffer bytes of replies queued; lines
@@ -8,10 +8,14 @@
  * or the output drains below half the limit.  So a client that pipelines
  * without reading replies is slowed down, never allowed to grow our memory.
  *
- * Output.  Replies are appended to a queue of chunks; a uv_prepare handle
- * flushes every dirty connection once per loop iteration, so a batch of
- * pipelined requests is answered with one write.
+ * Output.  Replies are encoded by envelope.c into the connection's output
+ * queue (outq.h); conn_prepare_pass() writes every marked connection once
+ * per loop iteration, so a batch of pipelined requests is answered with one
+ * write.
  */
+#include "conn.h"
+
+#include <assert.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -19,327 +23,288 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include <openssl/crypto.h>
-
 #include "config.h"
 #include "envelope.h"
+#include "frame.h"
+#include "jobs.h"
 #include "kiln/error.h"
-#include "kiln/utf8.h"
 #include "log.h"
-#include "server.h"
+#include "outq.h"
+#include "job_owner.h"
 
 #define READ_CHUNK 65536
-#define OUT_CHUNK 65536
 
-struct outchunk {
-	struct outchunk *next;
-	char *data;
-	size_t len, cap;
-	void (*free_fn)(void *); /* releases `owner` for attachment chunks */
-	void *owner;
-	char inline_data[];      /* small chunks keep their bytes here */
+/*
+ * A connection's state, changed only through set_state():
+ *
+ *   SERVING --(EOF, limit, refusal, shutdown)--> DRAINING --(idle)--> CLOSED
+ *                                                   \--(linger)--> LINGERING --> CLOSED
+ *
+ * SERVING reads and answers requests.  DRAINING reads no new request and
+ * closes once every reply is written.  LINGERING has shut down its write
+ * side and discards input until the peer closes or LINGER_MS pass.  CLOSED
+ * has called uv_close(); the connection is freed in on_closed().
+ */
+enum conn_state { CONN_SERVING, CONN_DRAINING, CONN_LINGERING, CONN_CLOSED };
+
+static const char *const conn_state_names[] = { "serving", "draining", "lingering", "closed" };
+
+/* What the input stream holds next. */
+enum conn_input {
+	IN_LINES,  /* request lines */
+	IN_ATTACH, /* raw attachment bytes of att_req */
+	IN_SKIP,   /* att_skip bytes of a refused request's attachment, then att_error */
+};
+
+/* Work for the prepare pass (conn.h). */
+enum { PEND_PROCESS = 1u << 0, PEND_FLUSH = 1u << 1 };
+
+struct conn {
+	uv_pipe_t pipe;
+	enum conn_state state;
+	bool linger;                /* draining ends in a lingering close */
+	bool refused;               /* not counted as served */
+	bool reading;               /* uv_read_start() is in effect */
+	uint64_t id;
+	struct kiln_peer peer;
+	struct conn *prev, *next;   /* every connection (conns.all) */
+
+	unsigned pending;           /* PEND_*: on conns.pending when non-zero */
+	struct conn *next_pending;
+
+	struct frame in;
+	enum conn_input input;
+	struct request att_req;     /* IN_ATTACH: the request whose bytes arrive */
+	size_t att_got;
+	size_t att_skip;            /* IN_SKIP: bytes still to discard */
+	struct {                    /* IN_SKIP: the error reply to send after */
+		bool have_id;
+		json_int_t id;
+		int code;
+		json_t *detail;
+		char msg[512];
+	} att_error;
+
+	struct outq out;            /* replies not yet handed to uv_write */
+	size_t writing;             /* bytes handed to uv_write, not yet written */
+	int writes_in_flight;
+
+	struct job_node jobs;       /* sentinel of the list of jobs in flight */
+	unsigned inflight;
+	uv_timer_t *linger_timer;   /* set while lingering */
 };
 
 struct writereq {
 	uv_write_t req;
 	struct conn *c;
-	struct outchunk *chunks;
+	struct outq_chunk *chunks;
 	size_t bytes;
 	uv_buf_t bufs[];
 };
 
-static void conn_process(struct conn *c);
+static struct {
+	struct conn *all;
+	unsigned open, served;
+	uint64_t next_id;
+	struct conn *pending;       /* connections with work for the prepare pass */
+} conns;
+
+static void conn_close(struct conn *c);
 static void conn_finish(struct conn *c);
+static void conn_process(struct conn *c);
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
-/* --- Output --------------------------------------------------------------- */
-
-/* Replies may carry decrypted text: a chunk's bytes are wiped once written. */
-static void chunk_free(struct outchunk *ch)
+static void set_state(struct conn *c, enum conn_state to)
 {
-	if (ch->free_fn)
-		ch->free_fn(ch->owner);
-	else
-		OPENSSL_cleanse(ch->data, ch->len);
-	free(ch);
+	log_debug("conn %llu: %s -> %s", (unsigned long long)c->id, conn_state_names[c->state],
+		  conn_state_names[to]);
+	c->state = to;
 }
 
-/* Keeps one standard-size chunk (wiped) for the next batch of replies. */
-static void chunk_release(struct conn *c, struct outchunk *ch)
+/* Marks work for the prepare pass. */
+static void mark(struct conn *c, unsigned what)
 {
-	if (!c->spare && !ch->free_fn && ch->cap == OUT_CHUNK) {
-		OPENSSL_cleanse(ch->data, ch->len);
-		ch->len = 0;
-		c->spare = ch;
-	} else {
-		chunk_free(ch);
-	}
-}
-
-static void mark_dirty(struct conn *c)
-{
-	if (c->dirty)
+	if (c->state == CONN_CLOSED)
 		return;
-	c->dirty = true;
-	c->next_dirty = c->srv->dirty;
-	c->srv->dirty = c;
-}
-
-static void queue_chunk(struct conn *c, struct outchunk *ch)
-{
-	if (c->out_tail)
-		c->out_tail->next = ch;
-	else
-		c->out_head = ch;
-	c->out_tail = ch;
-	c->out_bytes += ch->len;
-	mark_dirty(c);
-}
-
-/* Room for at least n more bytes in the tail chunk; returns the write pointer. */
-static char *reserve_bytes(struct conn *c, size_t n)
-{
-	struct outchunk *t = c->out_tail;
-
-	if (!t || t->free_fn || t->cap - t->len < n) {
-		size_t cap = n > OUT_CHUNK ? n : OUT_CHUNK;
-		if (c->spare && cap == OUT_CHUNK) {
-			/* Reuse the chunk the last write released: no malloc per reply batch. */
-			t = c->spare;
-			c->spare = NULL;
-		} else {
-			t = malloc(sizeof(*t) + cap);
-			if (!t)
-				fatal("out of memory");
-		}
-		t->next = NULL;
-		t->data = t->inline_data;
-		t->len = 0;
-		t->cap = cap;
-		t->free_fn = NULL;
-		t->owner = NULL;
-		queue_chunk(c, t);
+	if (!c->pending) {
+		c->next_pending = conns.pending;
+		conns.pending = c;
 	}
-	return t->data + t->len;
+	c->pending |= what;
 }
 
-static void commit_bytes(struct conn *c, size_t n)
+static void unmark(struct conn *c)
 {
-	c->out_tail->len += n;
-	c->out_bytes += n;
-}
+	struct conn **pp;
 
-/* Queues attachment bytes as their own chunk: written from where they are,
- * never copied. */
-static void queue_attachment(struct conn *c, void *attach, size_t len, void (*attach_free)(void *))
-{
-	struct outchunk *ch = malloc(sizeof(*ch));
-
-	if (!ch)
-		fatal("out of memory");
-	ch->next = NULL;
-	ch->data = attach;
-	ch->len = ch->cap = len;
-	ch->free_fn = attach_free;
-	ch->owner = attach;
-	queue_chunk(c, ch);
-}
-
-/* Appends `s` as a JSON string.  Invalid UTF-8 (a file name, say) becomes
- * U+FFFD, so a reply line is always valid JSON. */
-static void append_json_string(struct conn *c, const char *s)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t n = strlen(s);
-	/* Worst case: every byte becomes a 6-byte escape, plus the quotes. */
-	char *p = reserve_bytes(c, 6 * n + 2), *start = p;
-	const unsigned char *u = (const unsigned char *)s, *end = u + n;
-	uint32_t cp;
-
-	*p++ = '"';
-	while (u < end) {
-		unsigned char ch = *u;
-		size_t len;
-		if (ch >= 0x20 && ch < 0x80 && ch != '"' && ch != '\\') {
-			*p++ = (char)*u++;
-			continue;
-		}
-		if (ch < 0x80) {
-			*p++ = '\\';
-			switch (ch) {
-			case '"': *p++ = '"'; break;
-			case '\\': *p++ = '\\'; break;
-			case '\n': *p++ = 'n'; break;
-			case '\t': *p++ = 't'; break;
-			case '\r': *p++ = 'r'; break;
-			default:
-				*p++ = 'u';
-				*p++ = '0';
-				*p++ = '0';
-				*p++ = hex[ch >> 4];
-				*p++ = hex[ch & 15];
-			}
-			u++;
-			continue;
-		}
-		len = kiln_utf8_decode(u, (size_t)(end - u), &cp);
-		if (len == 0) {
-			memcpy(p, "\xef\xbf\xbd", 3);
-			p += 3;
-			u++;
-			continue;
-		}
-		memcpy(p, u, len);
-		p += len;
-		u += len;
-	}
-	*p++ = '"';
-	commit_bytes(c, (size_t)(p - start));
-}
-
-/* Appends the compact JSON text of `v`. */
-static void append_json(struct conn *c, json_t *v)
-{
-	size_t room = c->out_tail && !c->out_tail->free_fn ? c->out_tail->cap - c->out_tail->len : 0;
-	char *p = room ? reserve_bytes(c, 1) : NULL;
-	size_t n = p ? json_dumpb(v, p, room, JSON_COMPACT | JSON_ENCODE_ANY) : 0;
-
-	if (!p || n == 0 || n > room) {
-		n = json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
-		p = reserve_bytes(c, n);
-		json_dumpb(v, p, n, JSON_COMPACT | JSON_ENCODE_ANY);
-	}
-	commit_bytes(c, n);
-}
-
-static void append_literal(struct conn *c, const char *s)
-{
-	size_t n = strlen(s);
-	memcpy(reserve_bytes(c, n), s, n);
-	commit_bytes(c, n);
-}
-
-void conn_send_json(struct conn *c, json_t *line)
-{
-	if (c->closing)
+	if (!c->pending)
 		return;
-	append_json(c, line);
-	append_literal(c, "\n");
+	for (pp = &conns.pending; *pp; pp = &(*pp)->next_pending) {
+		if (*pp == c) {
+			*pp = c->next_pending;
+			break;
+		}
+	}
+	c->pending = 0;
 }
 
-void conn_send_reply(struct conn *c, const struct request *req, const struct reply *r, void *attach,
-		     size_t attach_len, void (*attach_free)(void *))
+/* Ends serving: no new request is read, and the connection closes (lingering
+ * if `linger`) once every reply is written. */
+static void drain(struct conn *c, bool linger)
 {
-	char num[48];
-	bool raw = attach && req && req->accept_raw;
+	if (c->state != CONN_SERVING)
+		return;
+	c->linger |= linger;
+	set_state(c, CONN_DRAINING);
+	/* Input not yet taken is dropped, a request half-received with it. */
+	request_clear(&c->att_req);
+	json_decref(c->att_error.detail);
+	c->att_error.detail = NULL;
+	c->input = IN_LINES;
+	mark(c, PEND_PROCESS);
+}
 
-	if (c->closing) {
+static size_t out_bytes(const struct conn *c)
+{
+	return c->out.queued + c->writing;
+}
+
+static bool conn_idle(const struct conn *c)
+{
+	return c->inflight == 0 && out_bytes(c) == 0 && c->writes_in_flight == 0;
+}
+
+/* --- Jobs ------------------------------------------------------------------- */
+
+static void jobs_link(struct conn *c, struct job *job)
+{
+	struct job_node *n = job_node(job);
+
+	n->next = c->jobs.next;
+	n->prev = &c->jobs;
+	c->jobs.next->prev = n;
+	c->jobs.next = n;
+	c->inflight++;
+}
+
+static void on_job_reply(void *owner, struct job *job, const struct reply *r, void *attach,
+			 size_t attach_len, void (*attach_free)(void *))
+{
+	struct conn *c = owner;
+	json_int_t id = job_id(job);
+
+	if (c->state == CONN_CLOSED || c->state == CONN_LINGERING) {
 		if (attach)
 			attach_free(attach);
 		return;
 	}
-	/* The envelope is written as text and only the payload objects go
-	 * through jansson: this is the hot path of every request. */
-	snprintf(num, sizeof(num), "{\"job_id\":%" JSON_INTEGER_FORMAT ",\"result\":", req->job_id);
-	append_literal(c, num);
-	append_json_string(c, r->result);
-	append_literal(c, ",\"message\":");
-	append_json_string(c, r->message);
-	append_literal(c, ",\"failed_hosts\":");
-	if (r->failed_hosts)
-		append_json(c, r->failed_hosts);
-	else
-		append_literal(c, "[]");
-	append_literal(c, ",\"data\":");
-	if (r->data)
-		append_json(c, r->data);
-	else
-		append_literal(c, "{}");
-	if (r->error) {
-		append_literal(c, ",\"error\":");
-		append_json(c, r->error);
-	}
-	if (raw) {
-		snprintf(num, sizeof(num), ",\"raw\":%zu}\n", attach_len);
-		append_literal(c, num);
-		queue_attachment(c, attach, attach_len, attach_free);
+	envelope_write_reply(&c->out, &id, r, attach, attach_len, attach_free,
+			     job_accepts_raw(job));
+	mark(c, PEND_FLUSH);
+}
+
+static void on_job_progress(void *owner, struct job *job, json_t *progress)
+{
+	struct conn *c = owner;
+
+	if (c->state == CONN_CLOSED || c->state == CONN_LINGERING)
 		return;
-	}
-	if (attach) {
-		size_t n;
-		char *b64 = base64_encode(attach, attach_len, &n);
-		append_literal(c, ",\"raw_b64\":\"");
-		memcpy(reserve_bytes(c, n), b64, n);
-		commit_bytes(c, n);
-		append_literal(c, "\"");
-		free(b64);
-		attach_free(attach);
-	}
-	append_literal(c, "}\n");
+	envelope_write_progress(&c->out, job_id(job), progress);
+	mark(c, PEND_FLUSH);
 }
 
-void conn_send_error(struct conn *c, const json_int_t *id, int code, json_t *detail, const char *msg)
+/* The job is freed or detached: a slot is free, so requests buffered behind
+ * the in-flight limit may go on (in the prepare pass). */
+static void on_job_release(void *owner, struct job *job)
 {
-	json_t *r = envelope_error(id, code, detail, msg);
-	conn_send_json(c, r);
-	json_decref(r);
+	struct conn *c = owner;
+	struct job_node *n = job_node(job);
+
+	assert(c->inflight > 0 && n->prev && n->next);
+	n->prev->next = n->next;
+	n->next->prev = n->prev;
+	n->prev = n->next = NULL;
+	c->inflight--;
+	mark(c, PEND_PROCESS);
 }
 
-bool conn_idle(const struct conn *c)
+static struct job *find_job(void *owner, json_int_t id)
 {
-	return c->jobs == NULL && c->out_bytes == 0 && c->writes_in_flight == 0;
+	struct conn *c = owner;
+
+	for (struct job_node *n = c->jobs.next; n != &c->jobs; n = n->next) {
+		struct job *j = job_of_node(n);
+		if (job_id(j) == id && !job_answered(j))
+			return j;
+	}
+	return NULL;
+}
+
+static const struct job_owner_ops conn_owner = {
+	.reply = on_job_reply,
+	.progress = on_job_progress,
+	.release = on_job_release,
+	.find = find_job,
+};
+
+/* Cancels every job; none of them answers here any more. */
+static void cancel_jobs(struct conn *c)
+{
+	while (c->jobs.next != &c->jobs) {
+		struct job *j = job_of_node(c->jobs.next);
+		job_set_owner(j, NULL, NULL);
+		job_cancel(j, KILN_E_CANCELLED);
+	}
+}
+
+/* --- Output --------------------------------------------------------------- */
+
+static void send_error(struct conn *c, const json_int_t *id, int code, json_t *detail, const char *msg)
+{
+	envelope_write_error(&c->out, id, code, detail, msg);
+	mark(c, PEND_FLUSH);
 }
 
 static void after_write(uv_write_t *req, int status)
 {
 	struct writereq *w = (struct writereq *)req;
 	struct conn *c = w->c;
-	struct outchunk *ch, *next;
 
-	for (ch = w->chunks; ch; ch = next) {
-		next = ch->next;
-		chunk_release(c, ch);
-	}
-	c->out_bytes -= w->bytes;
+	outq_release(&c->out, w->chunks);
+	c->writing -= w->bytes;
 	c->writes_in_flight--;
 	free(w);
-	if (c->closing)
+	if (c->state == CONN_CLOSED)
 		return;
 	if (status < 0) {
 		log_debug("conn %llu: write failed: %s", (unsigned long long)c->id, uv_strerror(status));
 		conn_close(c);
 		return;
 	}
-	if (c->close_after_flush && conn_idle(c) && !c->in_attach) {
-		conn_finish(c);
-		return;
-	}
-	conn_resume(c);
-	if (c->srv->shutting_down)
-		server_maybe_finish_shutdown(c->srv);
+	mark(c, PEND_PROCESS);
 }
 
 static void conn_flush(struct conn *c)
 {
-	struct outchunk *ch;
+	struct outq_chunk *ch, *list;
 	struct writereq *w;
-	unsigned n = 0, i = 0;
+	unsigned n, i = 0;
+	size_t bytes;
 	int rc;
 
-	if (c->closing || !c->out_head)
+	if (c->state == CONN_CLOSED || c->state == CONN_LINGERING || !c->out.head)
 		return;
-	for (ch = c->out_head; ch; ch = ch->next)
-		n++;
+	list = outq_take(&c->out, &n, &bytes);
 	w = malloc(sizeof(*w) + n * sizeof(uv_buf_t));
 	if (!w)
 		fatal("out of memory");
 	w->c = c;
-	w->chunks = c->out_head;
-	w->bytes = 0;
-	for (ch = c->out_head; ch; ch = ch->next) {
+	w->chunks = list;
+	w->bytes = bytes;
+	for (ch = list; ch; ch = ch->next)
 		w->bufs[i++] = uv_buf_init(ch->data, (unsigned)ch->len);
-		w->bytes += ch->len;
-	}
-	c->out_head = c->out_tail = NULL;
+	c->writing += bytes;
 	c->writes_in_flight++;
 	rc = uv_write(&w->req, (uv_stream_t *)&c->pipe, w->bufs, n, after_write);
 	if (rc < 0) {
@@ -348,83 +313,39 @@ static void conn_flush(struct conn *c)
 	}
 }
 
-void conn_flush_all(struct server *srv)
-{
-	struct conn *c = srv->dirty;
-
-	srv->dirty = NULL;
-	while (c) {
-		struct conn *next = c->next_dirty;
-		c->dirty = false;
-		c->next_dirty = NULL;
-		conn_flush(c);
-		c = next;
-	}
-}
-
 /* --- Closing -------------------------------------------------------------- */
 
 static void on_closed(uv_handle_t *h)
 {
 	struct conn *c = h->data;
-	struct outchunk *ch, *next;
 
-	for (ch = c->out_head; ch; ch = next) {
-		next = ch->next;
-		chunk_free(ch);
-	}
-	free(c->spare);
+	outq_clear(&c->out);
 	frame_free(&c->in);
 	request_clear(&c->att_req);
-	json_decref(c->att_error);
+	json_decref(c->att_error.detail);
 	free(c);
 }
 
-static void unlink_dirty(struct conn *c)
+static void conn_close(struct conn *c)
 {
-	struct conn **pp;
-
-	if (!c->dirty)
+	if (c->state == CONN_CLOSED)
 		return;
-	for (pp = &c->srv->dirty; *pp; pp = &(*pp)->next_dirty) {
-		if (*pp == c) {
-			*pp = c->next_dirty;
-			break;
-		}
-	}
-	c->dirty = false;
-}
-
-void conn_close(struct conn *c)
-{
-	struct server *srv = c->srv;
-	struct job *j, *next;
-
-	if (c->closing)
-		return;
-	c->closing = true;
-	unlink_dirty(c);
+	set_state(c, CONN_CLOSED);
+	unmark(c);
 	/* Closing the connection cancels its work; nobody is left to answer. */
-	for (j = c->jobs; j; j = next) {
-		next = j->conn_next;
-		j->conn = NULL;
-		j->conn_prev = j->conn_next = NULL;
-		job_cancel(j, KILN_E_CANCELLED);
-	}
-	c->jobs = NULL;
-	c->inflight = 0;
+	cancel_jobs(c);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
-		srv->conns = c->next;
+		conns.all = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	srv->nconns--;
-	log_debug("conn %llu: closed", (unsigned long long)c->id);
+	conns.open--;
+	if (!c->refused)
+		conns.served--;
 	if (c->linger_timer)
 		uv_close((uv_handle_t *)c->linger_timer, (uv_close_cb)free);
 	uv_close((uv_handle_t *)&c->pipe, on_closed);
-	server_maybe_finish_shutdown(srv);
 }
 
 /* --- Lingering close ------------------------------------------------------ */
@@ -437,8 +358,6 @@ void conn_close(struct conn *c)
  * give up after LINGER_MS.
  */
 #define LINGER_MS 2000
-
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 
 static void on_linger_timeout(uv_timer_t *t)
 {
@@ -464,16 +383,16 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 	free(req);
 }
 
+/* Every reply is written: close, at once or lingering. */
 static void conn_finish(struct conn *c)
 {
 	uv_shutdown_t *req;
 
+	assert(c->state == CONN_DRAINING && conn_idle(c));
 	if (!c->linger) {
 		conn_close(c);
 		return;
 	}
-	if (c->linger_timer)
-		return;
 	req = malloc(sizeof(*req));
 	c->linger_timer = malloc(sizeof(*c->linger_timer));
 	if (!req || !c->linger_timer)
@@ -485,11 +404,12 @@ static void conn_finish(struct conn *c)
 		conn_close(c);
 		return;
 	}
+	set_state(c, CONN_LINGERING);
 	frame_take(&c->in, NULL, frame_pending(&c->in));
 	if (c->reading)
 		uv_read_stop((uv_stream_t *)&c->pipe);
 	c->reading = uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, on_discard_read) == 0;
-	uv_timer_init(c->srv->loop, c->linger_timer);
+	uv_timer_init(c->pipe.loop, c->linger_timer);
 	c->linger_timer->data = c;
 	uv_timer_start(c->linger_timer, on_linger_timeout, LINGER_MS, 0);
 }
@@ -539,55 +459,111 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		conn_close(c);
 		return;
 	}
-	if (c->in_attach) {
-		/* The attachment can never complete: drop that request. */
-		request_clear(&c->att_req);
-		json_decref(c->att_error);
-		c->att_error = NULL;
-		c->in_attach = false;
-	}
-	/* Half-closed: answer what was asked, then close. */
+	/* Half-closed: answer what was asked, then close.  An attachment still
+	 * expected can never complete: drain() drops that request. */
 	uv_read_stop(s);
 	c->reading = false;
-	c->close_after_flush = true;
 	conn_process(c);
-	if (conn_idle(c))
-		conn_close(c);
+	drain(c, false);
+}
+
+/*
+ * Detaching.  The job is registered and its "running" record written
+ * first; only once the record is durable does the client get "accepted"
+ * (with the handle) and the job start, owned by the registry.  A record
+ * that cannot be written fails the request on this connection and the job
+ * never runs.  Meanwhile the job is not started, so nothing frees it; the
+ * connection is named by id, as the client may have gone.
+ */
+struct accepted {
+	uint64_t conn_id;
+	json_int_t job_id;
+	struct job *job;
+};
+
+static void on_recorded(void *arg, json_int_t handle, const char *error)
+{
+	struct accepted *a = arg;
+	struct job *job = a->job;
+
+	if (error) {
+		job_fail(job, -KILN_E_INTERNAL, json_pack("{s:s}", "limit", "state_dir"),
+			 "the detached job was not started: its record could not be written (%s)", error);
+	} else if (job_cancelled(job)) {
+		/* Cancelled (disconnect, shutdown) before it started: it never runs. */
+		job_fail(job, -job_cancel_reason(job), NULL, "cancelled before it started");
+	} else {
+		for (struct conn *c = conns.all; c; c = c->next) {
+			if (c->id == a->conn_id) {
+				json_t *data = json_pack("{s:I}", "job", handle);
+				struct reply r = { "accepted", "detached", NULL, data, NULL };
+				if (c->state != CONN_LINGERING) {
+					envelope_write_reply(&c->out, &a->job_id, &r, NULL, 0, NULL, false);
+					mark(c, PEND_FLUSH);
+				}
+				json_decref(data);
+				break;
+			}
+		}
+		job_start(job);
+	}
+	free(a);
+}
+
+/* Hands the job to the registry, which calls on_recorded once the record
+ * is written; false if it cannot take it (then the job runs here). */
+static bool detach(struct conn *c, struct job *job)
+{
+	struct accepted *a = malloc(sizeof(*a));
+
+	if (!a)
+		return false;
+	*a = (struct accepted){ c->id, job_id(job), job };
+	/* On success `a` belongs to the registry until on_recorded frees it. */
+	if (jobs_detach(job, on_recorded, a))
+		return true;
+	free(a);
+	return false;
 }
 
 static void start_job(struct conn *c, struct request *req)
 {
 	struct job *job;
 
-	if (job_find(c, req->job_id)) {
+	if (find_job(c, req->job_id)) {
 		char msg[128];
 		snprintf(msg, sizeof(msg), "job_id %" JSON_INTEGER_FORMAT " is already in flight on this connection",
 			 req->job_id);
-		conn_send_error(c, &req->job_id, KILN_E_INVALID_REQUEST, json_pack("{s:s}", "key", "job_id"), msg);
+		send_error(c, &req->job_id, KILN_E_INVALID_REQUEST, json_pack("{s:s}", "key", "job_id"), msg);
 		request_clear(req);
 		return;
 	}
-	job = job_new(c->srv, c, req);
-	job_run(job);
+	job = job_new(c->pipe.loop, &conn_owner, c, &c->peer, req);
+	jobs_link(c, job);
+	if (job_prepare(job) != 0)
+		return; /* answered with the reason */
+	if (job_detach_requested(job) && detach(c, job))
+		return; /* started by on_recorded */
+	job_start(job);
 }
 
 /* Consumes attachment bytes for the request being received; true when done. */
 static bool take_attachment(struct conn *c)
 {
-	if (c->att_error) {
+	if (c->input == IN_SKIP) {
 		c->att_skip -= frame_take(&c->in, NULL, c->att_skip);
 		if (c->att_skip)
 			return false;
-		conn_send_json(c, c->att_error);
-		json_decref(c->att_error);
-		c->att_error = NULL;
-		c->in_attach = false;
+		c->input = IN_LINES;
+		send_error(c, c->att_error.have_id ? &c->att_error.id : NULL, c->att_error.code,
+			   c->att_error.detail, c->att_error.msg);
+		c->att_error.detail = NULL;
 		return true;
 	}
 	c->att_got += frame_take(&c->in, c->att_req.attach + c->att_got, c->att_req.attach_len - c->att_got);
 	if (c->att_got < c->att_req.attach_len)
 		return false;
-	c->in_attach = false;
+	c->input = IN_LINES;
 	start_job(c, &c->att_req);
 	return true;
 }
@@ -603,21 +579,23 @@ static void handle_line(struct conn *c, const char *line, size_t len)
 	rc = envelope_parse(line, len, config_current(), &req, &have_id, &detail, msg, sizeof(msg));
 	if (rc == -KILN_E_TOO_LARGE) {
 		/* The declared attachment cannot be skipped safely: answer and close. */
-		conn_send_error(c, have_id ? &req.job_id : NULL, KILN_E_TOO_LARGE, detail, msg);
-		c->close_after_flush = true;
-		c->linger = true;
+		send_error(c, have_id ? &req.job_id : NULL, KILN_E_TOO_LARGE, detail, msg);
+		request_clear(&req);
+		drain(c, true);
 		return;
 	}
 	if (rc) {
-		json_t *r = envelope_error(have_id ? &req.job_id : NULL, -rc, detail, msg);
 		if (req.raw_len) {
 			/* Keep the stream in step: skip the bytes, then answer. */
-			c->att_error = r;
+			c->att_error.have_id = have_id;
+			c->att_error.id = req.job_id;
+			c->att_error.code = -rc;
+			c->att_error.detail = detail;
+			snprintf(c->att_error.msg, sizeof(c->att_error.msg), "%s", msg);
 			c->att_skip = req.raw_len;
-			c->in_attach = true;
+			c->input = IN_SKIP;
 		} else {
-			conn_send_json(c, r);
-			json_decref(r);
+			send_error(c, have_id ? &req.job_id : NULL, -rc, detail, msg);
 		}
 		request_clear(&req);
 		return;
@@ -629,7 +607,7 @@ static void handle_line(struct conn *c, const char *line, size_t len)
 		req.attach_len = req.raw_len;
 		c->att_req = req;
 		c->att_got = 0;
-		c->in_attach = true;
+		c->input = IN_ATTACH;
 		return;
 	}
 	start_job(c, &req);
@@ -638,8 +616,7 @@ static void handle_line(struct conn *c, const char *line, size_t len)
 static bool must_pause(const struct conn *c)
 {
 	const struct kiln_config *cfg = config_current();
-	return c->inflight >= cfg->max_inflight_per_conn || c->out_bytes >= cfg->max_output_buffer ||
-	       c->srv->shutting_down || c->close_after_flush;
+	return c->inflight >= cfg->max_inflight_per_conn || out_bytes(c) >= cfg->max_output_buffer;
 }
 
 static void too_long(struct conn *c)
@@ -648,19 +625,18 @@ static void too_long(struct conn *c)
 	char msg[128];
 
 	snprintf(msg, sizeof(msg), "request line exceeds max_line_bytes (%zu)", cfg->max_line_bytes);
-	conn_send_error(c, NULL, KILN_E_TOO_LARGE,
+	send_error(c, NULL, KILN_E_TOO_LARGE,
 		   json_pack("{s:s, s:I}", "limit", "max_line_bytes", "value", (json_int_t)cfg->max_line_bytes),
 		   msg);
 	frame_take(&c->in, NULL, frame_pending(&c->in));
-	c->close_after_flush = true;
-	c->linger = true;
+	drain(c, true);
 }
 
 static void update_reading(struct conn *c, bool paused)
 {
-	if (c->closing)
+	if (c->state == CONN_CLOSED || c->state == CONN_LINGERING)
 		return;
-	if (paused || c->close_after_flush) {
+	if (paused || c->state != CONN_SERVING) {
 		if (c->reading) {
 			uv_read_stop((uv_stream_t *)&c->pipe);
 			c->reading = false;
@@ -671,21 +647,21 @@ static void update_reading(struct conn *c, bool paused)
 	}
 }
 
+/* Handles buffered input until it runs out or a limit pauses it.  Never
+ * re-entered: a job finishing inside only marks the connection for the
+ * prepare pass. */
 static void conn_process(struct conn *c)
 {
 	bool paused = false;
 
-	/* A job finishing synchronously inside start_job() calls conn_resume();
-	 * the loop below re-checks the limits, so a nested call has nothing to do. */
-	if (c->processing || c->closing || c->linger_timer)
+	if (c->state == CONN_CLOSED || c->state == CONN_LINGERING)
 		return;
-	c->processing = true;
-	while (!c->closing) {
+	while (c->state == CONN_SERVING) {
 		char *line;
 		size_t len;
 		int st;
 
-		if (c->in_attach) {
+		if (c->input != IN_LINES) {
 			if (!take_attachment(c))
 				break;
 			continue;
@@ -705,44 +681,178 @@ static void conn_process(struct conn *c)
 			continue;
 		handle_line(c, line, len);
 	}
-	c->processing = false;
 	update_reading(c, paused);
-	if (c->close_after_flush && !c->closing && c->jobs == NULL && c->out_bytes == 0 &&
-	    !c->in_attach && !c->linger_timer)
-		conn_finish(c);
 }
 
-void conn_resume(struct conn *c)
+/* Resumes a connection after a job left it or a write completed. */
+static void conn_resume(struct conn *c)
 {
 	const struct kiln_config *cfg = config_current();
 
-	if (c->closing)
-		return;
-	if (c->out_bytes > cfg->max_output_buffer / 2 && !c->close_after_flush)
-		return;
-	conn_process(c);
+	if (c->state == CONN_SERVING && out_bytes(c) <= cfg->max_output_buffer / 2)
+		conn_process(c);
+	if (c->state == CONN_DRAINING && conn_idle(c))
+		conn_finish(c);
 }
 
-struct conn *conn_new(struct server *srv)
+void conn_prepare_pass(void)
+{
+	/* Handling a connection can mark others (a job.wait answered by a
+	 * finishing job), or itself again: go on until nothing is left. */
+	while (conns.pending) {
+		struct conn *c = conns.pending;
+		unsigned what = c->pending;
+
+		conns.pending = c->next_pending;
+		c->next_pending = NULL;
+		c->pending = 0;
+		if (what & PEND_PROCESS)
+			conn_resume(c);
+		if (c->state == CONN_CLOSED)
+			continue;
+		/* Replies queued by the resume above go out in the same write. */
+		if (c->pending & PEND_FLUSH) {
+			unmark(c);
+			what |= PEND_FLUSH;
+		}
+		if (what & PEND_FLUSH)
+			conn_flush(c);
+	}
+}
+
+/* --- The server's side ---------------------------------------------------- */
+
+/* The peer's uid, gid and pid (SO_PEERCRED) and supplementary groups
+ * (SO_PEERGROUPS), as they were when it connected. */
+static void read_peer(int fd, struct kiln_peer *peer)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	gid_t groups[KILN_PEER_MAX_GROUPS * 4];
+	socklen_t glen = sizeof(groups);
+
+	*peer = (struct kiln_peer){ .uid = (uid_t)-1, .gid = (gid_t)-1 };
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+		return;
+	peer->uid = cred.uid;
+	peer->gid = cred.gid;
+	peer->pid = cred.pid;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) != 0) {
+		log_warn("SO_PEERGROUPS: %s; uid %u is checked without its supplementary groups",
+			 strerror(errno), (unsigned)cred.uid);
+		return;
+	}
+	size_t n = glen / sizeof(gid_t);
+	if (n > KILN_PEER_MAX_GROUPS) {
+		log_warn("uid %u has %zu supplementary groups; only the first %d count", (unsigned)cred.uid, n,
+			 KILN_PEER_MAX_GROUPS);
+		n = KILN_PEER_MAX_GROUPS;
+	}
+	memcpy(peer->groups, groups, n * sizeof(gid_t));
+	peer->ngroups = (int)n;
+}
+
+struct conn *conn_accept(uv_loop_t *loop, uv_stream_t *listener)
 {
 	struct conn *c = calloc(1, sizeof(*c));
+	uv_os_fd_t fd;
 
 	if (!c)
 		fatal("out of memory");
-	c->srv = srv;
-	c->id = ++srv->next_conn_id;
+	c->id = ++conns.next_id;
+	c->state = CONN_SERVING;
+	c->jobs.next = c->jobs.prev = &c->jobs;
 	frame_init(&c->in);
-	uv_pipe_init(srv->loop, &c->pipe, 0);
+	outq_init(&c->out);
+	uv_pipe_init(loop, &c->pipe, 0);
 	c->pipe.data = c;
-	c->next = srv->conns;
-	if (srv->conns)
-		srv->conns->prev = c;
-	srv->conns = c;
-	srv->nconns++;
+	c->next = conns.all;
+	if (conns.all)
+		conns.all->prev = c;
+	conns.all = c;
+	conns.open++;
+	conns.served++;
+	if (uv_accept(listener, (uv_stream_t *)&c->pipe) != 0) {
+		conn_close(c);
+		return NULL;
+	}
+	if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0)
+		read_peer(fd, &c->peer);
+	else
+		c->peer = (struct kiln_peer){ .uid = (uid_t)-1, .gid = (gid_t)-1 };
+	log_debug("conn %llu: accepted (pid %d uid %u gid %u)", (unsigned long long)c->id,
+		  (int)c->peer.pid, (unsigned)c->peer.uid, (unsigned)c->peer.gid);
 	return c;
+}
+
+uint64_t conn_id(const struct conn *c)
+{
+	return c->id;
+}
+
+const struct kiln_peer *conn_peer(const struct conn *c)
+{
+	return &c->peer;
 }
 
 void conn_start(struct conn *c)
 {
 	update_reading(c, false);
+}
+
+void conn_refuse(struct conn *c, int code, const char *msg)
+{
+	assert(c->state == CONN_SERVING && !c->refused);
+	/* The slot is free at once: a lingering refused peer must not lock
+	 * legitimate clients out (max_connections). */
+	c->refused = true;
+	conns.served--;
+	send_error(c, NULL, code, NULL, msg);
+	drain(c, true);
+}
+
+void conn_drain_all(void)
+{
+	for (struct conn *c = conns.all; c; c = c->next) {
+		/* Requests the client sent but we never read are dropped; linger so
+		 * the client sees an orderly end of stream, not a reset. */
+		drain(c, true);
+	}
+}
+
+void conn_drop_where(bool (*keep)(const struct kiln_peer *peer, void *ctx), void *ctx, int code,
+		     const char *msg)
+{
+	for (struct conn *c = conns.all; c; c = c->next) {
+		if (c->state != CONN_SERVING || c->refused || keep(&c->peer, ctx))
+			continue;
+		log_warn("conn %llu: uid %u is no longer allowed; closing", (unsigned long long)c->id,
+			 (unsigned)c->peer.uid);
+		send_error(c, NULL, code, NULL, msg);
+		for (struct job_node *n = c->jobs.next, *next; n != &c->jobs; n = next) {
+			next = n->next;
+			job_cancel(job_of_node(n), KILN_E_CANCELLED);
+		}
+		drain(c, true);
+	}
+}
+
+void conn_cancel_all(void)
+{
+	for (struct conn *c = conns.all; c; c = c->next) {
+		for (struct job_node *n = c->jobs.next, *next; n != &c->jobs; n = next) {
+			next = n->next;
+			job_cancel(job_of_node(n), KILN_E_CANCELLED);
+		}
+	}
+}
+
+unsigned conn_count_served(void)
+{
+	return conns.served;
+}
+
+unsigned conn_count_open(void)
+{
+	return conns.open;
 }

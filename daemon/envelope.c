@@ -1,5 +1,9 @@
+/*
+ * The wire envelope (envelope.h): request lines in, reply lines out.
+ */
 #include "envelope.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +15,7 @@
 #include "kiln/error.h"
 #include "kiln/utf8.h"
 #include "log.h"
+#include "outq.h"
 
 static const char *const request_keys[] = {
 	"job_id", "action", "timeout", "retries", "host_list", "args",
@@ -228,53 +233,194 @@ void request_clear(struct request *req)
 	memset(req, 0, sizeof(*req));
 }
 
-/* Messages quote client input cut to byte limits ("%.100s"), which can
- * split a UTF-8 sequence, and may name files; jansson refuses invalid UTF-8
- * and the reply would lose its message.  Invalid bytes become U+FFFD, as in
- * replies written by conn.c. */
-static json_t *message_string(const char *message)
-{
-	size_t n = strlen(message), len;
-	json_t *s = json_stringn(message, n);
-	char *clean;
+/* --- Replies ---------------------------------------------------------------- */
 
-	if (s)
-		return s;
-	clean = kiln_utf8_scrub(message, n, &len);
-	if (!clean)
-		fatal("out of memory");
-	s = json_stringn(clean, len);
-	free(clean);
-	return s;
+static void put(struct outq *q, const char *s)
+{
+	outq_append(q, s, strlen(s));
 }
 
-json_t *envelope_reply(const json_int_t *job_id, const char *result, const char *message,
-		       json_t *failed_hosts, json_t *data, json_t *error)
+/* Appends `s` as a JSON string.  Messages quote client input cut to byte
+ * limits ("%.100s"), which can split a UTF-8 sequence, and may name files:
+ * invalid UTF-8 becomes U+FFFD, so a reply line is always valid JSON. */
+static void put_string(struct outq *q, const char *s)
 {
-	json_t *r = json_object();
+	static const char hex[] = "0123456789abcdef";
+	size_t n = strlen(s);
+	/* Worst case: every byte becomes a 6-byte escape, plus the quotes. */
+	char *p = outq_reserve(q, 6 * n + 2), *start = p;
+	const unsigned char *u = (const unsigned char *)s, *end = u + n;
+	uint32_t cp;
 
-	json_object_set_new(r, "job_id", job_id ? json_integer(*job_id) : json_null());
-	json_object_set_new(r, "result", json_string(result));
-	json_object_set_new(r, "message", message_string(message ? message : ""));
-	json_object_set_new(r, "failed_hosts", failed_hosts ? failed_hosts : json_array());
-	json_object_set_new(r, "data", data ? data : json_object());
-	if (error)
-		json_object_set_new(r, "error", error);
-	return r;
+	*p++ = '"';
+	while (u < end) {
+		unsigned char ch = *u;
+		size_t len;
+		if (ch >= 0x20 && ch < 0x80 && ch != '"' && ch != '\\') {
+			*p++ = (char)*u++;
+			continue;
+		}
+		if (ch < 0x80) {
+			*p++ = '\\';
+			switch (ch) {
+			case '"': *p++ = '"'; break;
+			case '\\': *p++ = '\\'; break;
+			case '\n': *p++ = 'n'; break;
+			case '\t': *p++ = 't'; break;
+			case '\r': *p++ = 'r'; break;
+			default:
+				*p++ = 'u';
+				*p++ = '0';
+				*p++ = '0';
+				*p++ = hex[ch >> 4];
+				*p++ = hex[ch & 15];
+			}
+			u++;
+			continue;
+		}
+		len = kiln_utf8_decode(u, (size_t)(end - u), &cp);
+		if (len == 0) {
+			memcpy(p, "\xef\xbf\xbd", 3);
+			p += 3;
+			u++;
+			continue;
+		}
+		memcpy(p, u, len);
+		p += len;
+		u += len;
+	}
+	*p++ = '"';
+	outq_commit(q, (size_t)(p - start));
+}
+
+/* Appends the compact JSON text of `v`: straight into the free room when it
+ * fits (the common case: one pass), else sized first. */
+static void put_json(struct outq *q, json_t *v)
+{
+	char *p;
+	size_t room = outq_room(q, &p);
+	size_t n = room ? json_dumpb(v, p, room, JSON_COMPACT | JSON_ENCODE_ANY) : 0;
+
+	if (n == 0 || n > room) {
+		n = json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+		p = outq_reserve(q, n);
+		json_dumpb(v, p, n, JSON_COMPACT | JSON_ENCODE_ANY);
+	}
+	outq_commit(q, n);
+}
+
+static void put_job_id(struct outq *q, const json_int_t *job_id)
+{
+	char num[48];
+
+	if (job_id)
+		snprintf(num, sizeof(num), "{\"job_id\":%" JSON_INTEGER_FORMAT ",\"result\":", *job_id);
+	else
+		snprintf(num, sizeof(num), "{\"job_id\":null,\"result\":");
+	put(q, num);
+}
+
+void envelope_write_reply(struct outq *q, const json_int_t *job_id, const struct reply *r, void *attach,
+			  size_t attach_len, void (*attach_free)(void *), bool raw)
+{
+	char num[48];
+
+	assert(r->result && (!attach || attach_free));
+	/* The envelope is written as text and only the payload objects go
+	 * through jansson: this is the hot path of every request. */
+	put_job_id(q, job_id);
+	put_string(q, r->result);
+	put(q, ",\"message\":");
+	put_string(q, r->message ? r->message : "");
+	put(q, ",\"failed_hosts\":");
+	if (r->failed_hosts)
+		put_json(q, r->failed_hosts);
+	else
+		put(q, "[]");
+	put(q, ",\"data\":");
+	if (r->data)
+		put_json(q, r->data);
+	else
+		put(q, "{}");
+	if (r->error) {
+		put(q, ",\"error\":");
+		put_json(q, r->error);
+	}
+	if (attach && raw) {
+		snprintf(num, sizeof(num), ",\"raw\":%zu}\n", attach_len);
+		put(q, num);
+		outq_attach(q, attach, attach_len, attach_free);
+		return;
+	}
+	if (attach) {
+		size_t n;
+		char *b64 = base64_encode(attach, attach_len, &n);
+		put(q, ",\"raw_b64\":\"");
+		outq_append(q, b64, n);
+		put(q, "\"");
+		free(b64);
+		attach_free(attach);
+	}
+	put(q, "}\n");
+}
+
+void envelope_write_error(struct outq *q, const json_int_t *job_id, int code, json_t *detail,
+			  const char *message)
+{
+	struct reply r = { "error", message, NULL, NULL, envelope_error_object(code, detail) };
+
+	envelope_write_reply(q, job_id, &r, NULL, 0, NULL, false);
+	json_decref(r.error);
+}
+
+void envelope_write_progress(struct outq *q, json_int_t job_id, json_t *progress)
+{
+	put_job_id(q, &job_id);
+	put(q, "\"progress\",\"progress\":");
+	put_json(q, progress);
+	put(q, "}\n");
+}
+
+json_t *envelope_reply_json(const json_int_t *job_id, const struct reply *r, void *attach,
+			    size_t attach_len, void (*attach_free)(void *))
+{
+	struct outq q;
+	struct outq_chunk *list;
+	unsigned count;
+	size_t bytes, off = 0;
+	char *text;
+	json_t *v;
+
+	outq_init(&q);
+	envelope_write_reply(&q, job_id, r, attach, attach_len, attach_free, false);
+	list = outq_take(&q, &count, &bytes);
+	text = malloc(bytes);
+	if (!text)
+		fatal("out of memory");
+	for (struct outq_chunk *ch = list; ch; ch = ch->next) {
+		memcpy(text + off, ch->data, ch->len);
+		off += ch->len;
+	}
+	outq_release(&q, list);
+	outq_clear(&q);
+	v = json_loadb(text, bytes, 0, NULL);
+	free(text);
+	if (!v)
+		fatal("the reply encoder wrote a line that is not JSON");
+	return v;
 }
 
 json_t *envelope_error_object(int code, json_t *detail)
 {
 	json_t *err = json_object();
+
+	assert(code > 0);
 	json_object_set_new(err, "code", json_string(kiln_err_name(code)));
 	json_object_set_new(err, "detail", detail ? detail : json_null());
 	return err;
 }
 
-json_t *envelope_error(const json_int_t *job_id, int code, json_t *detail, const char *message)
-{
-	return envelope_reply(job_id, "error", message, NULL, NULL, envelope_error_object(code, detail));
-}
+/* --- Base64 ---------------------------------------------------------------- */
 
 static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 

@@ -1,6 +1,8 @@
 /*
- * The wire envelope: parsing a request line into a struct request
- * (ProcedureInput) and building replies (ProcedureOutput).  No I/O.
+ * The wire envelope, the whole contract of a line on the socket: parsing a
+ * request line into a struct request (ProcedureInput), and the one encoder
+ * of reply lines (ProcedureOutput, progress), which writes into an output
+ * queue (outq.h).  No I/O; the core reaches the wire only through here.
  */
 #ifndef KILND_ENVELOPE_H
 #define KILND_ENVELOPE_H
@@ -55,14 +57,35 @@ int envelope_parse(const char *line, size_t len, const struct kiln_config *cfg, 
 /* Frees and wipes what req holds; req itself is the caller's. */
 void request_clear(struct request *req);
 
-/* A reply object.  job_id NULL gives "job_id": null.  failed_hosts, data and
- * error are stolen (NULL: [], {}, absent). */
-json_t *envelope_reply(const json_int_t *job_id, const char *result, const char *message,
-		       json_t *failed_hosts, json_t *data, json_t *error);
+struct outq;
+
+/* The parts of a final reply (ProcedureOutput); references are borrowed. */
+struct reply {
+	const char *result;
+	const char *message;  /* any bytes: invalid UTF-8 is written as U+FFFD */
+	json_t *failed_hosts; /* NULL: [] */
+	json_t *data;         /* NULL: {} */
+	json_t *error;        /* NULL: none */
+};
+
+/* Writes one reply line for request `job_id` (NULL: null).  An attachment
+ * is consumed: with `raw` it follows the line as its own chunk ("raw": n),
+ * else it is inlined as "raw_b64". */
+void envelope_write_reply(struct outq *q, const json_int_t *job_id, const struct reply *r, void *attach,
+			  size_t attach_len, void (*attach_free)(void *), bool raw);
+/* An error reply line: result "error", error {code, detail}; detail stolen. */
+void envelope_write_error(struct outq *q, const json_int_t *job_id, int code, json_t *detail,
+			  const char *message);
+/* A progress line {"job_id", "result": "progress", "progress"}; borrowed. */
+void envelope_write_progress(struct outq *q, json_int_t job_id, json_t *progress);
+
+/* The same reply as a JSON object (a detached job's record keeps it),
+ * written by the encoder above and read back; an attachment is consumed
+ * into "raw_b64".  New reference. */
+json_t *envelope_reply_json(const json_int_t *job_id, const struct reply *r, void *attach,
+			    size_t attach_len, void (*attach_free)(void *));
 /* The {"code", "detail"} object of an error reply; detail stolen (NULL: null). */
 json_t *envelope_error_object(int code, json_t *detail);
-/* An error reply: result "error", error {code, detail}; detail stolen. */
-json_t *envelope_error(const json_int_t *job_id, int code, json_t *detail, const char *message);
 
 /* Base64 (RFC 4648, with padding).  encode returns a malloc'ed NUL-terminated
  * string; decode returns 0 and a malloc'ed buffer, or -1 on bad input. */

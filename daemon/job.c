@@ -5,6 +5,7 @@
  * callback has run, and its libuv handles are closed; until then it stays on
  * its connection's list (or, with the connection gone, alone).
  */
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,9 +16,21 @@
 #include "creds.h"
 #include "envelope.h"
 #include "kiln/error.h"
-#include "jobs.h"
 #include "log.h"
-#include "server.h"
+#include "job_owner.h"
+
+/*
+ * A job's state, changed only through set_state():
+ *
+ *   RUNNING --handler finishes--> FINISHED --no holds left--> FREEING
+ *      \--daemon answers (timeout, cancel)--> ANSWERED --handler finishes--/
+ *
+ * RUNNING is the only state in which a reply is still owed; the handler's
+ * finish in ANSWERED is discarded.  In FREEING the handles are closing.
+ */
+enum job_state { JOB_RUNNING, JOB_ANSWERED, JOB_FINISHED, JOB_FREEING };
+
+static const char *const job_state_names[] = { "running", "answered", "finished", "freeing" };
 
 struct work {
 	uv_work_t req;
@@ -28,9 +41,54 @@ struct work {
 	struct work *prev, *next;
 };
 
+struct job {
+	struct request req;
+	struct kiln_peer peer;      /* the requester, kept after the connection goes */
+	uv_loop_t *loop;
+	const struct job_owner_ops *owner_ops; /* NULL: nobody left to answer */
+	void *owner;
+	struct job_node node;       /* on the owner's list (the owner links it) */
+	enum job_state state;
+	const struct action *action;
+	struct kiln_config *cfg;    /* reference held for the job's life */
+	uint64_t received_ns;       /* uv_hrtime() at receipt */
+
+	kiln_cancel cancel;         /* reason once cancelled (KILN_E_TIMEOUT/CANCELLED) */
+	/* What keeps a finished job alive: queued work items whose done has
+	 * not run, plus one while its handler is being called. */
+	unsigned holds;
+	struct work *works;         /* pending work items, for uv_cancel */
+
+	uv_timer_t *timer;          /* deadline, armed once the job goes asynchronous */
+	uv_async_t *progress_async; /* when the request asked for progress */
+	_Atomic uint64_t progress_done, progress_total;
+	_Atomic uint64_t progress_sent_ns; /* written on the loop, read by workers */
+	uint64_t progress_sent_done;
+	int open_handles;           /* closes pending before the job can be freed */
+
+	void (*on_cancel)(struct job *job, void *ctx);
+	void *on_cancel_ctx;
+
+	void *reply_attach;         /* owned; released with reply_attach_free */
+	size_t reply_attach_len;
+	void (*reply_attach_free)(void *);
+};
+
+static struct {
+	unsigned live;
+	uint64_t created;
+} job_counts;
+
 #define PROGRESS_INTERVAL_NS (100ull * 1000 * 1000)
 
 static void on_progress(uv_async_t *a);
+
+static void set_state(struct job *job, enum job_state to)
+{
+	log_debug("job %" JSON_INTEGER_FORMAT " %s: %s -> %s", job->req.job_id, job->req.action,
+		  job_state_names[job->state], job_state_names[to]);
+	job->state = to;
+}
 
 /* --- Accessors ------------------------------------------------------------ */
 
@@ -76,7 +134,7 @@ const struct kiln_peer *job_peer(const struct job *job)
 
 uv_loop_t *job_loop(const struct job *job)
 {
-	return job->srv->loop;
+	return job->loop;
 }
 
 const struct kiln_config *job_config(const struct job *job)
@@ -113,8 +171,60 @@ int job_cancel_reason(const struct job *job)
 
 void job_on_cancel(struct job *job, void (*fn)(struct job *job, void *ctx), void *ctx)
 {
+	assert(job->state <= JOB_ANSWERED);
 	job->on_cancel = fn;
 	job->on_cancel_ctx = ctx;
+}
+
+bool job_answered(const struct job *job)
+{
+	return job->state != JOB_RUNNING;
+}
+
+bool job_detach_requested(const struct job *job)
+{
+	return job->req.detach;
+}
+
+bool job_accepts_raw(const struct job *job)
+{
+	return job->req.accept_raw;
+}
+
+struct job_node *job_node(struct job *job)
+{
+	return &job->node;
+}
+
+struct job *job_of_node(struct job_node *node)
+{
+	return (struct job *)((char *)node - offsetof(struct job, node));
+}
+
+unsigned job_live_count(void)
+{
+	return job_counts.live;
+}
+
+uint64_t job_created_count(void)
+{
+	return job_counts.created;
+}
+
+struct job *job_sibling(struct job *job, json_int_t id)
+{
+	struct job *t = job->owner_ops ? job->owner_ops->find(job->owner, id) : NULL;
+
+	return t == job ? NULL : t;
+}
+
+void job_set_owner(struct job *job, const struct job_owner_ops *ops, void *owner)
+{
+	assert(job->state != JOB_FREEING);
+	if (job->owner_ops)
+		job->owner_ops->release(job->owner, job);
+	job->owner_ops = ops;
+	job->owner = ops ? owner : NULL;
 }
 
 /* --- Freeing -------------------------------------------------------------- */
@@ -136,33 +246,14 @@ static void on_handle_closed(uv_handle_t *h)
 		job_free(job);
 }
 
-static void unlink_from_conn(struct job *job)
-{
-	struct conn *c = job->conn;
-
-	if (!c)
-		return;
-	if (job->conn_prev)
-		job->conn_prev->conn_next = job->conn_next;
-	else
-		c->jobs = job->conn_next;
-	if (job->conn_next)
-		job->conn_next->conn_prev = job->conn_prev;
-	job->conn = NULL;
-	c->inflight--;
-	/* A slot is free: requests buffered behind the in-flight limit may go on. */
-	conn_resume(c);
-}
-
+/* Frees the job once its handler has finished and nothing holds it. */
 static void maybe_free(struct job *job)
 {
-	struct server *srv = job->srv;
-
-	if (!job->finished || job->pending_work > 0 || job->in_dispatch || job->freeing)
+	if (job->state != JOB_FINISHED || job->holds > 0)
 		return;
-	job->freeing = true;
-	unlink_from_conn(job);
-	srv->jobs_in_flight--;
+	job_set_owner(job, NULL, NULL);
+	set_state(job, JOB_FREEING);
+	job_counts.live--;
 	if (job->timer) {
 		job->open_handles++;
 		uv_close((uv_handle_t *)job->timer, on_handle_closed);
@@ -173,28 +264,21 @@ static void maybe_free(struct job *job)
 	}
 	if (job->open_handles == 0)
 		job_free(job);
-	server_maybe_finish_shutdown(srv);
 }
 
 /* --- Answering ------------------------------------------------------------ */
 
-/* Sends a final reply: to the connection (the hot path: written as text),
- * to the job registry for a detached job, or nowhere if the client left. */
+/* Sends a final reply to the owner (a connection writes it as text; the
+ * registry keeps it), or nowhere if the client left. */
 static void send_reply(struct job *job, const struct reply *r)
 {
-	if (job->detached) {
-		json_t *reply = envelope_reply(&job->req.job_id, r->result, r->message,
-					       json_incref(r->failed_hosts), json_incref(r->data),
-					       json_incref(r->error));
-		jobs_on_reply(job, reply, job->reply_attach, job->reply_attach_len, job->reply_attach_free);
-		json_decref(reply);
-	} else if (job->conn) {
-		conn_send_reply(job->conn, &job->req, r, job->reply_attach, job->reply_attach_len,
-				job->reply_attach_free);
-	} else if (job->reply_attach) {
-		job->reply_attach_free(job->reply_attach);
-	}
+	void *attach = job->reply_attach;
+
 	job->reply_attach = NULL;
+	if (job->owner_ops)
+		job->owner_ops->reply(job->owner, job, r, attach, job->reply_attach_len, job->reply_attach_free);
+	else if (attach)
+		job->reply_attach_free(attach);
 }
 
 static void reply_release(struct reply *r)
@@ -207,22 +291,21 @@ static void reply_release(struct reply *r)
 /* Takes over the references in *r. */
 static void finish(struct job *job, struct reply *r)
 {
-	if (job->finished)
+	if (job->state >= JOB_FINISHED)
 		fatal("job %" JSON_INTEGER_FORMAT " (%s) finished twice", job->req.job_id,
 		      job->req.action);
-	job->finished = true;
-	if (!job->answered) {
+	if (job->state == JOB_RUNNING) {
 		/* The last progress report may still sit in the async handle's
 		 * queue; send it first, so "done == total" precedes the reply.
 		 * A job that only sent custom lines (job_progress_json) has none. */
 		if (job->progress_async && atomic_load(&job->progress_total) > 0)
 			on_progress(job->progress_async);
-		job->answered = true;
 		log_debug("job %" JSON_INTEGER_FORMAT " %s: %s in %.3f ms%s%s", job->req.job_id,
 			  job->req.action, r->result, job_elapsed_ms(job), r->error ? ": " : "",
 			  r->error && r->message ? r->message : "");
 		send_reply(job, r);
 	}
+	set_state(job, JOB_FINISHED);
 	reply_release(r);
 	maybe_free(job);
 }
@@ -254,9 +337,12 @@ void job_succeed(struct job *job, json_t *data, const char *fmt, ...)
 void job_fail(struct job *job, int code, json_t *detail, const char *fmt, ...)
 {
 	char buf[512];
-	struct reply r = { "error", NULL, NULL, NULL, envelope_error_object(code < 0 ? -code : code, detail) };
+	struct reply r = { "error", NULL, NULL, NULL, NULL };
 	va_list ap;
 
+	/* One convention, the library's: a negative -KILN_E_* code. */
+	assert(code < 0);
+	r.error = envelope_error_object(code < 0 ? -code : code, detail);
 	va_start(ap, fmt);
 	r.message = vformat(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
@@ -282,6 +368,7 @@ void job_reply(struct job *job, const char *result, json_t *failed_hosts, json_t
 
 void job_set_reply_attachment(struct job *job, void *data, size_t len, void (*free_fn)(void *))
 {
+	assert(job->state <= JOB_ANSWERED);
 	if (job->reply_attach)
 		job->reply_attach_free(job->reply_attach);
 	job->reply_attach = data;
@@ -297,10 +384,11 @@ void job_cancel(struct job *job, int reason)
 	struct reply r = { "error", "cancelled", NULL, NULL, NULL };
 	char msg[96];
 
-	if (job->answered || job->freeing)
+	assert(reason == KILN_E_TIMEOUT || reason == KILN_E_CANCELLED);
+	if (job->state != JOB_RUNNING)
 		return;
 	atomic_store(&job->cancel.flag, reason);
-	job->answered = true;
+	set_state(job, JOB_ANSWERED);
 	if (reason == KILN_E_TIMEOUT) {
 		snprintf(msg, sizeof(msg), "timed out after %g s", job_timeout(job));
 		r.message = msg;
@@ -341,22 +429,27 @@ static void after_work_cb(uv_work_t *req, int status)
 	struct work *w = req->data;
 	struct job *job = w->job;
 
+	assert(job->holds > 0);
 	if (w->prev)
 		w->prev->next = w->next;
 	else
 		job->works = w->next;
 	if (w->next)
 		w->next->prev = w->prev;
-	job->pending_work--;
+	/* The hold lasts through done: a job it finishes is freed here, after. */
 	w->done(job, w->ctx, status);
 	free(w);
+	job->holds--;
 	maybe_free(job);
 }
 
 int job_queue_work(struct job *job, job_work_fn work, job_done_fn done, void *ctx)
 {
-	struct work *w = calloc(1, sizeof(*w));
+	struct work *w;
 
+	assert(work && done);
+	assert(job->state <= JOB_FINISHED);
+	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -KILN_E_INTERNAL;
 	w->req.data = w;
@@ -364,7 +457,7 @@ int job_queue_work(struct job *job, job_work_fn work, job_done_fn done, void *ct
 	w->work = work;
 	w->done = done;
 	w->ctx = ctx;
-	if (uv_queue_work(job->srv->loop, &w->req, work_cb, after_work_cb) != 0) {
+	if (uv_queue_work(job->loop, &w->req, work_cb, after_work_cb) != 0) {
 		free(w);
 		return -KILN_E_INTERNAL;
 	}
@@ -372,7 +465,65 @@ int job_queue_work(struct job *job, job_work_fn work, job_done_fn done, void *ct
 	if (w->next)
 		w->next->prev = w;
 	job->works = w;
-	job->pending_work++;
+	job->holds++;
+	return 0;
+}
+
+struct batch {
+	job_batch_fn work;
+	job_done_fn done;
+	void *ctx;
+	unsigned pending;
+	int status;
+	struct batch_item {
+		struct batch *b;
+		unsigned index;
+	} items[];
+};
+
+static void batch_work(struct job *job, void *arg)
+{
+	struct batch_item *it = arg;
+
+	it->b->work(job, it->b->ctx, it->index);
+}
+
+static void batch_done(struct job *job, void *arg, int status)
+{
+	struct batch *b = ((struct batch_item *)arg)->b;
+
+	if (status && !b->status)
+		b->status = status;
+	if (--b->pending)
+		return;
+	b->done(job, b->ctx, b->status);
+	free(b);
+}
+
+int job_queue_batch(struct job *job, unsigned count, job_batch_fn work, job_done_fn done, void *ctx)
+{
+	struct batch *b;
+
+	assert(count > 0 && work && done);
+	b = calloc(1, sizeof(*b) + count * sizeof(b->items[0]));
+	if (!b)
+		return -KILN_E_INTERNAL;
+	b->work = work;
+	b->done = done;
+	b->ctx = ctx;
+	/* No done callback can run while this loop-thread function queues. */
+	for (unsigned i = 0; i < count; i++) {
+		b->items[i] = (struct batch_item){ b, i };
+		if (job_queue_work(job, batch_work, batch_done, &b->items[i]) != 0) {
+			b->status = -KILN_E_INTERNAL;
+			break;
+		}
+		b->pending++;
+	}
+	if (b->pending == 0) {
+		free(b);
+		return -KILN_E_INTERNAL;
+	}
 	return 0;
 }
 
@@ -417,20 +568,12 @@ void job_release_on_pool(struct job *job, void (*release)(void *obj), void *obj)
 
 /* --- Progress ------------------------------------------------------------- */
 
+/* Steals `progress`. */
 static void send_progress(struct job *job, json_t *progress)
 {
-	json_t *line;
-
-	if (job->detached && !job->answered)
-		jobs_on_progress(job, progress);
-	if (job->answered || !job->conn) {
-		json_decref(progress);
-		return;
-	}
-	line = json_pack("{s:I, s:s, s:o}", "job_id", job->req.job_id, "result", "progress",
-			 "progress", progress);
-	conn_send_json(job->conn, line);
-	json_decref(line);
+	if (job->state == JOB_RUNNING && job->owner_ops)
+		job->owner_ops->progress(job->owner, job, progress);
+	json_decref(progress);
 }
 
 static void on_progress(uv_async_t *a)
@@ -439,10 +582,10 @@ static void on_progress(uv_async_t *a)
 	uint64_t done = atomic_load(&job->progress_done);
 	uint64_t total = atomic_load(&job->progress_total);
 
-	if (done == job->progress_sent_done && job->progress_sent_ns)
+	if (done == job->progress_sent_done && atomic_load(&job->progress_sent_ns))
 		return;
 	job->progress_sent_done = done;
-	job->progress_sent_ns = uv_hrtime();
+	atomic_store(&job->progress_sent_ns, uv_hrtime());
 	send_progress(job, json_pack("{s:I, s:I}", "done", (json_int_t)done, "total", (json_int_t)total));
 }
 
@@ -453,9 +596,10 @@ void job_progress(struct job *job, uint64_t done, uint64_t total)
 	atomic_store(&job->progress_done, done);
 	atomic_store(&job->progress_total, total);
 	/* uv_async_send coalesces; the interval check keeps a chatty worker from
-	 * flooding the client.  A stale read of progress_sent_ns only costs one
+	 * flooding the client.  A read racing the loop's store only costs one
 	 * extra or one fewer line. */
-	if (done == total || uv_hrtime() - job->progress_sent_ns >= PROGRESS_INTERVAL_NS)
+	if (done == total ||
+	    uv_hrtime() - atomic_load_explicit(&job->progress_sent_ns, memory_order_relaxed) >= PROGRESS_INTERVAL_NS)
 		uv_async_send(job->progress_async);
 }
 
@@ -470,133 +614,79 @@ void job_progress_json(struct job *job, json_t *progress)
 
 /* --- Creation and dispatch ------------------------------------------------ */
 
-struct job *job_new(struct server *srv, struct conn *conn, struct request *req)
+struct job *job_new(uv_loop_t *loop, const struct job_owner_ops *ops, void *owner,
+		    const struct kiln_peer *peer, struct request *req)
 {
-	struct job *job = calloc(1, sizeof(*job));
+	struct job *job;
 
+	assert(loop && req && req->action);
+	job = calloc(1, sizeof(*job));
 	if (!job)
 		fatal("out of memory");
 	job->req = *req; /* takes over what req owned */
 	memset(req, 0, sizeof(*req));
-	job->srv = srv;
+	job->loop = loop;
+	job->owner_ops = ops;
+	job->owner = owner;
+	job->state = JOB_RUNNING;
 	job->cfg = config_ref((struct kiln_config *)config_current());
 	job->received_ns = uv_hrtime();
 	atomic_init(&job->cancel.flag, 0);
 	atomic_init(&job->progress_done, 0);
 	atomic_init(&job->progress_total, 0);
-	srv->jobs_in_flight++;
-	srv->requests_served++;
-	job->peer = conn ? conn->peer : (struct kiln_peer){ .uid = (uid_t)-1, .gid = (gid_t)-1 };
-	if (conn) {
-		job->conn = conn;
-		job->conn_next = conn->jobs;
-		if (conn->jobs)
-			conn->jobs->conn_prev = job;
-		conn->jobs = job;
-		conn->inflight++;
-	}
+	atomic_init(&job->progress_sent_ns, 0);
+	job_counts.live++;
+	job_counts.created++;
+	job->peer = peer ? *peer : (struct kiln_peer){ .uid = (uid_t)-1, .gid = (gid_t)-1 };
 	return job;
-}
-
-struct job *job_find(struct conn *conn, json_int_t id)
-{
-	for (struct job *j = conn->jobs; j; j = j->conn_next)
-		if (j->req.job_id == id && !j->answered)
-			return j;
-	return NULL;
-}
-
-struct job *job_sibling(struct job *job, json_int_t id)
-{
-	struct job *t = job->conn ? job_find(job->conn, id) : NULL;
-
-	return t == job ? NULL : t;
 }
 
 static void arm_deadline(struct job *job)
 {
 	double remaining_ms = job_timeout(job) * 1000.0 - job_elapsed_ms(job);
 
-	if (job->answered || (job->action->flags & ACTION_OWN_TIMEOUT))
+	if (job->state != JOB_RUNNING || (job->action->flags & ACTION_OWN_TIMEOUT))
 		return;
 	job->timer = malloc(sizeof(*job->timer));
 	if (!job->timer)
 		fatal("out of memory");
-	uv_timer_init(job->srv->loop, job->timer);
+	uv_timer_init(job->loop, job->timer);
 	job->timer->data = job;
 	uv_timer_start(job->timer, on_deadline, remaining_ms > 0 ? (uint64_t)remaining_ms + 1 : 0, 0);
 }
 
-/* Calls the handler; arms the deadline if it went asynchronous. */
-static void run_handler(struct job *job)
-{
-	job->in_dispatch = true;
-	job->action->handler(job, job->req.args);
-	job->in_dispatch = false;
-	if (job->finished)
-		maybe_free(job);
-	else
-		arm_deadline(job);
-}
-
-/*
- * Detaching.  The job is registered and its "running" record written
- * first; only once the record is durable does the client get "accepted"
- * (with the handle) and the handler run, without the connection.  A record
- * that cannot be written fails the request (the client is still attached)
- * and the job never runs.  While the write is queued the job counts as
- * pending work, so a disconnect or cancel cannot free it under the writer.
- */
-static void on_recorded(void *arg, json_int_t handle, const char *error)
-{
-	struct job *job = arg;
-
-	job->pending_work--;
-	if (error) {
-		job_fail(job, KILN_E_INTERNAL, json_pack("{s:s}", "limit", "state_dir"),
-			 "the detached job was not started: its record could not be written (%s)", error);
-		return;
-	}
-	if (job_cancelled(job)) {
-		/* Cancelled (disconnect, shutdown) before it started: it never runs. */
-		job_fail(job, job_cancel_reason(job), NULL, "cancelled before it started");
-		return;
-	}
-	if (job->conn) {
-		json_t *reply = envelope_reply(&job->req.job_id, "accepted", "detached", NULL,
-					       json_pack("{s:I}", "job", handle), NULL);
-		conn_send_json(job->conn, reply);
-		json_decref(reply);
-	}
-	job->detached = true;
-	unlink_from_conn(job);
-	run_handler(job);
-}
-
-void job_run(struct job *job)
+int job_prepare(struct job *job)
 {
 	json_t *detail = NULL;
 	char msg[512];
 	int rc;
 
+	assert(job->state == JOB_RUNNING && !job->action);
 	rc = dispatch_prepare(job, job->cfg, &job->req, &job->action, &detail, msg, sizeof(msg));
 	if (rc) {
-		job_fail(job, -rc, detail, "%s", msg);
-		return;
+		job_fail(job, rc, detail, "%s", msg);
+		return rc;
 	}
 	if (job->req.progress) {
 		job->progress_async = malloc(sizeof(*job->progress_async));
 		if (!job->progress_async)
 			fatal("out of memory");
-		uv_async_init(job->srv->loop, job->progress_async, on_progress);
+		uv_async_init(job->loop, job->progress_async, on_progress);
 		job->progress_async->data = job;
 	}
-	if (job->req.detach) {
-		job->pending_work++;
-		if (jobs_detach(job, on_recorded, job))
-			return;
-		/* The registry could not take it: it runs attached. */
-		job->pending_work--;
-	}
-	run_handler(job);
+	return 0;
+}
+
+void job_start(struct job *job)
+{
+	assert(job->action && job->state <= JOB_ANSWERED && !job->timer);
+	/* The handler may finish the job before it returns: the hold keeps it
+	 * alive until the deadline is armed or the job freed, here. */
+	job->holds++;
+	job->action->handler(job, job->req.args);
+	job->holds--;
+	if (job->state >= JOB_FINISHED)
+		maybe_free(job);
+	else
+		arm_deadline(job);
 }

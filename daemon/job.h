@@ -73,10 +73,20 @@ typedef void (*job_done_fn)(struct job *job, void *ctx, int status); /* loop thr
  * is freed only after every `done` has run.  Returns 0 or -KILN_E_INTERNAL. */
 int job_queue_work(struct job *job, job_work_fn work, job_done_fn done, void *ctx);
 
+/* Fan-out/fan-in: queues `count` work items, each running work(job, ctx, i)
+ * for its index i on the pool, and runs done(job, ctx, status) once on the
+ * loop when every one has completed.  status is 0 if all ran, UV_ECANCELED
+ * if one was cancelled before it started, -KILN_E_INTERNAL if not all
+ * could be queued (done still waits for those that were).  Returns 0, or
+ * -KILN_E_INTERNAL if none could be queued (then done never runs). */
+typedef void (*job_batch_fn)(struct job *job, void *ctx, unsigned index); /* worker thread */
+int job_queue_batch(struct job *job, unsigned count, job_batch_fn work, job_done_fn done, void *ctx);
+
 /* Calls release(obj) on a pool thread, for releases too slow for the loop
  * (wiping and unmapping large buffers); on the loop instead if the work
  * cannot be queued or the job is cancelled first.  Call it before the job
- * finishes: a finished job with no work pending is freed at once. */
+ * finishes, or in one of its done callbacks (the job lives until that
+ * returns): a finished job with no work pending is freed at once. */
 void job_release_on_pool(struct job *job, void (*release)(void *obj), void *obj);
 
 /* True once the job is cancelled (any thread). */

@@ -34,7 +34,7 @@
 #include "jobs.h"
 #include "kiln/error.h"
 #include "log.h"
-#include "server.h"
+#include "job_owner.h"
 #include "workq.h"
 
 enum rec_state { REC_RUNNING, REC_FINISHED, REC_INTERRUPTED };
@@ -194,32 +194,11 @@ static void rec_free(struct jobrec *r)
 	free(r);
 }
 
-static void rec_remove(struct jobrec *r);
-
-static struct jobrec *find_handle(json_int_t handle)
-{
-	for (struct jobrec *r = reg.head; r; r = r->next)
-		if (r->handle == handle)
-			return r;
-	return NULL;
-}
-
-/* Loop thread: a record file is written (or not: then it was logged).  A
- * first record that could not be written takes its registry entry with
- * it: that job never starts (job.c). */
+/* Loop thread: a record file is written (or not: then it was logged). */
 static void written_one(struct workq_item *it)
 {
 	struct write_req *w = workq_entry(it, struct write_req, qi);
 
-	if (w->done && w->rc) {
-		struct jobrec *r = find_handle(w->handle);
-		if (r) {
-			if (r->job)
-				r->job->rec = NULL;
-			r->job = NULL;
-			rec_remove(r);
-		}
-	}
 	if (w->done)
 		w->done(w->done_ctx, w->handle, w->rc ? w->err : NULL);
 	json_decref(w->doc);
@@ -319,53 +298,22 @@ static void sweep(void)
 	}
 }
 
-json_int_t jobs_detach(struct job *job, jobs_durable_fn durable, void *ctx)
-{
-	struct jobrec *r = calloc(1, sizeof(*r));
-	const struct kiln_peer *peer = job_peer(job);
+/* --- The registry as the owner of a detached job -------------------------- */
 
-	if (!r || !(r->action = strdup(job_action(job)))) {
-		free(r);
-		return 0;
-	}
-	sweep();
-	r->handle = reg.next_handle++;
-	r->uid = peer->uid;
-	r->gid = peer->gid;
-	r->job_id = job_id(job);
-	r->state = REC_RUNNING;
-	r->created = wall_now();
-	r->job = job;
-	job->rec = r;
-	rec_append(r);
-	log_debug("job %" JSON_INTEGER_FORMAT " %s detached as %" JSON_INTEGER_FORMAT, r->job_id, r->action,
-		  r->handle);
-	persist_then(r, false, durable, ctx);
-	return r->handle;
-}
-
-void jobs_on_reply(struct job *job, json_t *reply, void *attach, size_t attach_len,
-		   void (*attach_free)(void *))
+static void rec_on_reply(void *owner, struct job *job, const struct reply *rep, void *attach,
+			 size_t attach_len, void (*attach_free)(void *))
 {
-	struct jobrec *r = job->rec;
+	struct jobrec *r = owner;
 	struct jobs_waiter *w, *next;
+	json_int_t id = job_id(job);
 
-	if (!r) {
-		if (attach)
-			attach_free(attach);
-		return;
-	}
-	if (attach) {
-		/* Nobody is there to take raw bytes: keep them in the record. */
-		size_t n;
-		char *b64 = base64_encode(attach, attach_len, &n);
-		json_object_set_new(reply, "raw_b64", json_stringn(b64, n));
-		free(b64);
-		attach_free(attach);
-	}
-	job->rec = NULL;
-	r->job = NULL;
-	r->reply = json_incref(reply);
+	/* Nobody is there to take raw bytes: they stay in the record, as
+	 * "raw_b64" (the encoder puts them there). */
+	r->reply = envelope_reply_json(&id, rep, attach, attach_len, attach_free);
+	/* Answered: the record is done with the job, whatever the job still
+	 * does (a cancelled handler may run on), and may be swept before the
+	 * job is freed. */
+	job_set_owner(job, NULL, NULL);
 	r->state = REC_FINISHED;
 	r->finished = wall_now();
 	persist(r, false);
@@ -379,14 +327,99 @@ void jobs_on_reply(struct job *job, json_t *reply, void *attach, size_t attach_l
 	}
 }
 
-void jobs_on_progress(struct job *job, json_t *progress)
+static void rec_on_progress(void *owner, struct job *job, json_t *progress)
 {
-	struct jobrec *r = job->rec;
+	struct jobrec *r = owner;
 
-	if (!r)
-		return;
+	(void)job;
 	json_decref(r->progress);
 	r->progress = json_incref(progress);
+}
+
+static void rec_on_release(void *owner, struct job *job)
+{
+	struct jobrec *r = owner;
+
+	(void)job;
+	r->job = NULL;
+}
+
+static struct job *rec_find(void *owner, json_int_t id)
+{
+	(void)owner;
+	(void)id;
+	return NULL;
+}
+
+static const struct job_owner_ops rec_owner = {
+	.reply = rec_on_reply,
+	.progress = rec_on_progress,
+	.release = rec_on_release,
+	.find = rec_find,
+};
+
+/* A job waiting for its first record to be durable. */
+struct pending_detach {
+	struct job *job;
+	jobs_durable_fn durable;
+	void *ctx;
+};
+
+static struct jobrec *find_handle(json_int_t handle)
+{
+	for (struct jobrec *r = reg.head; r; r = r->next)
+		if (r->handle == handle)
+			return r;
+	return NULL;
+}
+
+/* The first record is on disk (the job becomes the registry's) or could
+ * not be written (the record is dropped; the job stays with its
+ * connection, which fails it). */
+static void first_written(void *arg, json_int_t handle, const char *error)
+{
+	struct pending_detach *p = arg;
+	struct jobrec *r = find_handle(handle);
+
+	if (error || !r) {
+		if (r) {
+			r->job = NULL;
+			rec_remove(r);
+		}
+		p->durable(p->ctx, handle, error ? error : "the record was dropped");
+	} else {
+		/* Its replies come here from now on; the connection lets it go. */
+		job_set_owner(p->job, &rec_owner, r);
+		p->durable(p->ctx, handle, NULL);
+	}
+	free(p);
+}
+
+json_int_t jobs_detach(struct job *job, jobs_durable_fn durable, void *ctx)
+{
+	struct jobrec *r = calloc(1, sizeof(*r));
+	struct pending_detach *p = malloc(sizeof(*p));
+	const struct kiln_peer *peer = job_peer(job);
+
+	if (!r || !p || !(r->action = strdup(job_action(job)))) {
+		free(r);
+		free(p);
+		return 0;
+	}
+	sweep();
+	r->handle = reg.next_handle++;
+	r->uid = peer->uid;
+	r->gid = peer->gid;
+	r->job_id = job_id(job);
+	r->state = REC_RUNNING;
+	r->created = wall_now();
+	rec_append(r);
+	r->job = job;
+	log_debug("job %" JSON_INTEGER_FORMAT " %s detached as %" JSON_INTEGER_FORMAT, r->job_id, r->action,
+		  r->handle);
+	*p = (struct pending_detach){ job, durable, ctx };
+	persist_then(r, false, first_written, p);
+	return r->handle;
 }
 
 void jobs_cancel_running(void)
@@ -539,9 +572,11 @@ static struct jobrec *load_one(const char *path)
 		/* The daemon died (or was killed) while it ran. */
 		r->state = REC_INTERRUPTED;
 		r->finished = wall_now();
-		r->reply = envelope_error(&r->job_id, KILN_E_CANCELLED,
-					  json_pack("{s:s}", "reason", "interrupted"),
-					  "interrupted: kilnd stopped while the job was running");
+		struct reply rep = { "error", "interrupted: kilnd stopped while the job was running", NULL,
+				     NULL, envelope_error_object(KILN_E_CANCELLED,
+								 json_pack("{s:s}", "reason", "interrupted")) };
+		r->reply = envelope_reply_json(&r->job_id, &rep, NULL, 0, NULL);
+		json_decref(rep.error);
 	} else {
 		r->state = strcmp(state, "interrupted") == 0 ? REC_INTERRUPTED : REC_FINISHED;
 		r->finished = json_number_value(json_object_get(o, "finished"));

@@ -26,26 +26,21 @@ struct jobrec;
 struct kiln_config;
 struct kiln_peer;
 
-/* --- Called by job.c ------------------------------------------------------ */
+/* --- Called by conn.c ----------------------------------------------------- */
 
 /* durable(ctx, handle, NULL) once the record is on disk; durable(ctx,
  * handle, reason) if it could not be written (the record is gone then). */
 typedef void (*jobs_durable_fn)(void *ctx, json_int_t handle, const char *error);
 
 /* Registers `job` as detached and returns its handle (>0), or 0 when the
- * registry cannot take it (then the job runs attached as usual).
- * durable() runs on the loop once the "running" record is on disk (at once,
- * possibly before this returns, without a state directory), so a client
- * told "accepted" never loses the job to a crash: after a restart it is at
- * least "interrupted".  job.c starts the job only then, and fails it
- * without running it when the record cannot be written. */
+ * registry cannot take it (then the job runs attached as usual).  The job
+ * stays with its owner until durable() runs on the loop: once the "running"
+ * record is on disk (at once, before this returns, without a state
+ * directory) the registry takes the job, so a client told "accepted" never
+ * loses it to a crash (after a restart it is at least "interrupted").  The
+ * caller starts the job only then, and fails it without running it when
+ * the record cannot be written.  Until durable() the job must not start. */
 json_int_t jobs_detach(struct job *job, jobs_durable_fn durable, void *ctx);
-/* The job's final reply (borrowed; the registry keeps its own reference)
- * and its attachment, if any (stolen; kept base64-encoded in the reply). */
-void jobs_on_reply(struct job *job, json_t *reply, void *attach, size_t attach_len,
-		   void (*attach_free)(void *));
-/* A progress object of a detached job (borrowed), shown by job.status. */
-void jobs_on_progress(struct job *job, json_t *progress);
 /* Cancels every running detached job (end of the shutdown grace period). */
 void jobs_cancel_running(void);
 

@@ -3,14 +3,18 @@
 #include "kiln/utf8.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+/* The level is read by every thread that logs (workers too) while SIGHUP
+ * changes it on the loop: atomic, relaxed (a line more or less around a
+ * reload is fine; a torn read is not). */
 static struct {
-	int level;
+	atomic_int level;
 	int prefixes;
 } log_state = { LOG_LVL_INFO, 0 };
 
@@ -28,12 +32,12 @@ int log_level_parse(const char *name)
 
 void log_set_level(int level)
 {
-	log_state.level = level;
+	atomic_store_explicit(&log_state.level, level, memory_order_relaxed);
 }
 
 int log_get_level(void)
 {
-	return log_state.level;
+	return atomic_load_explicit(&log_state.level, memory_order_relaxed);
 }
 
 void log_set_prefixes(int enabled)
@@ -115,7 +119,7 @@ void log_msg(int level, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (level > log_state.level)
+	if (level > log_get_level())
 		return;
 	va_start(ap, fmt);
 	log_vmsg(level, fmt, ap);

@@ -46,12 +46,13 @@ static void set_threadpool_size(void)
 /* systemd's STATUS= line (`systemctl status kilnd`), refreshed every second. */
 static void sd_status(char *buf, size_t len)
 {
-	const struct server *srv = server_current();
+	struct server_figures f;
 
+	server_figures(&f);
 	snprintf(buf, len, "%u connection%s, %u job%s in flight, %.1f MiB held, %" PRIu64 " request%s served",
-		 srv->nconns, srv->nconns == 1 ? "" : "s", srv->jobs_in_flight,
-		 srv->jobs_in_flight == 1 ? "" : "s", (double)dispatch_memory_held() / (1024.0 * 1024.0),
-		 srv->requests_served, srv->requests_served == 1 ? "" : "s");
+		 f.connections, f.connections == 1 ? "" : "s", f.in_flight, f.in_flight == 1 ? "" : "s",
+		 (double)dispatch_memory_held() / (1024.0 * 1024.0), f.requests_served,
+		 f.requests_served == 1 ? "" : "s");
 }
 
 static int print_describe(void)

@@ -16,13 +16,14 @@
 #include "action.h"
 #include "config.h"
 #include "creds.h"
-#include "envelope.h"
+#include "conn.h"
+#include "job_owner.h"
 #include "jobs.h"
 #include "kiln/error.h"
 #include "log.h"
+#include "sockdir.h"
 #include "sdnotify.h"
 #include "server.h"
-#include "sockdir.h"
 
 #define FORCED_EXIT_AFTER_GRACE_MS 5000
 
@@ -59,9 +60,9 @@ void server_figures(struct server_figures *out)
 {
 	const struct server *srv = current_server;
 
-	out->connections = srv->nconns;
-	out->in_flight = srv->jobs_in_flight;
-	out->requests_served = srv->requests_served;
+	out->connections = conn_count_served();
+	out->in_flight = job_live_count();
+	out->requests_served = job_created_count();
 	out->uptime_s = (double)(uv_hrtime() - srv->started_ns) / 1e9;
 }
 
@@ -161,41 +162,9 @@ static bool peer_allowed(const struct kiln_config *cfg, const struct kiln_peer *
 	return false;
 }
 
-/* The peer's uid, gid and pid (SO_PEERCRED) and supplementary groups
- * (SO_PEERGROUPS), as they were when it connected. */
-static void read_peer(int fd, struct kiln_peer *peer)
+static bool still_allowed(const struct kiln_peer *p, void *cfg)
 {
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
-	gid_t groups[KILN_PEER_MAX_GROUPS * 4];
-	socklen_t glen = sizeof(groups);
-
-	*peer = (struct kiln_peer){ .uid = (uid_t)-1, .gid = (gid_t)-1 };
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
-		return;
-	peer->uid = cred.uid;
-	peer->gid = cred.gid;
-	peer->pid = cred.pid;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) != 0) {
-		log_warn("SO_PEERGROUPS: %s; uid %u is checked without its supplementary groups",
-			 strerror(errno), (unsigned)cred.uid);
-		return;
-	}
-	size_t n = glen / sizeof(gid_t);
-	if (n > KILN_PEER_MAX_GROUPS) {
-		log_warn("uid %u has %zu supplementary groups; only the first %d count", (unsigned)cred.uid, n,
-			 KILN_PEER_MAX_GROUPS);
-		n = KILN_PEER_MAX_GROUPS;
-	}
-	memcpy(peer->groups, groups, n * sizeof(gid_t));
-	peer->ngroups = (int)n;
-}
-
-static void refuse(struct conn *c, int code, const char *msg)
-{
-	conn_send_error(c, NULL, code, NULL, msg);
-	c->close_after_flush = true;
-	c->linger = true;
+	return peer_allowed(cfg, p);
 }
 
 /* Raises the soft descriptor limit to the hard one: kilnd polls with epoll,
@@ -233,7 +202,7 @@ static bool fds_low(const struct server *srv)
 	if (fd < 0)
 		return true;
 	close(fd);
-	used = (unsigned long)fd > srv->nconns ? (unsigned long)fd : srv->nconns;
+	used = (unsigned long)fd > conn_count_open() ? (unsigned long)fd : conn_count_open();
 	return used + reserve >= limit;
 }
 
@@ -261,7 +230,7 @@ static void pause_accepting(struct server *srv)
 	if (!accept_state.warned_ns || uv_hrtime() - accept_state.warned_ns >= FD_WARN_INTERVAL_NS) {
 		accept_state.warned_ns = uv_hrtime();
 		log_warn("file descriptors nearly exhausted (%u connections): accepting paused until some "
-			 "are free", srv->nconns);
+			 "are free", conn_count_open());
 	}
 	if (!accept_state.timer_init) {
 		uv_timer_init(srv->loop, &accept_state.timer);
@@ -275,27 +244,20 @@ static void pause_accepting(struct server *srv)
 static void accept_pending(struct server *srv)
 {
 	const struct kiln_config *cfg = config_current();
+	const struct kiln_peer *peer;
 	struct conn *c;
-	uv_os_fd_t fd;
 
-	c = conn_new(srv);
-	if (uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&c->pipe) != 0) {
-		conn_close(c);
+	c = conn_accept(srv->loop, (uv_stream_t *)&srv->listener);
+	if (!c)
 		return;
-	}
-	if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0)
-		read_peer(fd, &c->peer);
-	else
-		c->peer = (struct kiln_peer){ .uid = (uid_t)-1, .gid = (gid_t)-1 };
-	log_debug("conn %llu: accepted (pid %d uid %u gid %u)", (unsigned long long)c->id,
-		  (int)c->peer.pid, (unsigned)c->peer.uid, (unsigned)c->peer.gid);
-	if (!peer_allowed(cfg, &c->peer)) {
-		log_warn("conn %llu: uid %u gid %u is not allowed", (unsigned long long)c->id,
-			 (unsigned)c->peer.uid, (unsigned)c->peer.gid);
-		refuse(c, KILN_E_FORBIDDEN, "this user is not allowed to use kilnd");
-	} else if (srv->nconns > cfg->max_connections) {
+	peer = conn_peer(c);
+	if (!peer_allowed(cfg, peer)) {
+		log_warn("conn %llu: uid %u gid %u is not allowed", (unsigned long long)conn_id(c),
+			 (unsigned)peer->uid, (unsigned)peer->gid);
+		conn_refuse(c, KILN_E_FORBIDDEN, "this user is not allowed to use kilnd");
+	} else if (conn_count_served() > cfg->max_connections) {
 		log_warn("max_connections (%u) reached", cfg->max_connections);
-		refuse(c, KILN_E_BUSY, "too many connections (max_connections)");
+		conn_refuse(c, KILN_E_BUSY, "too many connections (max_connections)");
 	}
 	conn_start(c);
 }
@@ -317,9 +279,17 @@ static void on_connection(uv_stream_t *listener, int status)
 	accept_pending(srv);
 }
 
+static void server_maybe_finish_shutdown(struct server *srv);
+
+/* Once per loop iteration, before it waits: the connections' deferred work,
+ * then the end of a shutdown once nothing is left. */
 static void on_prepare(uv_prepare_t *p)
 {
-	conn_flush_all(p->data);
+	struct server *srv = p->data;
+
+	conn_prepare_pass();
+	if (srv->shutting_down)
+		server_maybe_finish_shutdown(srv);
 }
 
 static void close_handle(uv_handle_t *h)
@@ -328,34 +298,22 @@ static void close_handle(uv_handle_t *h)
 		uv_close(h, NULL);
 }
 
-void server_maybe_finish_shutdown(struct server *srv)
+static void server_maybe_finish_shutdown(struct server *srv)
 {
-	if (!srv->shutting_down || srv->nconns > 0 || srv->jobs_in_flight > 0)
+	if (!srv->shutting_down || conn_count_open() > 0 || job_live_count() > 0)
 		return;
 	log_info("all work done, exiting");
 	dispatch_release();
 	close_handle((uv_handle_t *)&srv->grace_timer);
 	if (accept_state.timer_init)
 		close_handle((uv_handle_t *)&accept_state.timer);
-	close_handle((uv_handle_t *)&srv->flusher);
+	close_handle((uv_handle_t *)&srv->prepare);
 	close_handle((uv_handle_t *)&srv->sig_term);
 	close_handle((uv_handle_t *)&srv->sig_int);
 	close_handle((uv_handle_t *)&srv->sig_hup);
 	sdnotify_close();
 }
 
-static void cancel_all(struct server *srv)
-{
-	jobs_cancel_running();
-	for (struct conn *c = srv->conns; c; c = c->next) {
-		struct job *j = c->jobs;
-		while (j) {
-			struct job *next = j->conn_next;
-			job_cancel(j, KILN_E_CANCELLED);
-			j = next;
-		}
-	}
-}
 
 static void on_grace(uv_timer_t *t)
 {
@@ -363,12 +321,13 @@ static void on_grace(uv_timer_t *t)
 
 	if (!srv->grace_expired) {
 		srv->grace_expired = true;
-		log_warn("shutdown grace period over: cancelling %u jobs", srv->jobs_in_flight);
-		cancel_all(srv);
+		log_warn("shutdown grace period over: cancelling %u jobs", job_live_count());
+		jobs_cancel_running();
+		conn_cancel_all();
 		uv_timer_start(t, on_grace, FORCED_EXIT_AFTER_GRACE_MS, 0);
 		return;
 	}
-	log_error("%u jobs did not stop after cancellation; exiting anyway", srv->jobs_in_flight);
+	log_error("%u jobs did not stop after cancellation; exiting anyway", job_live_count());
 	exit(EXIT_FAILURE);
 }
 
@@ -384,7 +343,7 @@ void server_stop(struct server *srv)
 	}
 	srv->shutting_down = true;
 	sdnotify_stopping();
-	log_info("shutting down: %u connections, %u jobs in flight", srv->nconns, srv->jobs_in_flight);
+	log_info("shutting down: %u connections, %u jobs in flight", conn_count_open(), job_live_count());
 	/* Children are signalled now so they are gone within the grace period. */
 	dispatch_stop();
 	if (srv->listening) {
@@ -393,38 +352,8 @@ void server_stop(struct server *srv)
 		if (srv->own_socket_file)
 			unlink(srv->socket_path);
 	}
-	for (struct conn *c = srv->conns, *next; c; c = next) {
-		next = c->next;
-		/* Requests the client sent but we never read are dropped; linger so
-		 * the client sees an orderly end of stream, not a reset. */
-		c->close_after_flush = true;
-		c->linger = true;
-		conn_resume(c);
-	}
+	conn_drain_all();
 	uv_timer_start(&srv->grace_timer, on_grace, (uint64_t)(cfg->shutdown_grace * 1000), 0);
-	server_maybe_finish_shutdown(srv);
-}
-
-/* After a reload: connections of peers the new access lists no longer
- * allow get one forbidden line and are closed; their requests in flight
- * are cancelled as on any disconnect (detached jobs keep running). */
-static void drop_disallowed(struct server *srv, const struct kiln_config *cfg)
-{
-	for (struct conn *c = srv->conns, *next; c; c = next) {
-		next = c->next;
-		if (c->closing || c->close_after_flush || peer_allowed(cfg, &c->peer))
-			continue;
-		log_warn("conn %llu: uid %u is no longer allowed after the reload; closing",
-			 (unsigned long long)c->id, (unsigned)c->peer.uid);
-		conn_send_error(c, NULL, KILN_E_FORBIDDEN, NULL,
-				"this user is no longer allowed to use kilnd (configuration reloaded)");
-		for (struct job *j = c->jobs, *jn; j; j = jn) {
-			jn = j->conn_next;
-			job_cancel(j, KILN_E_CANCELLED);
-		}
-		c->close_after_flush = true;
-		conn_resume(c);
-	}
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -448,7 +377,9 @@ static void on_signal(uv_signal_t *s, int signum)
 		log_set_level(log_level_parse(cfg->log_level));
 		config_install(cfg);
 		dispatch_reconfigure(cfg);
-		drop_disallowed(srv, cfg);
+		/* Peers the new lists no longer allow lose their connections. */
+		conn_drop_where(still_allowed, cfg, KILN_E_FORBIDDEN,
+				"this user is no longer allowed to use kilnd (configuration reloaded)");
 		sdnotify_reloaded();
 		return;
 	}
@@ -497,9 +428,9 @@ int server_start(struct server *srv, uv_loop_t *loop, const char *socket_path, c
 		return -1;
 	}
 	srv->listening = true;
-	uv_prepare_init(loop, &srv->flusher);
-	srv->flusher.data = srv;
-	uv_prepare_start(&srv->flusher, on_prepare);
+	uv_prepare_init(loop, &srv->prepare);
+	srv->prepare.data = srv;
+	uv_prepare_start(&srv->prepare, on_prepare);
 	uv_timer_init(loop, &srv->grace_timer);
 	srv->grace_timer.data = srv;
 	return 0;

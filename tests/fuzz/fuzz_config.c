@@ -1,14 +1,15 @@
 /*
  * The configuration file loader: the input is written to a file in a
- * private temporary directory and loaded with config_load() (every key's
- * type and range, path_roots resolution relative to the file, procedures
- * validation).  A configuration that loads must also be describable and
+ * private temporary directory and loaded with dispatch_config_load(), as
+ * the daemon loads it (every key's type and range, path_roots resolution
+ * relative to the file, then each family's section: procedures).  A configuration that loads must also be describable and
  * self-consistent.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "action.h"
 #include "common.h"
 #include "config.h"
 
@@ -21,6 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!path[0]) {
 		fz_quiet();
+		families_register_builtin();
 		snprintf(path, sizeof(path), "%s/kiln.json", fz_tmpdir());
 	}
 	f = fopen(path, "w");
@@ -28,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	fclose(f);
 	err[0] = '\0';
-	cfg = config_load(path, err, sizeof(err));
+	cfg = dispatch_config_load(path, err, sizeof(err));
 	if (!cfg) {
 		if (!err[0])
 			abort(); /* a refusal must say why */

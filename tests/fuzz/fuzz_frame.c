@@ -2,8 +2,9 @@
  * The line framer and the request envelope, directly: the input is cut into
  * chunks as reads would deliver them, lines are taken with frame_next_line()
  * and parsed with envelope_parse(), attachments are skipped with
- * frame_take() as conn.c does, and every outcome is turned into a reply that
- * must serialise.
+ * frame_take() as conn.c does, and every outcome is encoded as a reply line
+ * (envelope_write_*) that must read back as one JSON object with its
+ * message.
  *
  * Input: byte 0 picks the chunk size, byte 1 the line limit, the rest is
  * the stream.
@@ -17,6 +18,7 @@
 #include "config.h"
 #include "envelope.h"
 #include "frame.h"
+#include "outq.h"
 
 static const struct kiln_config *config(void)
 {
@@ -32,21 +34,32 @@ static const struct kiln_config *config(void)
 	return cfg;
 }
 
-/* A reply must always serialise with its message (a message built from
- * client bytes must stay valid UTF-8). */
-static void check_reply(json_t *reply)
+/* A reply line must always be one JSON object ending in '\n', with its
+ * message (a message built from client bytes must stay valid UTF-8). */
+static void check_reply(struct outq *q)
 {
-	char *s;
+	unsigned count;
+	size_t bytes, off = 0;
+	struct outq_chunk *list = outq_take(q, &count, &bytes);
+	char *text = malloc(bytes + 1);
+	json_t *reply;
 
+	if (!text || count == 0)
+		abort();
+	for (struct outq_chunk *ch = list; ch; ch = ch->next) {
+		memcpy(text + off, ch->data, ch->len);
+		off += ch->len;
+	}
+	outq_release(q, list);
+	if (off != bytes || text[bytes - 1] != '\n' || memchr(text, '\n', bytes - 1))
+		abort();
+	reply = json_loadb(text, bytes, 0, NULL);
 	if (!json_is_string(json_object_get(reply, "message")) || !json_object_get(reply, "result")) {
 		fprintf(stderr, "fuzz: reply without message or result\n");
 		abort();
 	}
-	s = json_dumps(reply, JSON_COMPACT);
-	if (!s)
-		abort();
-	free(s);
 	json_decref(reply);
+	free(text);
 }
 
 static void check_b64(const struct request *req)
@@ -65,7 +78,7 @@ static void check_b64(const struct request *req)
 	free(dec);
 }
 
-static void one_line(const char *line, size_t len, size_t *skip)
+static void one_line(struct outq *q, const char *line, size_t len, size_t *skip)
 {
 	struct request req;
 	json_t *detail = NULL;
@@ -77,14 +90,15 @@ static void one_line(const char *line, size_t len, size_t *skip)
 	if (rc) {
 		if (rc >= 0 || -rc >= 12)
 			abort();
-		check_reply(envelope_error(have_id ? &req.job_id : NULL, -rc, detail, msg));
+		envelope_write_error(q, have_id ? &req.job_id : NULL, -rc, detail, msg);
 	} else {
+		struct reply r = { "success", req.action, req.host_list, req.args, NULL };
 		if (!req.action || !json_is_object(req.args) || !json_is_array(req.host_list))
 			abort();
 		check_b64(&req);
-		check_reply(envelope_reply(&req.job_id, "success", req.action, json_incref(req.host_list),
-					   json_incref(req.args), NULL));
+		envelope_write_reply(q, &req.job_id, &r, NULL, 0, NULL, false);
 	}
+	check_reply(q);
 	*skip = req.raw_len;
 	request_clear(&req);
 }
@@ -92,6 +106,7 @@ static void one_line(const char *line, size_t len, size_t *skip)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct frame f;
+	struct outq q;
 	size_t chunk, max, pos = 0, skip = 0;
 
 	if (size < 2)
@@ -101,6 +116,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	data += 2;
 	size -= 2;
 	frame_init(&f);
+	outq_init(&q);
 	while (pos < size) {
 		size_t n = size - pos < chunk ? size - pos : chunk;
 		frame_append(&f, (const char *)data + pos, n);
@@ -121,10 +137,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				break;
 			if (len > max || line[len] != '\0' || memchr(line, '\n', len))
 				abort();
-			one_line(line, len, &skip);
+			one_line(&q, line, len, &skip);
 		}
 	}
 out:
 	frame_free(&f);
+	outq_clear(&q);
 	return 0;
 }

@@ -181,6 +181,50 @@ class LimitsTest(KilnTestCase):
             for s in extra:
                 s.close()
 
+    def test_refused_peers_do_not_hold_slots(self) -> None:
+        """A refused connection lingers (up to 2 s) until its peer closes, but
+        it no longer counts against max_connections: once a served client
+        leaves, the next one is served even while refused peers still hold
+        their sockets open."""
+        d = Daemon({"max_connections": 2})
+        socks: list = []
+
+        def ping(s: socket.socket) -> dict:
+            s.sendall(b'{"job_id":1,"action":"ping"}\n')
+            return json.loads(s.makefile("rb").readline())
+
+        try:
+            served = [socket.socket(socket.AF_UNIX) for _ in range(2)]
+            socks += served
+            for s in served:
+                s.settimeout(10)
+                s.connect(d.socket_path)
+                self.assertEqual(ping(s)["result"], "success")
+            for _ in range(4):
+                r = socket.socket(socket.AF_UNIX)
+                socks.append(r)
+                r.settimeout(10)
+                r.connect(d.socket_path)
+                self.assertEqual(json.loads(r.makefile("rb").readline())["error"]["code"], "busy")
+            refused_at = time.monotonic()
+            served[1].close()
+            # Well inside the refused peers' linger time: a slot must be free
+            # as soon as the daemon has seen the served client go.
+            while True:
+                c = socket.socket(socket.AF_UNIX)
+                socks.append(c)
+                c.settimeout(10)
+                c.connect(d.socket_path)
+                reply = ping(c)
+                if reply["result"] == "success" or time.monotonic() - refused_at > 1.2:
+                    break
+                time.sleep(0.05)
+            self.assertEqual(reply["result"], "success", reply)
+        finally:
+            for s in socks:
+                s.close()
+            self.assertEqual(d.stop(), 0)
+
     def test_client_that_never_reads(self) -> None:
         # Pipeline far more output than max_output_buffer without reading: the
         # daemon stops reading this client, keeps serving others, and its

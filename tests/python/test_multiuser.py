@@ -330,16 +330,16 @@ class FlipRaceTest(MultiUserCase):
     target).  Files outside stay untouched and no reply names them."""
 
     def race(self, target: str, names: List[str]) -> Dict[str, Any]:
-        sw = os.path.join(self.p["b"], "sw")
-        link = os.path.join(self.p["b"], "swl")
-        os.makedirs(sw, exist_ok=True)
+        # Fresh names per race: the flipper leaves them swapped either way.
+        tag = os.urandom(4).hex()
+        sw = os.path.join(self.p["b"], f"sw-{tag}")
+        link = os.path.join(self.p["b"], f"swl-{tag}")
+        os.makedirs(sw)
         for n in ("victim.txt", "inside-doc.txt"):
             with open(os.path.join(sw, n), "w") as f:
                 f.write("inside words\n")
             os.chmod(os.path.join(sw, n), 0o666)
         os.chown(sw, B.uid, B.gid)
-        if os.path.lexists(link):
-            os.unlink(link)
         os.symlink(target, link)
         os.lchown(link, B.uid, B.gid)
         out = self.b.run(FLIP.replace("ARGS", repr((sw, link, 3.0))))
