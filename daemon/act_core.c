@@ -13,6 +13,7 @@
 #include "action.h"
 #include "config.h"
 #include "creds.h"
+#include "usage.h"
 #include "kiln/error.h"
 #include "job.h"
 
@@ -103,8 +104,11 @@ static void act_stats(struct job *job, json_t *args)
 			 (json_int_t)dispatch_memory_held());
 	dispatch_stats(data);
 	/* Admins see who holds what (figures only, never contents). */
-	if (creds_is_admin(job_config(job), job_peer(job)))
-		json_object_set_new(data, "per_uid", dispatch_stats_per_uid());
+	if (creds_is_admin(job_config(job), job_peer(job))) {
+		json_t *per_uid = dispatch_stats_per_uid();
+		usage_stats_per_uid(per_uid);
+		json_object_set_new(data, "per_uid", per_uid);
+	}
 	job_succeed(job, data, "%u connections, %u in flight", f.connections, f.in_flight);
 }
 

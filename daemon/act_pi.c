@@ -424,6 +424,16 @@ static const struct action pi_actions[] = {
 	  act_pi, 0 },
 };
 
+/* The digits in the reply (none with output), plus the line. */
+static size_t pi_reply_bound(const struct action *a, const struct kiln_config *cfg, json_t *args)
+{
+	(void)a;
+	(void)cfg;
+	if (json_object_get(args, "output"))
+		return 0;
+	return (size_t)json_integer_value(json_object_get(args, "digits")) + 4096;
+}
+
 const struct action_family family_pi = {
 	.name = "pi",
 	.actions = pi_actions,
@@ -432,4 +442,5 @@ const struct action_family family_pi = {
 	.shutdown = pi_shutdown,
 	.stats = pi_stats,
 	.memory_held = pi_memory_held,
+	.reply_bound = pi_reply_bound,
 };

@@ -882,6 +882,29 @@ static void scene_shutdown(void)
 		table_remove(st.head);
 }
 
+/* scene.render without output: the pixels, base64-sized (raw replies are
+ * smaller), plus the reply line. */
+static size_t scene_reply_bound(const struct action *a, const struct kiln_config *cfg, json_t *args)
+{
+	json_t *rj = json_object_get(args, "region");
+	struct scene_entry *e;
+	uint64_t px;
+
+	(void)cfg;
+	if (strcmp(a->name, "scene.render") != 0 || json_object_get(args, "output"))
+		return 0;
+	if (rj) {
+		px = (uint64_t)json_integer_value(json_object_get(rj, "width")) *
+		     (uint64_t)json_integer_value(json_object_get(rj, "height"));
+	} else {
+		e = find_id(json_integer_value(json_object_get(args, "scene_id")));
+		if (!e)
+			return 0;
+		px = (uint64_t)kiln_scene_settings(e->scene)->width * kiln_scene_settings(e->scene)->height;
+	}
+	return (size_t)(px * 4 / 3 * 4 + 4096);
+}
+
 static void scene_stats_per_uid(json_t *per_uid)
 {
 	for (struct scene_entry *e = st.head; e; e = e->next) {
@@ -981,5 +1004,6 @@ const struct action_family family_scene = {
 	.shutdown = scene_shutdown,
 	.stats = scene_stats,
 	.stats_per_uid = scene_stats_per_uid,
+	.reply_bound = scene_reply_bound,
 	.memory_held = scene_memory_held,
 };

@@ -39,6 +39,9 @@ enum action_flags {
 	/* The action applies `timeout` itself (per attempt) instead of the
 	 * daemon arming a whole-request deadline. */
 	ACTION_OWN_TIMEOUT = 1u << 1,
+	/* The handler reads the request's attachment (job_attachment); other
+	 * actions' attachments are dropped before they start. */
+	ACTION_ATTACHMENT = 1u << 2,
 };
 
 struct action {
@@ -80,6 +83,11 @@ struct action_family {
 	 * so the loop can end. */
 	void (*release)(void);
 	void (*shutdown)(void);                          /* free (and wipe) all state */
+
+	/* An upper bound of the reply bytes `action` will produce for `args`
+	 * (0: small), so a connection can keep room in max_output_buffer before
+	 * starting it.  Loop thread; args are valid. */
+	size_t (*reply_bound)(const struct action *action, const struct kiln_config *cfg, json_t *args);
 
 	/* Adds family figures to `stats` replies ("scenes": 3, "bytes": ...). */
 	void (*stats)(json_t *into);
@@ -144,6 +152,8 @@ size_t dispatch_memory_held(void);
 
 /* The describe document: {"actions": [{name, summary, args, data}, ...]}. New reference. */
 json_t *dispatch_describe(const struct kiln_peer *peer);
+/* The action family's reply_bound for a prepared request (0 if none). */
+size_t dispatch_reply_bound(const struct action *action, const struct kiln_config *cfg, json_t *args);
 
 /* --- What the core tells handlers about itself (server.c) ------------------ */
 

@@ -25,6 +25,7 @@ struct kiln_config {
 	unsigned socket_mode;    /* octal string in the file: "0660" */
 	char *log_level;         /* error, warn, info, debug */
 	unsigned threads;        /* thread pool size; 0 = number of CPUs (startup only) */
+	unsigned pool_threads_per_uid; /* 0 = pool size - 1 (at least 1) */
 	double default_timeout;  /* seconds, when a request has none */
 	double max_timeout;      /* seconds, upper bound on a request's timeout */
 	unsigned max_retries;
@@ -33,6 +34,11 @@ struct kiln_config {
 	size_t max_file_bytes;   /* largest file read on a client's behalf */
 	unsigned max_connections;
 	unsigned max_inflight_per_conn;
+	unsigned max_connections_per_uid;
+	unsigned max_inflight_per_uid;   /* detached jobs included */
+	double idle_timeout;             /* seconds; 0 = never */
+	size_t max_attachment_bytes_per_uid;
+	size_t max_attachment_bytes_total;
 	size_t max_output_buffer;
 	double shutdown_grace;   /* seconds */
 	json_t *allowed_uids;    /* array of integers; empty = everyone who can open the socket */
@@ -64,6 +70,8 @@ struct kiln_config {
 	json_t *procedures;      /* validated object, see act_proc.c */
 	char *state_dir;         /* "" = no persistence */
 	double job_retention;    /* seconds a finished job record is kept */
+	unsigned max_detached_per_uid;
+	size_t max_detached_record_bytes_per_uid;
 
 	char *source;            /* file it came from, or "(defaults)" */
 };

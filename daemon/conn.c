@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 
 #include "config.h"
+#include "usage.h"
 #include "envelope.h"
 #include "frame.h"
 #include "jobs.h"
@@ -74,8 +75,9 @@ struct conn {
 
 	struct frame in;
 	enum conn_input input;
-	struct request att_req;     /* IN_ATTACH: the request whose bytes arrive */
-	size_t att_got;
+	struct request att_req;     /* IN_ATTACH: the request whose bytes arrive;
+				     * attach_len = bytes received (and counted) */
+	size_t att_cap;             /* bytes allocated at att_req.attach */
 	size_t att_skip;            /* IN_SKIP: bytes still to discard */
 	struct {                    /* IN_SKIP: the error reply to send after */
 		bool have_id;
@@ -91,7 +93,10 @@ struct conn {
 
 	struct job_node jobs;       /* sentinel of the list of jobs in flight */
 	unsigned inflight;
+	size_t reserved;            /* output room kept for the replies of jobs in flight */
+	struct job *held;           /* prepared, waiting for output room (reading paused) */
 	uv_timer_t *linger_timer;   /* set while lingering */
+	uv_timer_t *idle_timer;     /* idle_timeout: restarted by every read */
 };
 
 struct writereq {
@@ -110,6 +115,8 @@ static struct {
 } conns;
 
 static void conn_close(struct conn *c);
+static void restart_idle(struct conn *c);
+static void drop_held(struct conn *c);
 static void conn_finish(struct conn *c);
 static void conn_process(struct conn *c);
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
@@ -151,14 +158,23 @@ static void unmark(struct conn *c)
 
 /* Ends serving: no new request is read, and the connection closes (lingering
  * if `linger`) once every reply is written. */
+/* Drops a request this connection holds (not a job's), with its counted
+ * attachment bytes. */
+static void drop_request(struct conn *c, struct request *req)
+{
+	usage_add(c->peer.uid, USAGE_ATTACH, -(long long)req->attach_len);
+	request_clear(req);
+}
+
 static void drain(struct conn *c, bool linger)
 {
 	if (c->state != CONN_SERVING)
 		return;
 	c->linger |= linger;
 	set_state(c, CONN_DRAINING);
+	drop_held(c);
 	/* Input not yet taken is dropped, a request half-received with it. */
-	request_clear(&c->att_req);
+	drop_request(c, &c->att_req);
 	json_decref(c->att_error.detail);
 	c->att_error.detail = NULL;
 	c->input = IN_LINES;
@@ -188,12 +204,55 @@ static void jobs_link(struct conn *c, struct job *job)
 	c->inflight++;
 }
 
+/*
+ * Output room.  Before a job with a large reply starts (its action's
+ * reply_bound), the connection reserves that many bytes of
+ * max_output_buffer: if queued output plus reservations would exceed it,
+ * the job waits prepared in `held` and reading pauses until replies are
+ * written.  A reply larger than the whole buffer starts only when nothing
+ * else is queued or reserved.  So a client pipelining big renders it never
+ * reads holds about max_output_buffer (or one reply), not all of them.
+ */
+static void unreserve(struct conn *c, struct job *job)
+{
+	size_t r = job_reserved(job);
+
+	c->reserved -= r < c->reserved ? r : c->reserved;
+	job_set_reserved(job, 0);
+}
+
+static size_t out_bytes(const struct conn *c);
+
+/* Reserves room for the job's reply if it fits now; false if it must wait. */
+static bool reserve(struct conn *c, struct job *job)
+{
+	size_t bound = job_reply_bound(job), used = out_bytes(c) + c->reserved;
+
+	if (bound && used && used + bound > config_current()->max_output_buffer)
+		return false;
+	job_set_reserved(job, bound);
+	c->reserved += bound;
+	return true;
+}
+
+/* A held job that cannot start any more (the connection ends). */
+static void drop_held(struct conn *c)
+{
+	struct job *job = c->held;
+
+	if (!job)
+		return;
+	c->held = NULL;
+	job_fail(job, -KILN_E_CANCELLED, NULL, "cancelled: the connection ended before the request started");
+}
+
 static void on_job_reply(void *owner, struct job *job, const struct reply *r, void *attach,
 			 size_t attach_len, void (*attach_free)(void *))
 {
 	struct conn *c = owner;
 	json_int_t id = job_id(job);
 
+	unreserve(c, job);
 	if (c->state == CONN_CLOSED || c->state == CONN_LINGERING) {
 		if (attach)
 			attach_free(attach);
@@ -222,6 +281,7 @@ static void on_job_release(void *owner, struct job *job)
 	struct job_node *n = job_node(job);
 
 	assert(c->inflight > 0 && n->prev && n->next);
+	unreserve(c, job);
 	n->prev->next = n->next;
 	n->next->prev = n->prev;
 	n->prev = n->next = NULL;
@@ -321,7 +381,7 @@ static void on_closed(uv_handle_t *h)
 
 	outq_clear(&c->out);
 	frame_free(&c->in);
-	request_clear(&c->att_req);
+	drop_request(c, &c->att_req);
 	json_decref(c->att_error.detail);
 	free(c);
 }
@@ -330,6 +390,7 @@ static void conn_close(struct conn *c)
 {
 	if (c->state == CONN_CLOSED)
 		return;
+	drop_held(c);
 	set_state(c, CONN_CLOSED);
 	unmark(c);
 	/* Closing the connection cancels its work; nobody is left to answer. */
@@ -341,10 +402,14 @@ static void conn_close(struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	conns.open--;
-	if (!c->refused)
+	if (!c->refused) {
 		conns.served--;
+		usage_add(c->peer.uid, USAGE_CONNS, -1);
+	}
 	if (c->linger_timer)
 		uv_close((uv_handle_t *)c->linger_timer, (uv_close_cb)free);
+	if (c->idle_timer)
+		uv_close((uv_handle_t *)c->idle_timer, (uv_close_cb)free);
 	uv_close((uv_handle_t *)&c->pipe, on_closed);
 }
 
@@ -450,6 +515,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	(void)buf;
 	if (nread > 0) {
 		frame_commit(&c->in, (size_t)nread);
+		restart_idle(c);
 		conn_process(c);
 		return;
 	}
@@ -535,21 +601,100 @@ static void start_job(struct conn *c, struct request *req)
 		snprintf(msg, sizeof(msg), "job_id %" JSON_INTEGER_FORMAT " is already in flight on this connection",
 			 req->job_id);
 		send_error(c, &req->job_id, KILN_E_INVALID_REQUEST, json_pack("{s:s}", "key", "job_id"), msg);
-		request_clear(req);
+		drop_request(c, req);
+		return;
+	}
+	if (usage_get(c->peer.uid, USAGE_JOBS) >= config_current()->max_inflight_per_uid) {
+		char msg[160];
+		snprintf(msg, sizeof(msg), "uid %u has %u requests in flight (max_inflight_per_uid)",
+			 (unsigned)c->peer.uid, config_current()->max_inflight_per_uid);
+		send_error(c, &req->job_id, KILN_E_BUSY, json_pack("{s:s}", "limit", "max_inflight_per_uid"), msg);
+		drop_request(c, req);
 		return;
 	}
 	job = job_new(c->pipe.loop, &conn_owner, c, &c->peer, req);
 	jobs_link(c, job);
 	if (job_prepare(job) != 0)
 		return; /* answered with the reason */
-	if (job_detach_requested(job) && detach(c, job))
-		return; /* started by on_recorded */
+	if (!job_detach_requested(job) && !reserve(c, job)) {
+		c->held = job; /* started by start_held() once replies are written */
+		return;
+	}
+	if (job_detach_requested(job)) {
+		json_t *detail = NULL;
+		char msg[256];
+		int rc = jobs_detach_allowed(&c->peer, &detail, msg, sizeof(msg));
+		if (rc) {
+			job_fail(job, rc, detail, "%s", msg);
+			return;
+		}
+		if (detach(c, job))
+			return; /* started by on_recorded */
+	}
 	job_start(job);
 }
 
-/* Consumes attachment bytes for the request being received; true when done. */
+/* Whether n more attachment bytes fit uid's and the daemon's limits; if
+ * not, *key names the limit. */
+static bool attach_fits(uid_t uid, size_t n, const char **key)
+{
+	const struct kiln_config *cfg = config_current();
+
+	if (usage_get(uid, USAGE_ATTACH) + n > cfg->max_attachment_bytes_per_uid) {
+		*key = "max_attachment_bytes_per_uid";
+		return false;
+	}
+	if (usage_total(USAGE_ATTACH) + n > cfg->max_attachment_bytes_total) {
+		*key = "max_attachment_bytes_total";
+		return false;
+	}
+	return true;
+}
+
+/* The rest of a request's attachment is skipped, then `code` answered. */
+static void skip_attachment(struct conn *c, const json_int_t *id, size_t bytes, int code, json_t *detail,
+			    const char *msg)
+{
+	c->att_error.have_id = id != NULL;
+	c->att_error.id = id ? *id : 0;
+	c->att_error.code = code;
+	c->att_error.detail = detail;
+	snprintf(c->att_error.msg, sizeof(c->att_error.msg), "%s", msg);
+	c->att_skip = bytes;
+	c->input = bytes ? IN_SKIP : IN_LINES;
+	if (!bytes) {
+		send_error(c, c->att_error.have_id ? &c->att_error.id : NULL, code, detail, c->att_error.msg);
+		c->att_error.detail = NULL;
+	}
+}
+
+/* Room for the next attachment bytes: the buffer grows as they arrive
+ * (doubling, up to the declared size), never allocated up front from what
+ * the client declared, and a failed allocation is an error reply. */
+static bool attach_room(struct conn *c)
+{
+	struct request *r = &c->att_req;
+	size_t want, cap;
+	unsigned char *p;
+
+	if (r->attach_len < c->att_cap)
+		return true;
+	want = c->att_cap ? c->att_cap * 2 : READ_CHUNK;
+	cap = want < r->raw_len ? want : r->raw_len;
+	p = realloc(r->attach, cap);
+	if (!p)
+		return false;
+	r->attach = p;
+	c->att_cap = cap;
+	return true;
+}
+
+/* Consumes attachment bytes for the request being received, counting
+ * them against the limits as they arrive; true when done. */
 static bool take_attachment(struct conn *c)
 {
+	struct request *r = &c->att_req;
+
 	if (c->input == IN_SKIP) {
 		c->att_skip -= frame_take(&c->in, NULL, c->att_skip);
 		if (c->att_skip)
@@ -560,11 +705,47 @@ static bool take_attachment(struct conn *c)
 		c->att_error.detail = NULL;
 		return true;
 	}
-	c->att_got += frame_take(&c->in, c->att_req.attach + c->att_got, c->att_req.attach_len - c->att_got);
-	if (c->att_got < c->att_req.attach_len)
+	while (r->attach_len < r->raw_len && frame_pending(&c->in)) {
+		const char *key = NULL;
+		size_t avail = frame_pending(&c->in), room;
+		char msg[200];
+
+		if (!attach_room(c)) {
+			snprintf(msg, sizeof(msg), "out of memory for a %zu-byte attachment; retry later", r->raw_len);
+			goto refuse_busy;
+		}
+		room = c->att_cap - r->attach_len;
+		if (avail > room)
+			avail = room;
+		if (!attach_fits(c->peer.uid, avail, &key)) {
+			snprintf(msg, sizeof(msg), "attachment of %zu bytes does not fit %s", r->raw_len, key);
+			json_int_t id = r->job_id;
+			size_t rest = r->raw_len - r->attach_len;
+			drop_request(c, r);
+			memset(r, 0, sizeof(*r));
+			c->att_cap = 0;
+			skip_attachment(c, &id, rest, KILN_E_TOO_LARGE, json_pack("{s:s}", "limit", key), msg);
+			return c->input == IN_LINES;
+		}
+		avail = frame_take(&c->in, r->attach + r->attach_len, avail);
+		r->attach_len += avail;
+		usage_add(c->peer.uid, USAGE_ATTACH, (long long)avail);
+		continue;
+refuse_busy:;
+		json_int_t bid = r->job_id;
+		size_t brest = r->raw_len - r->attach_len;
+		drop_request(c, r);
+		memset(r, 0, sizeof(*r));
+		c->att_cap = 0;
+		skip_attachment(c, &bid, brest, KILN_E_BUSY, NULL, msg);
+		return c->input == IN_LINES;
+	}
+	if (r->attach_len < r->raw_len)
 		return false;
 	c->input = IN_LINES;
-	start_job(c, &c->att_req);
+	c->att_cap = 0;
+	start_job(c, r);
+	memset(r, 0, sizeof(*r));
 	return true;
 }
 
@@ -587,13 +768,7 @@ static void handle_line(struct conn *c, const char *line, size_t len)
 	if (rc) {
 		if (req.raw_len) {
 			/* Keep the stream in step: skip the bytes, then answer. */
-			c->att_error.have_id = have_id;
-			c->att_error.id = req.job_id;
-			c->att_error.code = -rc;
-			c->att_error.detail = detail;
-			snprintf(c->att_error.msg, sizeof(c->att_error.msg), "%s", msg);
-			c->att_skip = req.raw_len;
-			c->input = IN_SKIP;
+			skip_attachment(c, have_id ? &req.job_id : NULL, req.raw_len, -rc, detail, msg);
 		} else {
 			send_error(c, have_id ? &req.job_id : NULL, -rc, detail, msg);
 		}
@@ -601,22 +776,23 @@ static void handle_line(struct conn *c, const char *line, size_t len)
 		return;
 	}
 	if (req.raw_len) {
-		req.attach = malloc(req.raw_len);
-		if (!req.attach)
-			fatal("out of memory");
-		req.attach_len = req.raw_len;
+		/* The bytes are received (and counted) as they arrive. */
 		c->att_req = req;
-		c->att_got = 0;
+		c->att_req.attach = NULL;
+		c->att_req.attach_len = 0;
+		c->att_cap = 0;
 		c->input = IN_ATTACH;
 		return;
 	}
+	/* A raw_b64 attachment came with the line: counted like raw bytes. */
+	usage_add(c->peer.uid, USAGE_ATTACH, (long long)req.attach_len);
 	start_job(c, &req);
 }
 
 static bool must_pause(const struct conn *c)
 {
 	const struct kiln_config *cfg = config_current();
-	return c->inflight >= cfg->max_inflight_per_conn || out_bytes(c) >= cfg->max_output_buffer;
+	return c->held || c->inflight >= cfg->max_inflight_per_conn || out_bytes(c) >= cfg->max_output_buffer;
 }
 
 static void too_long(struct conn *c)
@@ -689,6 +865,11 @@ static void conn_resume(struct conn *c)
 {
 	const struct kiln_config *cfg = config_current();
 
+	if (c->held && c->state == CONN_SERVING && reserve(c, c->held)) {
+		struct job *job = c->held;
+		c->held = NULL;
+		job_start(job);
+	}
 	if (c->state == CONN_SERVING && out_bytes(c) <= cfg->max_output_buffer / 2)
 		conn_process(c);
 	if (c->state == CONN_DRAINING && conn_idle(c))
@@ -772,6 +953,8 @@ struct conn *conn_accept(uv_loop_t *loop, uv_stream_t *listener)
 	conns.all = c;
 	conns.open++;
 	conns.served++;
+	/* Nobody's usage until the peer is known. */
+	c->peer = (struct kiln_peer){ .uid = (uid_t)-1, .gid = (gid_t)-1 };
 	if (uv_accept(listener, (uv_stream_t *)&c->pipe) != 0) {
 		conn_close(c);
 		return NULL;
@@ -780,6 +963,7 @@ struct conn *conn_accept(uv_loop_t *loop, uv_stream_t *listener)
 		read_peer(fd, &c->peer);
 	else
 		c->peer = (struct kiln_peer){ .uid = (uid_t)-1, .gid = (gid_t)-1 };
+	usage_add(c->peer.uid, USAGE_CONNS, 1);
 	log_debug("conn %llu: accepted (pid %d uid %u gid %u)", (unsigned long long)c->id,
 		  (int)c->peer.pid, (unsigned)c->peer.uid, (unsigned)c->peer.gid);
 	return c;
@@ -795,8 +979,49 @@ const struct kiln_peer *conn_peer(const struct conn *c)
 	return &c->peer;
 }
 
+/* idle_timeout: a connection with nothing in flight and nothing to write
+ * that stayed silent that long is told so and closed; its slot is free at
+ * once, as a refused one's. */
+static void on_idle(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+	const struct kiln_config *cfg = config_current();
+	char msg[128];
+
+	if (c->state != CONN_SERVING || c->refused)
+		return;
+	if (c->inflight || out_bytes(c) || c->input != IN_LINES || cfg->idle_timeout <= 0) {
+		restart_idle(c);
+		return;
+	}
+	log_debug("conn %llu: idle for %.0f s, closing", (unsigned long long)c->id, cfg->idle_timeout);
+	snprintf(msg, sizeof(msg), "connection idle for %.0f s (idle_timeout); closing", cfg->idle_timeout);
+	c->refused = true;
+	conns.served--;
+	usage_add(c->peer.uid, USAGE_CONNS, -1);
+	send_error(c, NULL, KILN_E_TIMEOUT, json_pack("{s:s}", "limit", "idle_timeout"), msg);
+	drain(c, true);
+}
+
+static void restart_idle(struct conn *c)
+{
+	double s = config_current()->idle_timeout;
+
+	if (!c->idle_timer || s <= 0)
+		return;
+	uv_timer_start(c->idle_timer, on_idle, (uint64_t)(s * 1000.0), 0);
+}
+
 void conn_start(struct conn *c)
 {
+	if (!c->refused) {
+		c->idle_timer = malloc(sizeof(*c->idle_timer));
+		if (!c->idle_timer)
+			fatal("out of memory");
+		uv_timer_init(c->pipe.loop, c->idle_timer);
+		c->idle_timer->data = c;
+		restart_idle(c);
+	}
 	update_reading(c, false);
 }
 
@@ -807,6 +1032,7 @@ void conn_refuse(struct conn *c, int code, const char *msg)
 	 * legitimate clients out (max_connections). */
 	c->refused = true;
 	conns.served--;
+	usage_add(c->peer.uid, USAGE_CONNS, -1);
 	send_error(c, NULL, code, NULL, msg);
 	drain(c, true);
 }

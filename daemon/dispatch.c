@@ -237,6 +237,16 @@ void dispatch_stats(json_t *into)
 			families[f]->stats(into);
 }
 
+size_t dispatch_reply_bound(const struct action *action, const struct kiln_config *cfg, json_t *args)
+{
+	for (size_t f = 0; f < nfamilies; f++) {
+		const struct action_family *fam = families[f];
+		if (fam->actions && action >= fam->actions && action < fam->actions + fam->count)
+			return fam->reply_bound ? fam->reply_bound(action, cfg, args) : 0;
+	}
+	return 0;
+}
+
 json_t *dispatch_stats_per_uid(void)
 {
 	json_t *per_uid = json_object();

@@ -58,6 +58,7 @@ struct jobrec {
 	double created, finished;   /* wall-clock seconds */
 	struct job *job;            /* while running */
 	json_t *reply;              /* final ProcedureOutput, once finished */
+	size_t bytes;               /* its size as JSON (max_detached_record_bytes_per_uid) */
 	json_t *progress;           /* the last progress object, if any */
 	struct jobs_waiter *waiters;
 	struct jobrec *prev, *next;
@@ -300,6 +301,71 @@ static void sweep(void)
 
 /* --- The registry as the owner of a detached job -------------------------- */
 
+/* Bytes of the finished records uid keeps, and its running jobs. */
+static size_t stored_bytes(uid_t uid)
+{
+	size_t n = 0;
+
+	for (struct jobrec *r = reg.head; r; r = r->next)
+		if (r->uid == uid && r->state != REC_RUNNING)
+			n += r->bytes;
+	return n;
+}
+
+static unsigned running_count(uid_t uid)
+{
+	unsigned n = 0;
+
+	for (struct jobrec *r = reg.head; r; r = r->next)
+		n += r->uid == uid && r->state == REC_RUNNING;
+	return n;
+}
+
+/* A reply that would take its owner past max_detached_record_bytes_per_uid
+ * is not kept: the record holds a too_large error instead. */
+static void keep_within_limit(struct jobrec *r)
+{
+	size_t limit = config_current()->max_detached_record_bytes_per_uid;
+	size_t have = stored_bytes(r->uid);
+
+	if (have + r->bytes <= limit)
+		return;
+	json_t *id = json_object_get(r->reply, "job_id");
+	json_int_t jid = json_integer_value(id);
+	char msg[200];
+
+	snprintf(msg, sizeof(msg), "the reply (%zu bytes) was not kept: uid %u keeps %zu bytes of records "
+		 "(max_detached_record_bytes_per_uid %zu)", r->bytes, (unsigned)r->uid, have, limit);
+	json_t *err = envelope_error_object(KILN_E_TOO_LARGE,
+					   json_pack("{s:s}", "limit", "max_detached_record_bytes_per_uid"));
+	struct reply rep = { "error", msg, NULL, NULL, err };
+	json_decref(r->reply);
+	r->reply = envelope_reply_json(id ? &jid : NULL, &rep, NULL, 0, NULL);
+	json_decref(err);
+	r->bytes = json_dumpb(r->reply, NULL, 0, JSON_COMPACT);
+}
+
+int jobs_detach_allowed(const struct kiln_peer *peer, json_t **detail, char *msg, size_t msglen)
+{
+	const struct kiln_config *cfg = config_current();
+
+	sweep();
+	if (running_count(peer->uid) >= cfg->max_detached_per_uid) {
+		snprintf(msg, msglen, "uid %u has %u detached jobs running (max_detached_per_uid)",
+			 (unsigned)peer->uid, cfg->max_detached_per_uid);
+		*detail = json_pack("{s:s}", "limit", "max_detached_per_uid");
+		return -KILN_E_BUSY;
+	}
+	if (stored_bytes(peer->uid) >= cfg->max_detached_record_bytes_per_uid) {
+		snprintf(msg, msglen, "uid %u keeps %zu bytes of detached-job records "
+			 "(max_detached_record_bytes_per_uid); fetch or let them expire first",
+			 (unsigned)peer->uid, stored_bytes(peer->uid));
+		*detail = json_pack("{s:s}", "limit", "max_detached_record_bytes_per_uid");
+		return -KILN_E_TOO_LARGE;
+	}
+	return 0;
+}
+
 static void rec_on_reply(void *owner, struct job *job, const struct reply *rep, void *attach,
 			 size_t attach_len, void (*attach_free)(void *))
 {
@@ -310,6 +376,8 @@ static void rec_on_reply(void *owner, struct job *job, const struct reply *rep, 
 	/* Nobody is there to take raw bytes: they stay in the record, as
 	 * "raw_b64" (the encoder puts them there). */
 	r->reply = envelope_reply_json(&id, rep, attach, attach_len, attach_free);
+	r->bytes = json_dumpb(r->reply, NULL, 0, JSON_COMPACT);
+	keep_within_limit(r);
 	/* Answered: the record is done with the job, whatever the job still
 	 * does (a cancelled handler may run on), and may be swept before the
 	 * job is freed. */

@@ -41,6 +41,10 @@ typedef void (*jobs_durable_fn)(void *ctx, json_int_t handle, const char *error)
  * caller starts the job only then, and fails it without running it when
  * the record cannot be written.  Until durable() the job must not start. */
 json_int_t jobs_detach(struct job *job, jobs_durable_fn durable, void *ctx);
+/* Whether `peer` may detach another job: 0, or -KILN_E_BUSY
+ * (max_detached_per_uid running) / -KILN_E_TOO_LARGE (its records hold
+ * max_detached_record_bytes_per_uid) with msg and *detail naming the key. */
+int jobs_detach_allowed(const struct kiln_peer *peer, json_t **detail, char *msg, size_t msglen);
 /* Cancels every running detached job (end of the shutdown grace period). */
 void jobs_cancel_running(void);
 

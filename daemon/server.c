@@ -16,6 +16,7 @@
 #include "action.h"
 #include "config.h"
 #include "creds.h"
+#include "usage.h"
 #include "conn.h"
 #include "job_owner.h"
 #include "jobs.h"
@@ -258,6 +259,10 @@ static void accept_pending(struct server *srv)
 	} else if (conn_count_served() > cfg->max_connections) {
 		log_warn("max_connections (%u) reached", cfg->max_connections);
 		conn_refuse(c, KILN_E_BUSY, "too many connections (max_connections)");
+	} else if (usage_get(peer->uid, USAGE_CONNS) > cfg->max_connections_per_uid) {
+		log_warn("uid %u: max_connections_per_uid (%u) reached", (unsigned)peer->uid,
+			 cfg->max_connections_per_uid);
+		conn_refuse(c, KILN_E_BUSY, "too many connections for this user (max_connections_per_uid)");
 	}
 	conn_start(c);
 }

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import unittest
 from typing import Any, Dict, List, Optional
@@ -616,6 +617,376 @@ class PerUserCorpusMemoryTest(MultiUserCase):
 
     def load_small(self) -> Dict[str, Any]:
         return self.a.call("corpus.load", {"name": "small", "paths": [self.p["diary"]]})
+
+
+# --- Fair limits --------------------------------------------------------------
+
+HOLD = """
+import socket
+kiln.held = getattr(kiln, "held", [])
+n = 0
+for _ in range(COUNT):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(PATH)
+    kiln.held.append(s)
+out = len(kiln.held)
+"""
+
+FIRST_LINE = """
+import json, socket
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(TIMEOUT)
+s.connect(PATH)
+buf = b""
+try:
+    while b"\\n" not in buf:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        buf += chunk
+except socket.timeout:
+    pass
+out = json.loads(buf.split(b"\\n")[0]) if buf else None
+s.close()
+"""
+
+
+class LimitsTest(MultiUserCase):
+    """Per-uid limits: B reaching one gets busy/too_large naming the key; A
+    keeps working."""
+
+    CONFIG = {"max_connections_per_uid": 6, "max_inflight_per_uid": 6, "max_detached_per_uid": 3,
+              "max_attachment_bytes_per_uid": 1 << 20, "pool_threads_per_uid": 1}
+
+    def admin_stats(self) -> Dict[str, Any]:
+        with kiln_client(self.daemon.socket_path) as root:
+            return root.stats()
+
+    def test_connections_per_uid(self):
+        # B's agent holds one connection; five more reach the limit.
+        self.assertEqual(self.b.run(HOLD.replace("COUNT", "5").replace("PATH", repr(self.daemon.socket_path))), 5)
+        r = self.b.run(FIRST_LINE.replace("TIMEOUT", "10").replace("PATH", repr(self.daemon.socket_path)))
+        self.assertEqual((r["result"], r["error"]["code"]), ("error", "busy"), r)
+        self.assertIn("max_connections_per_uid", r["message"])
+        self.assertEqual(code_of(self.a.call("ping")), "success")
+        self.assertEqual(code_of(self.b.call("ping")), "success")
+        self.assertEqual(self.admin_stats()["per_uid"][str(B.uid)]["connections"], 6)
+        # The refused one freed its slot at once; closing the held ones frees theirs.
+        self.b.run("for s in kiln.held: s.close()\nkiln.held.clear()\nout = 0")
+        deadline = time.monotonic() + 5
+        while self.admin_stats()["per_uid"].get(str(B.uid), {}).get("connections") != 1:
+            self.assertLess(time.monotonic(), deadline, "closed connections still counted")
+            time.sleep(0.05)
+
+    def test_detached_and_in_flight_per_uid(self):
+        jobs: List[int] = []
+        try:
+            self.detached_and_in_flight(jobs)
+        finally:
+            for j in jobs:
+                self.b.call("job.cancel", {"job": j})
+            self.wait_no_jobs(B)
+
+    def wait_no_jobs(self, user: User) -> None:
+        deadline = time.monotonic() + 10
+        while self.admin_stats()["per_uid"].get(str(user.uid), {}).get("jobs", 0) > 0:
+            self.assertLess(time.monotonic(), deadline, "cancelled jobs still alive")
+            time.sleep(0.05)
+
+    def detached_and_in_flight(self, jobs: List[int]) -> None:
+        for _ in range(3):
+            r = self.b.call("sleep", {"seconds": 30, "steps": 300}, detach=True)
+            self.assertEqual(r["result"], "accepted", r)
+            jobs.append(r["data"]["job"])
+        r = self.b.call("sleep", {"seconds": 30}, detach=True)
+        self.assertEqual((code_of(r), r["detail"]), ("busy", {"limit": "max_detached_per_uid"}), r)
+        # A's pool work starts although B's sleeps are running (B gets one thread).
+        t0 = time.monotonic()
+        self.assertEqual(code_of(self.a.call("pi", {"digits": 1000}, timeout=20)), "success")
+        self.assertEqual(code_of(self.a.call("sleep", {"seconds": 0.01}, timeout=20)), "success")
+        self.assertLess(time.monotonic() - t0, 15)
+        # The three detached jobs count as in flight: three more are taken,
+        # then busy.  (The three taken wait for B's one pool thread, which
+        # B's own sleeps hold, and time out.)
+        codes = self.b.run("""
+            from kiln.protocol import ProcedureInput
+            reqs = [ProcedureInput(c.next_job_id(), "sleep", {"seconds": 0.1}, 1.0) for _ in range(5)]
+            out = sorted((r.error or {}).get("code", r.result) for r in c.call_many(reqs, check=False))
+        """)
+        self.assertEqual(codes, ["busy", "busy", "timeout", "timeout", "timeout"])
+        self.assertEqual(code_of(self.a.call("ping")), "success")
+
+    def test_attachments_counted_as_they_arrive(self):
+        base = self.daemon.rss()
+        # Declared but never sent: nothing is allocated for them.
+        held = self.b.run("""
+            import socket
+            kiln.att = []
+            for i in range(4):
+                s = socket.socket(socket.AF_UNIX)
+                s.connect(PATH)
+                s.sendall(b'{"job_id":1,"action":"text.stats","raw":268435456}\\n')
+                kiln.att.append(s)
+            out = len(kiln.att)
+        """.replace("PATH", repr(self.daemon.socket_path)))
+        self.assertEqual(held, 4)
+        time.sleep(0.3)
+        self.assertLess(self.daemon.rss() - base, 32 << 20)
+        # Bytes beyond max_attachment_bytes_per_uid: too_large naming it, the
+        # rest is skipped and the connection goes on.
+        r = self.b.run("""
+            import json, socket
+            s = socket.socket(socket.AF_UNIX)
+            s.settimeout(20)
+            s.connect(PATH)
+            n = 3 << 20
+            s.sendall(b'{"job_id":7,"action":"text.stats","raw":%d}\\n' % n + b"w " * (n // 2)
+                      + b'{"job_id":8,"action":"ping"}\\n')
+            buf = b""
+            while buf.count(b"\\n") < 2:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+            out = [json.loads(l) for l in buf.splitlines()[:2]]
+        """.replace("PATH", repr(self.daemon.socket_path)))
+        self.assertEqual(r[0]["error"], {"code": "too_large", "detail": {"limit": "max_attachment_bytes_per_uid"}})
+        self.assertEqual((r[1]["job_id"], r[1]["result"]), (8, "success"))
+        # A's attachment is A's own budget.
+        r = self.a.run("""
+            r = c.call("text.stats", {}, attachment=b"some words " * 50000, check=False)
+            out = r.result
+        """)
+        self.assertEqual(r, "success")
+        self.b.run("for s in kiln.att: s.close()\nout = 0")
+
+    def test_detached_job_keeps_no_unused_attachment(self):
+        job = self.b.run("""
+            r = c.call("sleep", {"seconds": 30, "steps": 300}, detach=True, attachment=b"x" * (512 << 10))
+            out = r.data["job"]
+        """)
+        try:
+            time.sleep(0.2)
+            self.assertEqual(self.admin_stats()["per_uid"][str(B.uid)]["attachment_bytes"], 0)
+            self.assertEqual(self.admin_stats()["per_uid"][str(B.uid)]["jobs"], 1)
+        finally:
+            self.b.call("job.cancel", {"job": job})
+            self.wait_no_jobs(B)
+
+
+NEVER_READ_RENDERS = """
+import json, socket
+sid = c.call("scene.create", {"width": SIDE, "height": SIDE}).data["scene_id"]
+s = socket.socket(socket.AF_UNIX)
+s.connect(PATH)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+lines = b"".join(json.dumps({"job_id": i, "action": "scene.render", "args": {"scene_id": sid}}).encode()
+                 + b"\\n" for i in range(COUNT))
+s.sendall(lines)
+kiln.unread = s
+out = sid
+"""
+
+
+class OutputBufferTest(MultiUserCase):
+    """Replies for a client that does not read count against
+    max_output_buffer before the renders producing them start: 30 pipelined
+    renders (1.3 MiB each as base64) never read hold about the buffer, not
+    all 40 MiB."""
+
+    CONFIG = {"max_output_buffer": 4 << 20}
+
+    def test_pipelined_renders_never_read(self):
+        base = self.daemon.rss()
+        self.b.run(NEVER_READ_RENDERS.replace("SIDE", "512").replace("COUNT", "30")
+                   .replace("PATH", repr(self.daemon.socket_path)))
+        time.sleep(3)
+        grown = self.daemon.rss() - base
+        with kiln_client(self.daemon.socket_path) as root:
+            jobs = root.stats()["per_uid"][str(B.uid)]["jobs"]
+        # One render waits for room (prepared, not started); the others were
+        # never read off the socket.
+        self.assertLessEqual(jobs, 2)
+        self.assertLess(grown, 20 << 20, f"RSS grew by {grown >> 20} MiB")
+        # A is unaffected, and a reader gets every reply in order.
+        self.assertEqual(code_of(self.a.call("ping")), "success")
+        self.b.run("kiln.unread.close()\nout = 0")
+
+
+class IdleTimeoutTest(MultiUserCase):
+    """A silent connection is told and closed after idle_timeout; its slot is
+    free at once."""
+
+    CONFIG = {"idle_timeout": 0.5, "max_connections_per_uid": 2}
+
+    def test_idle_connection_is_closed(self):
+        r = self.b.run(FIRST_LINE.replace("TIMEOUT", "10").replace("PATH", repr(self.daemon.socket_path)))
+        self.assertEqual(r["error"], {"code": "timeout", "detail": {"limit": "idle_timeout"}}, r)
+        self.assertIn("idle_timeout", r["message"])
+        # The agent's own connection was closed as well; a new one works.
+        self.b.connect()
+        self.assertEqual(code_of(self.b.call("ping")), "success")
+        # A connection with work in flight is not idle.
+        self.assertEqual(code_of(self.b.call("sleep", {"seconds": 1.2}, timeout=10)), "success")
+
+
+class RecordBytesTest(MultiUserCase):
+    """max_detached_record_bytes_per_uid: a reply that does not fit is not
+    kept, and further detached jobs are refused."""
+
+    CONFIG = {"max_detached_record_bytes_per_uid": 4000}
+
+    def test_records_bounded(self):
+        r = self.b.call("pi", {"digits": 10000}, detach=True)
+        self.assertEqual(r["result"], "accepted", r)
+        done = self.b.run(f"""
+            r = c.job_wait({r["data"]["job"]}, timeout=30, check=False)
+            out = [r.result, (r.error or {{}}).get("code"), (r.error or {{}}).get("detail")]
+        """)
+        self.assertEqual(done, ["error", "too_large", {"limit": "max_detached_record_bytes_per_uid"}])
+        small = self.b.call("pi", {"digits": 10}, detach=True)
+        self.assertEqual(small["result"], "accepted", small)
+        self.b.run(f"c.job_wait({small['data']['job']}, timeout=30)")
+        # A is not affected by B's records.
+        self.assertEqual(self.a.call("pi", {"digits": 10}, detach=True)["result"], "accepted")
+
+
+# --- Stress: one user floods, the other keeps working --------------------------
+
+FLOOD = """
+import json, os, socket, threading, time
+P = PATH
+kiln.flood = []
+res = {"conns_refused": 0, "detached": {}, "corpus": {}, "raw_held": 0}
+def conn():
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(30)
+    s.connect(P)
+    kiln.flood.append(s)
+    return s
+# 1. Connections beyond max_connections_per_uid.
+for _ in range(40):
+    try:
+        conn()
+    except OSError:
+        res["conns_refused"] += 1
+time.sleep(0.5)
+for s in list(kiln.flood):
+    s.setblocking(False)
+    try:
+        got = s.recv(4096)
+    except (BlockingIOError, OSError):
+        got = b""
+    s.setblocking(True)
+    if b"busy" in got:
+        res["conns_refused"] += 1
+        kiln.flood.remove(s)
+        s.close()
+# Free all but a few, so the other floods have connections to use.
+for s in kiln.flood[4:]:
+    s.close()
+del kiln.flood[4:]
+# 2. Detached sleeps carrying attachments they never read.
+for i in range(20):
+    r = c.call("sleep", {"seconds": 5, "steps": 50}, detach=True, attachment=os.urandom(4 << 20), check=False)
+    k = (r.error or {}).get("code", r.result)
+    res["detached"][k] = res["detached"].get(k, 0) + 1
+# 3. Renders never read.
+sid = c.call("scene.create", {"width": 1024, "height": 1024}).data["scene_id"]
+s = kiln.flood[0]
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.sendall(b"".join(json.dumps({"job_id": i, "action": "scene.render", "args": {"scene_id": sid}}).encode()
+                   + b"\\n" for i in range(30)))
+# 4. Declared attachments never sent.
+for x in kiln.flood[1:4]:
+    x.sendall(b'{"job_id":1,"action":"text.stats","raw":268435456}\\n')
+    res["raw_held"] += 1
+# 5. Corpus memory filled.
+for i in range(12):
+    r = c.call("corpus.load", {"name": "fill%d" % i, "paths": [BIG]}, check=False)
+    k = (r.error or {}).get("code", r.result)
+    res["corpus"][k] = res["corpus"].get(k, 0) + 1
+out = res
+"""
+
+A_LOOP = """
+import time
+res = {"ok": 0, "failed": [], "max_s": 0.0}
+deadline = time.monotonic() + SECONDS
+while time.monotonic() < deadline:
+    for action, args in (("ping", {}), ("pi", {"digits": 2000}),
+                         ("corpus.search", {"name": "mine", "query": "PIN"}),
+                         ("corpus.count", {"name": "mine", "word": "PIN"})):
+        t0 = time.monotonic()
+        r = c.call(action, args, timeout=20, check=False)
+        res["max_s"] = max(res["max_s"], time.monotonic() - t0)
+        if r.result == "success":
+            res["ok"] += 1
+        else:
+            res["failed"].append([action, (r.error or {}).get("code"), r.message])
+out = res
+"""
+
+
+class FloodStressTest(MultiUserCase):
+    """B floods every resource at once (connections, detached jobs with big
+    attachments, never-read renders, declared-but-unsent attachments, corpus
+    memory) while A's ping, pi and corpus queries keep succeeding; kilnd's
+    RSS stays within a bound derived from the config:
+
+        baseline + max_attachment_bytes_total + corpus_memory_budget
+                 + 2 x max_output_buffer x max_connections_per_uid + 64 MiB
+    """
+
+    CONFIG = {"max_connections_per_uid": 16, "max_inflight_per_uid": 64, "max_detached_per_uid": 6,
+              "max_attachment_bytes_per_uid": 32 << 20, "max_attachment_bytes_total": 48 << 20,
+              "max_output_buffer": 2 << 20, "corpus_memory_per_uid": 8 << 20,
+              "corpus_memory_budget": 24 << 20, "scene_max_pixels": 1 << 20}
+
+    @kilntest.heavy
+    def test_flood(self):
+        cfg = dict(self.CONFIG)
+        big = os.path.join(self.p["b"], "big.txt")
+        with open(big, "w") as f:
+            f.write("filler words for the budget " * 40000)
+        os.chown(big, B.uid, B.gid)
+        self.assertEqual(code_of(self.a.call("corpus.load", {"name": "mine", "paths": [self.p["diary"]]})),
+                         "success")
+        base = self.daemon.rss()
+        bound = (base + cfg["max_attachment_bytes_total"] + cfg["corpus_memory_budget"]
+                 + 2 * cfg["max_output_buffer"] * cfg["max_connections_per_uid"] + (64 << 20))
+        peak = [base]
+        stop = threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                peak[0] = max(peak[0], self.daemon.rss())
+                time.sleep(0.05)
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        flood: Dict[str, Any] = {}
+        flooder = threading.Thread(target=lambda: flood.update(self.b.run(
+            FLOOD.replace("PATH", repr(self.daemon.socket_path)).replace("BIG", repr(big)))), daemon=True)
+        t0 = time.monotonic()
+        flooder.start()
+        time.sleep(0.5)
+        a = self.a.run(A_LOOP.replace("SECONDS", "14"))
+        flooder.join(120)
+        stop.set()
+        sampler.join(5)
+        elapsed = time.monotonic() - t0
+        print(f"\n  [stress] flood by B: {flood}; A: {a['ok']} requests ok, {len(a['failed'])} failed, "
+              f"slowest {a['max_s']:.2f} s; kilnd RSS baseline {base >> 20} MiB, peak {peak[0] >> 20} MiB, "
+              f"bound {bound >> 20} MiB; {elapsed:.1f} s", file=sys.stderr)
+        self.assertFalse(flooder.is_alive(), "the flood did not finish")
+        self.assertEqual(a["failed"], [])
+        self.assertGreater(a["ok"], 8)
+        self.assertLess(peak[0], bound)
+        self.assertGreater(flood["conns_refused"], 0)
+        self.assertIn("busy", flood["detached"])
+        self.assertIn("too_large", flood["corpus"])
+        self.b.run("for s in kiln.flood: s.close()\nout = 0")
 
 
 # --- Access lists -------------------------------------------------------------
