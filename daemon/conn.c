@@ -17,11 +17,13 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "usage.h"
@@ -749,6 +751,65 @@ refuse_busy:;
 	return true;
 }
 
+/*
+ * Passed descriptors.  A client may send descriptors it opened with the
+ * bytes of a request line that names them in "fds"; libuv queues them on
+ * the pipe as they arrive.  The request takes as many as it names, in
+ * order; any left once every buffered line is handled belongs to no
+ * request and is closed.
+ */
+static void on_fd_handle_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+/* The next passed descriptor (a private duplicate), or -1. */
+static int take_fd(struct conn *c)
+{
+	uv_pipe_t *tmp;
+	uv_os_fd_t fd;
+	int out = -1;
+
+	if (uv_pipe_pending_count(&c->pipe) <= 0)
+		return -1;
+	tmp = malloc(sizeof(*tmp));
+	if (!tmp)
+		fatal("out of memory");
+	uv_pipe_init(c->pipe.loop, tmp, 0);
+	if (uv_accept((uv_stream_t *)&c->pipe, (uv_stream_t *)tmp) == 0 &&
+	    uv_fileno((uv_handle_t *)tmp, &fd) == 0)
+		out = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	uv_close((uv_handle_t *)tmp, on_fd_handle_closed);
+	return out;
+}
+
+static void drop_orphan_fds(struct conn *c)
+{
+	int fd;
+
+	while ((fd = take_fd(c)) >= 0)
+		close(fd);
+}
+
+/* Takes the descriptors the request names; false with msg if they did not
+ * arrive with it. */
+static bool take_request_fds(struct conn *c, struct request *req, char *msg, size_t msglen)
+{
+	size_t want = json_array_size(req->fd_paths);
+
+	while (req->nfds < want) {
+		int fd = take_fd(c);
+		if (fd < 0)
+			break;
+		req->fds[req->nfds++] = fd;
+	}
+	if (req->nfds == want)
+		return true;
+	snprintf(msg, msglen, "the request names %zu descriptors in fds but %zu arrived with it", want,
+		 req->nfds);
+	return false;
+}
+
 static void handle_line(struct conn *c, const char *line, size_t len)
 {
 	struct request req;
@@ -772,6 +833,13 @@ static void handle_line(struct conn *c, const char *line, size_t len)
 		} else {
 			send_error(c, have_id ? &req.job_id : NULL, -rc, detail, msg);
 		}
+		request_clear(&req);
+		return;
+	}
+	if (req.fd_paths && !take_request_fds(c, &req, msg, sizeof(msg))) {
+		/* The attachment (if any) is skipped first, to keep the stream in step. */
+		skip_attachment(c, &req.job_id, req.raw_len, KILN_E_INVALID_REQUEST,
+				json_pack("{s:s}", "key", "fds"), msg);
 		request_clear(&req);
 		return;
 	}
@@ -847,8 +915,13 @@ static void conn_process(struct conn *c)
 			break;
 		}
 		st = frame_next_line(&c->in, config_current()->max_line_bytes, &line, &len);
-		if (st == FRAME_NEED_MORE)
+		if (st == FRAME_NEED_MORE) {
+			/* Every buffered line is handled: a descriptor left now
+			 * came with no request. */
+			if (c->input == IN_LINES && frame_pending(&c->in) == 0)
+				drop_orphan_fds(c);
 			break;
+		}
 		if (st == FRAME_TOO_LONG) {
 			too_long(c);
 			break;
@@ -945,7 +1018,8 @@ struct conn *conn_accept(uv_loop_t *loop, uv_stream_t *listener)
 	c->jobs.next = c->jobs.prev = &c->jobs;
 	frame_init(&c->in);
 	outq_init(&c->out);
-	uv_pipe_init(loop, &c->pipe, 0);
+	/* ipc: libuv receives the descriptors clients pass (SCM_RIGHTS). */
+	uv_pipe_init(loop, &c->pipe, 1);
 	c->pipe.data = c;
 	c->next = conns.all;
 	if (conns.all)

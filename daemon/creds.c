@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 
+#include <string.h>
 #include <sys/fsuid.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 
 static _Thread_local struct {
 	const struct kiln_peer *peer;
+	const struct request *req;
 	bool switched;
 	int ngroups;
 	gid_t groups[KILN_PEER_MAX_GROUPS];
@@ -22,11 +24,12 @@ static _Thread_local struct {
 
 static const struct kiln_peer nobody = { .uid = NOBODY, .gid = NOBODY, .pid = 0 };
 
-bool creds_enter(const struct kiln_peer *peer)
+bool creds_enter(const struct kiln_peer *peer, const struct request *req)
 {
 	if (!peer || peer->uid == (uid_t)-1 || peer->gid == (gid_t)-1)
 		peer = &nobody;
 	cur.peer = peer;
+	cur.req = req;
 	cur.switched = false;
 	if (geteuid() != 0)
 		return false;
@@ -50,7 +53,31 @@ void creds_leave(void)
 		syscall(SYS_setgroups, (size_t)cur.ngroups, cur.groups);
 	}
 	cur.peer = NULL;
+	cur.req = NULL;
 	cur.switched = false;
+}
+
+int creds_passed_fd(const char *path, const char **rest)
+{
+	const struct request *req = cur.req;
+
+	*rest = NULL;
+	if (!req || !path)
+		return -1;
+	for (size_t i = 0; i < req->nfds; i++) {
+		const char *p = json_string_value(json_array_get(req->fd_paths, i));
+		size_t n = strlen(p);
+
+		if (strcmp(p, path) == 0)
+			return req->fds[i];
+		while (n > 1 && p[n - 1] == '/')
+			n--;
+		if (strncmp(p, path, n) == 0 && path[n] == '/' && path[n + 1]) {
+			*rest = path + n + 1;
+			return req->fds[i];
+		}
+	}
+	return -1;
 }
 
 const struct kiln_peer *creds_current(void)

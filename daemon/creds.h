@@ -30,10 +30,17 @@
 #include "envelope.h"
 
 /* Switches this thread's file-system identity to `peer` (NULL or an unknown
- * uid: nobody).  Returns true when the kernel now checks as the peer. */
-bool creds_enter(const struct kiln_peer *peer);
+ * uid: nobody), and makes the descriptors `req` carries (NULL: none)
+ * available to paths.c.  Returns true when the kernel now checks as the
+ * peer. */
+bool creds_enter(const struct kiln_peer *peer, const struct request *req);
 /* Restores the daemon's own identity on this thread. */
 void creds_leave(void);
+
+/* A descriptor the client passed for `path` (borrowed; -1 if none): the
+ * one named exactly `path` (*rest NULL), or a directory named by a prefix
+ * of it (*rest: what follows the '/').  Thread of creds_enter only. */
+int creds_passed_fd(const char *path, const char **rest);
 
 /* The peer this thread acts for, or NULL outside creds_enter/leave. */
 const struct kiln_peer *creds_current(void);

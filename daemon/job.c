@@ -442,7 +442,7 @@ static void work_cb(uv_work_t *req)
 {
 	struct work *w = req->data;
 
-	creds_enter(&w->job->peer);
+	creds_enter(&w->job->peer, &w->job->req);
 	w->work(w->job, w->ctx);
 	creds_leave();
 }

@@ -28,6 +28,7 @@ static atomic_bool no_openat2;
 
 struct where {
 	const char *root;    /* borrowed from the config */
+	int rootfd;          /* a passed directory descriptor standing for root, or -1 */
 	char rest[PATH_MAX]; /* relative to root, no "." or empty components; "." for the root */
 };
 
@@ -72,6 +73,7 @@ static int split(const struct kiln_config *cfg, const char *path, struct where *
 		if (strncmp(norm, root, rl) != 0 || (norm[rl] != '/' && norm[rl] != '\0'))
 			continue;
 		w->root = root;
+		w->rootfd = -1;
 		snprintf(w->rest, sizeof(w->rest), "%s", norm[rl] ? norm + rl + 1 : ".");
 		return 0;
 	}
@@ -194,14 +196,56 @@ static int open_beneath(const char *path, const struct where *w, int flags, char
 {
 	int rootfd, fd;
 
-	rootfd = open(w->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	rootfd = w->rootfd >= 0 ? w->rootfd : open(w->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
 		return path_errno(errno, path, err, errlen);
 	fd = beneath(rootfd, w->rest, flags, 0);
-	close(rootfd);
+	if (rootfd != w->rootfd)
+		close(rootfd);
 	if (fd < 0)
 		return path_errno(-fd, path, err, errlen);
 	return fd;
+}
+
+/*
+ * Descriptors the client passed (creds_passed_fd): the client opened the
+ * file itself, with its own rights, so path_roots do not apply; a path
+ * below a passed directory is resolved beneath that descriptor.  Returns
+ * 1 and fills *w (rootfd set) for a path below a passed directory, 2 and
+ * *fd (a private duplicate, offset 0) for a passed file, 0 when nothing was
+ * passed for `path`, or -KILN_E_* with a message.
+ */
+static int passed(const char *path, int accmode, struct where *w, int *fd, char *err, size_t errlen)
+{
+	const char *rest;
+	int pfd = creds_passed_fd(path, &rest), fl;
+	struct stat st;
+
+	if (pfd < 0)
+		return 0;
+	if (rest) {
+		if (fstat(pfd, &st) != 0 || !S_ISDIR(st.st_mode)) {
+			snprintf(err, errlen, "the descriptor passed for a directory above %s is not one", path);
+			return -KILN_E_INVALID_ARGS;
+		}
+		w->root = "";
+		w->rootfd = pfd;
+		snprintf(w->rest, sizeof(w->rest), "%s", rest);
+		return 1;
+	}
+	fl = fcntl(pfd, F_GETFL);
+	if (fl < 0 || ((fl & O_ACCMODE) != O_RDWR && (fl & O_ACCMODE) != accmode)) {
+		snprintf(err, errlen, "the descriptor passed for %s is not open for %s", path,
+			 accmode == O_RDONLY ? "reading" : "writing");
+		return -KILN_E_INVALID_ARGS;
+	}
+	*fd = fcntl(pfd, F_DUPFD_CLOEXEC, 0);
+	if (*fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -KILN_E_INTERNAL;
+	}
+	lseek(*fd, 0, SEEK_SET);
+	return 2;
 }
 
 static char *joined(const struct where *w)
@@ -218,18 +262,21 @@ static char *joined(const struct where *w)
 int kiln_path_open(const struct kiln_config *cfg, const char *path, char **resolved, char *err,
 		   size_t errlen)
 {
-	struct where w;
+	struct where w = { .root = NULL, .rootfd = -1 };
 	struct stat st;
 	int fd, rc;
 
 	if (resolved)
 		*resolved = NULL;
-	rc = split(cfg, path, &w, err, errlen);
-	if (rc)
+	rc = passed(path, O_RDONLY, &w, &fd, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (rc == 0 && (rc = split(cfg, path, &w, err, errlen)) != 0)
 		return rc;
 	/* O_NONBLOCK: opening a FIFO (or a device) would otherwise block the
 	 * worker thread until some writer shows up, maybe forever. */
-	fd = open_beneath(path, &w, O_RDONLY | O_NOCTTY | O_NONBLOCK, err, errlen);
+	if (rc != 2)
+		fd = open_beneath(path, &w, O_RDONLY | O_NOCTTY | O_NONBLOCK, err, errlen);
 	if (fd < 0)
 		return fd;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || fcntl(fd, F_SETFL, 0) != 0) {
@@ -241,7 +288,7 @@ int kiln_path_open(const struct kiln_config *cfg, const char *path, char **resol
 		close(fd);
 		return path_errno(EACCES, path, err, errlen);
 	}
-	if (resolved && !(*resolved = joined(&w))) {
+	if (resolved && !(*resolved = w.rootfd >= 0 || !w.root ? strdup(path) : joined(&w))) {
 		close(fd);
 		snprintf(err, errlen, "out of memory");
 		return -KILN_E_INTERNAL;
@@ -251,17 +298,24 @@ int kiln_path_open(const struct kiln_config *cfg, const char *path, char **resol
 
 int kiln_path_opendir(const struct kiln_config *cfg, const char *path, char *err, size_t errlen)
 {
-	struct where w;
+	struct where w = { .root = NULL, .rootfd = -1 };
 	struct stat st;
 	int fd, rc;
 
-	rc = split(cfg, path, &w, err, errlen);
-	if (rc)
+	rc = passed(path, O_RDONLY, &w, &fd, err, errlen);
+	if (rc < 0)
 		return rc;
-	fd = open_beneath(path, &w, O_RDONLY | O_DIRECTORY, err, errlen);
+	if (rc == 0 && (rc = split(cfg, path, &w, err, errlen)) != 0)
+		return rc;
+	if (rc != 2)
+		fd = open_beneath(path, &w, O_RDONLY | O_DIRECTORY, err, errlen);
 	if (fd < 0)
 		return fd;
-	if (fstat(fd, &st) != 0 || !creds_may_access(&st, R_OK | X_OK)) {
+	if (fstat(fd, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		close(fd);
+		return path_errno(ENOTDIR, path, err, errlen);
+	}
+	if (!creds_may_access(&st, R_OK | X_OK)) {
 		close(fd);
 		return path_errno(EACCES, path, err, errlen);
 	}
@@ -352,8 +406,29 @@ int kiln_path_create(const struct kiln_config *cfg, const char *path, bool repla
 	out->fd = out->dirfd = -1;
 	if (resolved)
 		*resolved = NULL;
-	rc = split(cfg, path, &w, err, errlen);
-	if (rc)
+	w.root = NULL;
+	w.rootfd = -1;
+	rc = passed(path, O_WRONLY, &w, &out->fd, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (rc == 2) {
+		/* The client created (or chose) the file: write it in place. */
+		struct stat st;
+		if (fstat(out->fd, &st) != 0 || !S_ISREG(st.st_mode) || ftruncate(out->fd, 0) != 0) {
+			close(out->fd);
+			out->fd = -1;
+			snprintf(err, errlen, "the descriptor passed for %s is not a writable regular file", path);
+			return -KILN_E_INVALID_ARGS;
+		}
+		out->direct = true;
+		if (resolved && !(*resolved = strdup(path))) {
+			kiln_path_finish(out, false, NULL, 0);
+			snprintf(err, errlen, "out of memory");
+			return -KILN_E_INTERNAL;
+		}
+		return out->fd;
+	}
+	if (rc == 0 && (rc = split(cfg, path, &w, err, errlen)) != 0)
 		return rc;
 	dw = w;
 	slash = strrchr(dw.rest, '/');
@@ -395,7 +470,7 @@ int kiln_path_create(const struct kiln_config *cfg, const char *path, bool repla
 		goto fail;
 	}
 	out->replace = replace;
-	if (resolved && !(*resolved = joined(&w))) {
+	if (resolved && !(*resolved = w.rootfd >= 0 ? strdup(path) : joined(&w))) {
 		kiln_path_finish(out, false, NULL, 0);
 		snprintf(err, errlen, "out of memory");
 		return -KILN_E_INTERNAL;
@@ -414,6 +489,17 @@ int kiln_path_finish(struct kiln_path_out *out, bool commit, char *err, size_t e
 {
 	int rc = 0, e = 0;
 
+	if (out->direct) {
+		if (commit && (fsync(out->fd) != 0 || close(out->fd) != 0)) {
+			snprintf(err, errlen, "writing %s: %s", out->name ? out->name : "output", strerror(errno));
+			rc = -KILN_E_INTERNAL;
+		} else if (!commit) {
+			close(out->fd);
+		}
+		out->fd = -1;
+		out->direct = false;
+		return rc;
+	}
 	if (out->dirfd < 0)
 		return 0;
 	if (commit && (fsync(out->fd) != 0 || close(out->fd) != 0))

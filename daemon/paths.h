@@ -58,6 +58,7 @@ struct kiln_path_out {
 	int fd;          /* write the content here */
 	int dirfd;       /* the target's directory, beneath its root */
 	bool replace;    /* an existing target may be replaced */
+	bool direct;     /* fd is the client's passed descriptor: written in place */
 	char *name;      /* the target's name in dirfd (owned) */
 	char tmp[48];    /* the temporary's name in dirfd */
 };

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import socket
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
+from . import _fds
 from ._compute import ComputeMixin
 from ._corpus import CorpusMixin
 from ._jobs import JobsMixin
@@ -34,8 +36,13 @@ _CANCEL_GRACE = 2.0
 class Client(ComputeMixin, CorpusMixin, SceneMixin, JobsMixin):
     """A connection to kilnd over its Unix socket (a context manager)."""
 
-    def __init__(self, path: Optional[str] = None, *, connect_timeout: float = 5.0) -> None:
+    def __init__(self, path: Optional[str] = None, *, connect_timeout: float = 5.0,
+                 pass_fds: bool = True) -> None:
+        """pass_fds: open the files requests name here and pass the
+        descriptors (SCM_RIGHTS), so kilnd uses them with this process's
+        rights; False sends plain paths (kilnd's path_roots then apply)."""
         self.path = path or default_socket_path()
+        self.pass_fds = pass_fds
         self._ids = itertools.count(1)
         self._buf = bytearray()
         self._replies: Dict[int, ProcedureOutput] = {}
@@ -72,12 +79,24 @@ class Client(ComputeMixin, CorpusMixin, SceneMixin, JobsMixin):
     def _send(self, req: ProcedureInput) -> None:
         if self._sock is None:
             raise ConnectionLost("client is closed")
+        fds: List[int] = []
+        if self.pass_fds:
+            req.fd_paths, fds = _fds.open_args(req.action, req.args)
         try:
-            self._sock.sendall(req.encode())
+            line = req.encode()
+            if fds:
+                # The descriptors travel with the line's first bytes.
+                sent = socket.send_fds(self._sock, [line], fds)
+                self._sock.sendall(line[sent:])
+            else:
+                self._sock.sendall(line)
             if req.attachment is not None:
                 self._sock.sendall(memoryview(req.attachment))
         except OSError as e:
             raise ConnectionLost(f"send failed: {e}") from e
+        finally:
+            for fd in fds:
+                os.close(fd)
 
     def _fill(self) -> None:
         assert self._sock is not None

@@ -27,6 +27,7 @@ class ProcedureInput:
     progress: bool = False
     detach: bool = False
     attachment: Optional[bytes] = None
+    fd_paths: List[str] = field(default_factory=list)  # paths whose descriptors go with the line
 
     def encode(self) -> bytes:
         """The request line (and the raw attachment bytes after it)."""
@@ -46,6 +47,8 @@ class ProcedureInput:
         obj["accept_raw"] = True
         if self.attachment is not None:
             obj["raw"] = len(self.attachment)
+        if self.fd_paths:
+            obj["fds"] = list(self.fd_paths)
         line = json.dumps(obj, separators=(",", ":")).encode() + b"\n"
         return line
 

@@ -84,7 +84,7 @@ for line in sys.stdin:
     try:
         if req["op"] == "connect":
             if c: c.close()
-            c = kiln.Client(req["socket"])
+            c = kiln.Client(req["socket"], pass_fds=req.get("pass_fds", False))
             out({"ok": True})
         elif req["op"] == "call":
             r = c.call(req["action"], req.get("args") or {}, timeout=req.get("timeout"),
@@ -103,8 +103,11 @@ for line in sys.stdin:
 class Agent:
     """A client process running as `user` with one persistent connection."""
 
-    def __init__(self, user: User, socket_path: str) -> None:
+    def __init__(self, user: User, socket_path: str, pass_fds: bool = False) -> None:
+        """pass_fds False (default): paths go to kilnd as strings, so its own
+        rules are what a test sees; True: the client passes descriptors."""
         self.user = user
+        self.pass_fds = pass_fds
         code = AGENT.replace("CLIENT_DIR", repr(os.path.join(kilntest.ROOT, "client")))
         self.proc = subprocess.Popen(
             ["setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups", PYTHON, "-c", code],
@@ -122,7 +125,7 @@ class Agent:
         return json.loads(line)
 
     def connect(self) -> Dict[str, Any]:
-        return self._ask({"op": "connect", "socket": self.socket_path})
+        return self._ask({"op": "connect", "socket": self.socket_path, "pass_fds": self.pass_fds})
 
     def call(self, action: str, args: Optional[Dict[str, Any]] = None, *, timeout: float = 30,
              detach: bool = False) -> Dict[str, Any]:
@@ -989,6 +992,94 @@ class FloodStressTest(MultiUserCase):
         self.b.run("for s in kiln.flood: s.close()\nout = 0")
 
 
+# --- Descriptor passing -------------------------------------------------------
+
+class FdPassingTest(MultiUserCase):
+    """The Python client opens every file a request names with its own
+    rights and passes the descriptor; kilnd reads and writes through it, so
+    files outside path_roots work for their owner and nobody else."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.a_fd = Agent(A, self.daemon.socket_path, pass_fds=True)
+        self.b_fd = Agent(B, self.daemon.socket_path, pass_fds=True)
+        self.priv = os.path.join(self.base, f"a-private-{os.urandom(3).hex()}")
+        os.makedirs(self.priv)
+        for i in range(3):
+            with open(os.path.join(self.priv, f"note{i}.txt"), "w") as f:
+                f.write(f"private note {i} with PIN 4711\n")
+            os.chown(os.path.join(self.priv, f"note{i}.txt"), A.uid, A.gid)
+            os.chmod(os.path.join(self.priv, f"note{i}.txt"), 0o600)
+        os.chown(self.priv, A.uid, A.gid)
+        os.chmod(self.priv, 0o700)
+
+    def tearDown(self) -> None:
+        self.a_fd.close()
+        self.b_fd.close()
+        super().tearDown()
+
+    def test_owner_reads_and_writes_outside_the_roots(self):
+        note = os.path.join(self.priv, "note0.txt")
+        r = self.a_fd.call("text.stats", {"path": note})
+        self.assertEqual(code_of(r), "success", r)
+        self.assertEqual(r["data"]["words"], 6)
+        # Without a descriptor the same path is outside the roots.
+        self.assertEqual(code_of(self.a.call("text.stats", {"path": note})), "forbidden")
+        # B cannot open it, so it goes as a path: forbidden, nothing read.
+        r = self.b_fd.call("text.stats", {"path": note})
+        self.assertEqual(code_of(r), "forbidden", r)
+        out = os.path.join(self.priv, "pi.txt")
+        r = self.a_fd.call("pi", {"digits": 30, "output": out})
+        self.assertEqual(code_of(r), "success", r)
+        with open(out) as f:
+            self.assertEqual(f.read(), "3.141592653589793238462643383279")
+        self.assertEqual(os.stat(out).st_uid, A.uid)
+        r = self.a_fd.call("corpus.load", {"name": "notes", "dir": self.priv, "glob": "note*.txt"})
+        self.assertEqual(code_of(r), "success", r)
+        self.assertEqual(r["data"]["documents"], 3)
+        r = self.a_fd.call("corpus.load", {"name": "two", "paths": [note, os.path.join(self.priv, "note1.txt")]})
+        self.assertEqual((code_of(r), r["data"].get("documents")), ("success", 2), r)
+
+    def test_raw_descriptor_protocol(self):
+        pid = self.daemon.pid
+        before = len(os.listdir(f"/proc/{pid}/fd"))
+        out = self.a.run("""
+            import json, os, socket
+            s = socket.socket(socket.AF_UNIX)
+            s.settimeout(20)
+            s.connect(PATH)
+            # Named but not sent: invalid_request naming fds.
+            s.sendall(b'{"job_id":1,"action":"text.stats","args":{"path":"/x/y"},"fds":["/x/y"]}\\n')
+            # Sent with no request naming them: closed by kilnd.
+            r, w = os.pipe()
+            for i in range(40):
+                socket.send_fds(s, [b" "], [r])
+            s.sendall(b"\\n")
+            # A write-only descriptor for a file to read: refused.
+            fd = os.open(NOTE, os.O_WRONLY | os.O_APPEND)
+            socket.send_fds(s, [b'{"job_id":2,"action":"text.stats","args":{"path":"%s"},"fds":["%s"]}\\n'
+                            % (NOTE.encode(), NOTE.encode())], [fd])
+            os.close(fd)
+            fd = os.open(NOTE, os.O_RDONLY)
+            socket.send_fds(s, [b'{"job_id":3,"action":"text.stats","args":{"path":"%s"},"fds":["%s"]}\\n'
+                            % (NOTE.encode(), NOTE.encode())], [fd])
+            os.close(fd)
+            os.close(r)
+            os.close(w)
+            buf = b""
+            while buf.count(b"\\n") < 3:
+                buf += s.recv(65536)
+            out = [json.loads(l) for l in buf.splitlines()]
+            s.close()
+        """.replace("PATH", repr(self.daemon.socket_path)).replace("NOTE", repr(os.path.join(self.priv, "note1.txt"))))
+        by_id = {r["job_id"]: r for r in out}
+        self.assertEqual(by_id[1]["error"], {"code": "invalid_request", "detail": {"key": "fds"}})
+        self.assertEqual(by_id[2]["error"]["code"], "invalid_args")
+        self.assertEqual((by_id[3]["result"], by_id[3]["data"]["words"]), ("success", 6))
+        time.sleep(0.3)
+        self.assertLessEqual(len(os.listdir(f"/proc/{pid}/fd")), before + 2)
+
+
 # --- Access lists -------------------------------------------------------------
 
 def reload(daemon: kilntest.Daemon, **changes: Any) -> None:
@@ -1237,7 +1328,7 @@ class SocketDirTest(unittest.TestCase):
 
 def kiln_client(path: str) -> Any:
     import kiln
-    return kiln.Client(path)
+    return kiln.Client(path, pass_fds=False)
 
 
 if __name__ == "__main__":
