@@ -6,6 +6,8 @@
 #   make bench    benchmarks (not tests)
 #   make stress   long load, fault and soak tests (tests/stress, ~3 min; STRESS=stress_soak for one)
 #   make fuzz     libFuzzer targets (tests/fuzz), each run FUZZ_SECONDS (default 60)
+#   make mutation break each check in tests/mutation/mutations.json in turn, in a
+#                 scratch copy, and show that its tests fail (MUTATIONS="id ..." picks some)
 #   make install  kilnd, systemd units, sysusers.d, /etc/kiln/kiln.json, the Python client
 #                 (PREFIX=/usr/local, DESTDIR=; see below); make uninstall removes them
 #
@@ -28,10 +30,14 @@ DEB_TEST_PKGS := check libsubunit-dev openssl valgrind systemd procps clang libc
 DEB_OPT_PKGS := python3-gmpy2 python3-cryptography python3-pil
 
 PC_PKGS := libuv jansson libcrypto gmp libpng
+# The library (daemon/lib) uses only these: no libuv, no jansson.
+LIB_PC_PKGS := libcrypto gmp libpng
 # Recursively expanded on purpose: pkg-config runs only when compiling, so
 # `make deps` works on a machine that has no pkg-config yet.
 PC_CFLAGS = $(shell pkg-config --cflags $(PC_PKGS))
 PC_LIBS   = $(shell pkg-config --libs $(PC_PKGS))
+LIB_PC_CFLAGS = $(shell pkg-config --cflags $(LIB_PC_PKGS))
+LIB_PC_LIBS   = $(shell pkg-config --libs $(LIB_PC_PKGS))
 # The check framework links into the unit tests only, never into kilnd.
 CHECK_CFLAGS = $(shell pkg-config --cflags check)
 CHECK_LIBS   = $(shell pkg-config --libs check)
@@ -45,7 +51,14 @@ endif
 
 WARN    := -Wall -Wextra -Werror
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -fPIC -Iinclude -Idaemon -MMD -MP
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -fPIC -MMD -MP
+# The boundary between daemon and library, enforced here: the daemon sees
+# its own headers and include/; the library sees include/ and its own folder
+# only, so a daemon header or a libuv/jansson call in it does not compile,
+# and libkiln.so links with --no-undefined against just what it uses.
+DAEMON_CPPFLAGS = -Iinclude -Idaemon $(PC_CFLAGS)
+LIB_CPPFLAGS    = -Iinclude -Idaemon/lib $(LIB_PC_CFLAGS)
+LIB_LDLIBS      = $(LIB_PC_LIBS) -lunistring -lm
 LDLIBS  = $(PC_LIBS) -lunistring -lm -lpthread
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -62,13 +75,18 @@ DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps deps-test run test unit proto bench stress clean install uninstall tools fuzz \
-	fuzz-build
+	fuzz-build mutation
 all: $(BUILD)/kilnd $(BUILD)/libkiln.a $(BUILD)/libkiln.so
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CFLAGS) $(PC_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(DAEMON_CPPFLAGS) -c $< -o $@
+
+$(BUILD)/obj/daemon/lib/%.o: daemon/lib/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) $(LIB_CPPFLAGS) -c $< -o $@
 
 $(BUILD)/libkiln.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -77,7 +95,7 @@ $(BUILD)/libkiln.a: $(LIB_OBJ)
 
 $(BUILD)/libkiln.so: $(LIB_OBJ)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) -shared $(LDFLAGS) -Wl,--no-undefined -o $@ $^ $(LIB_LDLIBS)
 
 $(BUILD)/kilnd: $(BUILD)/obj/daemon/main.o $(DAEMON_OBJ) $(BUILD)/libkiln.a
 	@$(if $(Q),echo "  LD      $@")
@@ -88,7 +106,7 @@ HARNESS_OBJ := $(BUILD)/obj/tests/unit/harness.o
 $(BUILD)/tests/%: tests/unit/%.c $(HARNESS_OBJ) $(DAEMON_OBJ) $(BUILD)/libkiln.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CCLD    $@")
-	$(Q)$(CC) $(CFLAGS) $(PC_CFLAGS) $(CHECK_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
+	$(Q)$(CC) $(CFLAGS) $(DAEMON_CPPFLAGS) $(CHECK_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
 
 # Keep intermediate objects (the test harness) between runs.
 .SECONDARY:
@@ -181,6 +199,14 @@ fuzz: deps-test
 stress: deps-test
 	@$(MAKE) --no-print-directory all
 	@$(PYTHON) tests/stress/run.py --build $(BUILD) $(STRESS)
+
+# Each mutation is an exact edit inside a named function with the tests that
+# must catch it; the runner builds a scratch copy (the working tree is not
+# touched) and fails if any mutation survives or no longer applies.  `make
+# test` only checks that every edit still applies (run.py --check).
+MUTATIONS ?=
+mutation: deps-test
+	@$(PYTHON) tests/mutation/run.py $(MUTATIONS)
 
 # Regenerates proto/actions.json from the action table (a test checks it is current).
 proto: $(BUILD)/kilnd

@@ -9,13 +9,13 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kiln/error.h"
 #include "log.h"
 
 enum ktype { K_STR, K_PATH, K_UINT, K_U64, K_SIZE, K_DOUBLE, K_MODE, K_LEVEL, K_IDS, K_ROOTS, K_OBJECT };
@@ -129,21 +129,6 @@ static struct {
 
 #define FIELD(cfg, k, type) ((type *)((char *)(cfg) + (k)->off))
 
-static int set_err(char *err, size_t errlen, const char *key, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int set_err(char *err, size_t errlen, const char *key, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	snprintf(err, errlen, "config key \"%s\": %s", key, msg);
-	return -1;
-}
-
 static char *resolve_rel(const char *base_dir, const char *path)
 {
 	char *out;
@@ -161,7 +146,7 @@ static int set_roots(struct kiln_config *cfg, const struct key *k, json_t *v, co
 	json_t *item, *arr;
 
 	if (!json_is_array(v))
-		return set_err(err, errlen, k->name, "expected an array of directory names");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "config key \"%s\": expected an array of directory names", k->name);
 	n = json_array_size(v);
 	arr = json_array();
 	cfg->path_root = calloc(n ? n : 1, sizeof(char *));
@@ -172,13 +157,13 @@ static int set_roots(struct kiln_config *cfg, const struct key *k, json_t *v, co
 		char *rel, *real;
 		struct stat st;
 		if (!json_is_string(item))
-			return set_err(err, errlen, k->name, "expected an array of directory names");
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "config key \"%s\": expected an array of directory names", k->name);
 		rel = resolve_rel(base_dir, json_string_value(item));
 		if (!rel)
 			fatal("out of memory");
 		real = realpath(rel, NULL);
 		if (!real || stat(real, &st) != 0 || !S_ISDIR(st.st_mode)) {
-			set_err(err, errlen, k->name, "\"%s\" is not an existing directory", rel);
+			kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "config key \"%s\": \"%s\" is not an existing directory", k->name, rel);
 			free(rel);
 			free(real);
 			return -1;
@@ -200,14 +185,14 @@ static int set_key(struct kiln_config *cfg, const struct key *k, json_t *v, cons
 	case K_STR:
 	case K_PATH:
 		if (!json_is_string(v))
-			return set_err(err, errlen, k->name, "expected a string");
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "config key \"%s\": expected a string", k->name);
 		free(*FIELD(cfg, k, char *));
 		*FIELD(cfg, k, char *) = k->type == K_PATH ? resolve_rel(base_dir, json_string_value(v))
 							     : strdup(json_string_value(v));
 		return 0;
 	case K_LEVEL:
 		if (!json_is_string(v) || log_level_parse(json_string_value(v)) < 0)
-			return set_err(err, errlen, k->name, "expected one of error, warn, info, debug");
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "config key \"%s\": expected one of error, warn, info, debug", k->name);
 		free(cfg->log_level);
 		cfg->log_level = strdup(json_string_value(v));
 		return 0;
@@ -217,7 +202,7 @@ static int set_key(struct kiln_config *cfg, const struct key *k, json_t *v, cons
 		errno = 0;
 		m = strtoul(s, &end, 8);
 		if (!*s || *end || errno || m > (unsigned long)k->max)
-			return set_err(err, errlen, k->name, "expected an octal mode string like \"0660\"");
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "config key \"%s\": expected an octal mode string like \"0660\"", k->name);
 		cfg->socket_mode = (unsigned)m;
 		return 0;
 	}
@@ -225,10 +210,10 @@ static int set_key(struct kiln_config *cfg, const struct key *k, json_t *v, cons
 	case K_U64:
 	case K_SIZE:
 		if (!json_is_integer(v))
-			return set_err(err, errlen, k->name, "expected an integer");
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "config key \"%s\": expected an integer", k->name);
 		d = (double)json_integer_value(v);
 		if (d < k->min || d > k->max)
-			return set_err(err, errlen, k->name, "out of range [%.0f, %.0f]", k->min, k->max);
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "config key \"%s\": out of range [%.0f, %.0f]", k->name, k->min, k->max);
 		if (k->type == K_UINT)
 			*FIELD(cfg, k, unsigned) = (unsigned)json_integer_value(v);
 		else if (k->type == K_U64)
@@ -238,21 +223,21 @@ static int set_key(struct kiln_config *cfg, const struct key *k, json_t *v, cons
 		return 0;
 	case K_DOUBLE:
 		if (!json_is_number(v))
-			return set_err(err, errlen, k->name, "expected a number");
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "config key \"%s\": expected a number", k->name);
 		d = json_number_value(v);
 		if (!(d >= k->min && d <= k->max))
-			return set_err(err, errlen, k->name, "out of range [%g, %g]", k->min, k->max);
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "config key \"%s\": out of range [%g, %g]", k->name, k->min, k->max);
 		*FIELD(cfg, k, double) = d;
 		return 0;
 	case K_IDS: {
 		size_t i;
 		json_t *item;
 		if (!json_is_array(v))
-			return set_err(err, errlen, k->name, "expected an array of integers");
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "config key \"%s\": expected an array of integers", k->name);
 		json_array_foreach(v, i, item) {
 			if (!json_is_integer(item) || json_integer_value(item) < 0 ||
 			    json_integer_value(item) > (json_int_t)UINT_MAX - 1)
-				return set_err(err, errlen, k->name, "expected an array of ids");
+				return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "config key \"%s\": expected an array of ids", k->name);
 		}
 		json_decref(*FIELD(cfg, k, json_t *));
 		*FIELD(cfg, k, json_t *) = json_deep_copy(v);
@@ -262,12 +247,12 @@ static int set_key(struct kiln_config *cfg, const struct key *k, json_t *v, cons
 		return set_roots(cfg, k, v, base_dir, err, errlen);
 	case K_OBJECT:
 		if (!json_is_object(v))
-			return set_err(err, errlen, k->name, "expected an object");
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "config key \"%s\": expected an object", k->name);
 		json_decref(*FIELD(cfg, k, json_t *));
 		*FIELD(cfg, k, json_t *) = json_deep_copy(v);
 		return 0;
 	}
-	return set_err(err, errlen, k->name, "unknown type");
+	return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "config key \"%s\": unknown type", k->name);
 }
 
 static const struct key *find_key(const char *name)

@@ -288,7 +288,9 @@ static void on_job_release(void *owner, struct job *job)
 	n->next->prev = n->prev;
 	n->prev = n->next = NULL;
 	c->inflight--;
-	mark(c, PEND_PROCESS);
+	/* Reading on means nothing waits for this slot. */
+	if (c->state != CONN_SERVING || !c->reading)
+		mark(c, PEND_PROCESS);
 }
 
 static struct job *find_job(void *owner, json_int_t id)
@@ -344,7 +346,9 @@ static void after_write(uv_write_t *req, int status)
 		conn_close(c);
 		return;
 	}
-	mark(c, PEND_PROCESS);
+	/* Reading on means no request waits for the output to drain. */
+	if (c->state != CONN_SERVING || !c->reading)
+		mark(c, PEND_PROCESS);
 }
 
 static void conn_flush(struct conn *c)
@@ -392,6 +396,7 @@ static void conn_close(struct conn *c)
 {
 	if (c->state == CONN_CLOSED)
 		return;
+	assert(conns.open > 0 && (c->refused || conns.served > 0));
 	drop_held(c);
 	set_state(c, CONN_CLOSED);
 	unmark(c);
@@ -1088,6 +1093,7 @@ static void restart_idle(struct conn *c)
 
 void conn_start(struct conn *c)
 {
+	assert(c->state == CONN_SERVING || c->state == CONN_DRAINING);
 	if (!c->refused) {
 		c->idle_timer = malloc(sizeof(*c->idle_timer));
 		if (!c->idle_timer)

@@ -25,10 +25,9 @@ static const char *const request_keys[] = {
 
 static int bad(json_t **detail, const char *key, char *msg, size_t msglen, const char *text)
 {
-	snprintf(msg, msglen, "%s%s%s", key ? key : "", key ? ": " : "", text);
 	if (key)
 		*detail = json_pack("{s:s}", "key", key);
-	return -KILN_E_INVALID_REQUEST;
+	return kiln_fail(msg, msglen, -KILN_E_INVALID_REQUEST, "%s%s%s", key ? key : "", key ? ": " : "", text);
 }
 
 static int check_known_keys(json_t *root, json_t **detail, char *msg, size_t msglen)
@@ -250,10 +249,8 @@ void request_clear(struct request *req)
 
 /* --- Replies ---------------------------------------------------------------- */
 
-static void put(struct outq *q, const char *s)
-{
-	outq_append(q, s, strlen(s));
-}
+/* Appends a string literal (its length known at compile time). */
+#define PUT(q, lit) outq_append((q), (lit), sizeof(lit) - 1)
 
 /* Appends `s` as a JSON string.  Messages quote client input cut to byte
  * limits ("%.100s"), which can split a UTF-8 sequence, and may name files:
@@ -327,12 +324,14 @@ static void put_json(struct outq *q, json_t *v)
 static void put_job_id(struct outq *q, const json_int_t *job_id)
 {
 	char num[48];
+	int n;
 
-	if (job_id)
-		snprintf(num, sizeof(num), "{\"job_id\":%" JSON_INTEGER_FORMAT ",\"result\":", *job_id);
-	else
-		snprintf(num, sizeof(num), "{\"job_id\":null,\"result\":");
-	put(q, num);
+	if (!job_id) {
+		PUT(q, "{\"job_id\":null,\"result\":");
+		return;
+	}
+	n = snprintf(num, sizeof(num), "{\"job_id\":%" JSON_INTEGER_FORMAT ",\"result\":", *job_id);
+	outq_append(q, num, (size_t)n);
 }
 
 void envelope_write_reply(struct outq *q, const json_int_t *job_id, const struct reply *r, void *attach,
@@ -345,38 +344,38 @@ void envelope_write_reply(struct outq *q, const json_int_t *job_id, const struct
 	 * through jansson: this is the hot path of every request. */
 	put_job_id(q, job_id);
 	put_string(q, r->result);
-	put(q, ",\"message\":");
+	PUT(q, ",\"message\":");
 	put_string(q, r->message ? r->message : "");
-	put(q, ",\"failed_hosts\":");
+	PUT(q, ",\"failed_hosts\":");
 	if (r->failed_hosts)
 		put_json(q, r->failed_hosts);
 	else
-		put(q, "[]");
-	put(q, ",\"data\":");
+		PUT(q, "[]");
+	PUT(q, ",\"data\":");
 	if (r->data)
 		put_json(q, r->data);
 	else
-		put(q, "{}");
+		PUT(q, "{}");
 	if (r->error) {
-		put(q, ",\"error\":");
+		PUT(q, ",\"error\":");
 		put_json(q, r->error);
 	}
 	if (attach && raw) {
-		snprintf(num, sizeof(num), ",\"raw\":%zu}\n", attach_len);
-		put(q, num);
+		int n = snprintf(num, sizeof(num), ",\"raw\":%zu}\n", attach_len);
+		outq_append(q, num, (size_t)n);
 		outq_attach(q, attach, attach_len, attach_free);
 		return;
 	}
 	if (attach) {
 		size_t n;
 		char *b64 = base64_encode(attach, attach_len, &n);
-		put(q, ",\"raw_b64\":\"");
+		PUT(q, ",\"raw_b64\":\"");
 		outq_append(q, b64, n);
-		put(q, "\"");
+		PUT(q, "\"");
 		free(b64);
 		attach_free(attach);
 	}
-	put(q, "}\n");
+	PUT(q, "}\n");
 }
 
 void envelope_write_error(struct outq *q, const json_int_t *job_id, int code, json_t *detail,
@@ -391,9 +390,9 @@ void envelope_write_error(struct outq *q, const json_int_t *job_id, int code, js
 void envelope_write_progress(struct outq *q, json_int_t job_id, json_t *progress)
 {
 	put_job_id(q, &job_id);
-	put(q, "\"progress\",\"progress\":");
+	PUT(q, "\"progress\",\"progress\":");
 	put_json(q, progress);
-	put(q, "}\n");
+	PUT(q, "}\n");
 }
 
 json_t *envelope_reply_json(const json_int_t *job_id, const struct reply *r, void *attach,

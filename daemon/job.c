@@ -6,6 +6,7 @@
  * its connection's list (or, with the connection gone, alone).
  */
 #include <assert.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,7 +95,14 @@ struct job {
 static struct {
 	unsigned live;
 	uint64_t created;
+	pthread_t loop_thread;      /* the thread of the first job_new() */
 } job_counts;
+
+/* For the asserts of the loop-thread-only functions (job.h's contract). */
+static inline bool on_loop(void)
+{
+	return job_counts.created == 0 || pthread_equal(pthread_self(), job_counts.loop_thread);
+}
 
 #define PROGRESS_INTERVAL_NS (100ull * 1000 * 1000)
 
@@ -188,7 +196,7 @@ int job_cancel_reason(const struct job *job)
 
 void job_on_cancel(struct job *job, void (*fn)(struct job *job, void *ctx), void *ctx)
 {
-	assert(job->state <= JOB_ANSWERED);
+	assert(on_loop() && job->state <= JOB_ANSWERED);
 	job->on_cancel = fn;
 	job->on_cancel_ctx = ctx;
 }
@@ -237,7 +245,7 @@ struct job *job_sibling(struct job *job, json_int_t id)
 
 void job_set_owner(struct job *job, const struct job_owner_ops *ops, void *owner)
 {
-	assert(job->state != JOB_FREEING);
+	assert(on_loop() && job->state != JOB_FREEING);
 	if (job->owner_ops)
 		job->owner_ops->release(job->owner, job);
 	job->owner_ops = ops;
@@ -310,6 +318,7 @@ static void reply_release(struct reply *r)
 /* Takes over the references in *r. */
 static void finish(struct job *job, struct reply *r)
 {
+	assert(on_loop() && r->result);
 	if (job->state >= JOB_FINISHED)
 		fatal("job %" JSON_INTEGER_FORMAT " (%s) finished twice", job->req.job_id,
 		      job->req.action);
@@ -387,7 +396,7 @@ void job_reply(struct job *job, const char *result, json_t *failed_hosts, json_t
 
 void job_set_reply_attachment(struct job *job, void *data, size_t len, void (*free_fn)(void *))
 {
-	assert(job->state <= JOB_ANSWERED);
+	assert(on_loop() && job->state <= JOB_ANSWERED && (data || len == 0));
 	if (job->reply_attach)
 		job->reply_attach_free(job->reply_attach);
 	job->reply_attach = data;
@@ -403,7 +412,7 @@ void job_cancel(struct job *job, int reason)
 	struct reply r = { "error", "cancelled", NULL, NULL, NULL };
 	char msg[96];
 
-	assert(reason == KILN_E_TIMEOUT || reason == KILN_E_CANCELLED);
+	assert(on_loop() && (reason == KILN_E_TIMEOUT || reason == KILN_E_CANCELLED));
 	if (job->state != JOB_RUNNING)
 		return;
 	atomic_store(&job->cancel.flag, reason);
@@ -513,7 +522,7 @@ int job_queue_work(struct job *job, job_work_fn work, job_done_fn done, void *ct
 {
 	struct work *w;
 
-	assert(work && done);
+	assert(on_loop() && work && done);
 	assert(job->state <= JOB_FINISHED);
 	w = calloc(1, sizeof(*w));
 	if (!w)
@@ -578,7 +587,7 @@ int job_queue_batch(struct job *job, unsigned count, job_batch_fn work, job_done
 {
 	struct batch *b;
 
-	assert(count > 0 && work && done);
+	assert(on_loop() && count > 0 && work && done);
 	b = calloc(1, sizeof(*b) + count * sizeof(b->items[0]));
 	if (!b)
 		return -KILN_E_INTERNAL;
@@ -628,7 +637,10 @@ static void release_done(struct job *job, void *arg, int status)
 
 void job_release_on_pool(struct job *job, void (*release)(void *obj), void *obj)
 {
-	struct release *r = malloc(sizeof(*r));
+	struct release *r;
+
+	assert(on_loop() && release);
+	r = malloc(sizeof(*r));
 
 	if (r) {
 		r->fn = release;
@@ -679,6 +691,7 @@ void job_progress(struct job *job, uint64_t done, uint64_t total)
 
 void job_progress_json(struct job *job, json_t *progress)
 {
+	assert(on_loop() && job->state <= JOB_ANSWERED);
 	if (!job->req.progress) {
 		json_decref(progress);
 		return;
@@ -693,7 +706,10 @@ struct job *job_new(uv_loop_t *loop, const struct job_owner_ops *ops, void *owne
 {
 	struct job *job;
 
-	assert(loop && req && req->action);
+	assert(loop && req && req->action && (!ops || owner));
+	if (job_counts.created == 0)
+		job_counts.loop_thread = pthread_self();
+	assert(on_loop());
 	job = calloc(1, sizeof(*job));
 	if (!job)
 		fatal("out of memory");

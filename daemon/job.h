@@ -1,12 +1,15 @@
 /*
  * A job is one request in flight: its envelope, attachment, deadline,
- * cancellation flag and the connection its reply goes to.
+ * cancellation flag and the owner its reply goes to (its connection, or
+ * the registry once detached; job_owner.h is the core's side).  With
+ * action.h this is the whole handler <-> core boundary.
  *
  * Ownership: the daemon creates the job and owns it.  A handler receives it,
  * and must finish it exactly once (job_succeed/job_fail/job_reply).  After
  * the finish call the handler must not touch the job again; the daemon frees
  * it once the finish has happened and every piece of queued work has
- * completed.  If the deadline passes, the client disconnects or `cancel`
+ * completed (its done callback returned).  Error codes are negative,
+ * -KILN_E_*, as the library returns them.  If the deadline passes, the client disconnects or `cancel`
  * arrives first, the daemon answers at once (timeout/cancelled), sets the
  * cancel flag, and silently discards the handler's later finish.
  *
@@ -51,7 +54,9 @@ const unsigned char *job_attachment(const struct job *job, size_t *len);
 /* result "success"; `data` is stolen (NULL: {}). */
 void job_succeed(struct job *job, json_t *data, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* result "error" with error.code = kiln_err_name(code); `detail` stolen (NULL: null). */
+/* result "error" with error.code = kiln_err_name(-code), code being a
+ * negative -KILN_E_* (a positive one is a bug, caught by debug builds);
+ * `detail` stolen (NULL: null). */
 void job_fail(struct job *job, int code, json_t *detail, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 /* Any result ("success", "partial", "failure"); failed_hosts and data stolen (NULL: []/{}). */

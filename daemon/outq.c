@@ -54,35 +54,27 @@ static void push(struct outq *q, struct outq_chunk *ch)
 	q->queued += ch->len;
 }
 
-char *outq_reserve(struct outq *q, size_t n)
+char *outq_grow(struct outq *q, size_t n)
 {
-	struct outq_chunk *t = q->tail;
+	size_t cap = n > OUTQ_CHUNK ? n : OUTQ_CHUNK;
+	struct outq_chunk *t;
 
-	if (!t || t->free_fn || t->cap - t->len < n) {
-		size_t cap = n > OUTQ_CHUNK ? n : OUTQ_CHUNK;
-		if (q->spare && cap == OUTQ_CHUNK) {
-			t = q->spare;
-			q->spare = NULL;
-		} else {
-			t = malloc(sizeof(*t) + cap);
-			if (!t)
-				fatal("out of memory");
-		}
-		t->data = t->inline_data;
-		t->len = 0;
-		t->cap = cap;
-		t->free_fn = NULL;
-		t->owner = NULL;
-		push(q, t);
+	if (q->spare && cap == OUTQ_CHUNK) {
+		/* Reuse the chunk the last write released: no malloc per batch. */
+		t = q->spare;
+		q->spare = NULL;
+	} else {
+		t = malloc(sizeof(*t) + cap);
+		if (!t)
+			fatal("out of memory");
 	}
-	return t->data + t->len;
-}
-
-void outq_commit(struct outq *q, size_t n)
-{
-	assert(q->tail && !q->tail->free_fn && q->tail->cap - q->tail->len >= n);
-	q->tail->len += n;
-	q->queued += n;
+	t->data = t->inline_data;
+	t->len = 0;
+	t->cap = cap;
+	t->free_fn = NULL;
+	t->owner = NULL;
+	push(q, t);
+	return t->data;
 }
 
 size_t outq_room(const struct outq *q, char **at)
@@ -95,12 +87,6 @@ size_t outq_room(const struct outq *q, char **at)
 	}
 	*at = t->data + t->len;
 	return t->cap - t->len;
-}
-
-void outq_append(struct outq *q, const void *data, size_t n)
-{
-	memcpy(outq_reserve(q, n), data, n);
-	outq_commit(q, n);
 }
 
 void outq_attach(struct outq *q, void *data, size_t len, void (*free_fn)(void *))

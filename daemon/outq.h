@@ -14,6 +14,7 @@
 #define KILND_OUTQ_H
 
 #include <stddef.h>
+#include <string.h>
 
 #define OUTQ_CHUNK 65536
 
@@ -37,12 +38,13 @@ void outq_init(struct outq *q);
 void outq_clear(struct outq *q);
 
 /* Room for at least n more bytes of text at the end: returns where to write
- * them; outq_commit() then adds what was written. */
-char *outq_reserve(struct outq *q, size_t n);
-void outq_commit(struct outq *q, size_t n);
+ * them; outq_commit() then adds what was written.  (Inline: every reply
+ * line is a dozen of these.) */
+static inline char *outq_reserve(struct outq *q, size_t n);
+static inline void outq_commit(struct outq *q, size_t n);
 /* Free room at the end without allocating (0 and NULL if none). */
 size_t outq_room(const struct outq *q, char **at);
-void outq_append(struct outq *q, const void *data, size_t n);
+static inline void outq_append(struct outq *q, const void *data, size_t n);
 
 /* Queues `data` as its own chunk; the queue releases it with free_fn(data)
  * once written or cleared. */
@@ -53,5 +55,29 @@ void outq_attach(struct outq *q, void *data, size_t len, void (*free_fn)(void *)
 struct outq_chunk *outq_take(struct outq *q, unsigned *count, size_t *bytes);
 /* Releases a taken list after its write. */
 void outq_release(struct outq *q, struct outq_chunk *list);
+
+/* outq_reserve()'s slow path: a new tail chunk of at least n bytes. */
+char *outq_grow(struct outq *q, size_t n);
+
+static inline char *outq_reserve(struct outq *q, size_t n)
+{
+	struct outq_chunk *t = q->tail;
+
+	if (t && !t->free_fn && t->cap - t->len >= n)
+		return t->data + t->len;
+	return outq_grow(q, n);
+}
+
+static inline void outq_commit(struct outq *q, size_t n)
+{
+	q->tail->len += n;
+	q->queued += n;
+}
+
+static inline void outq_append(struct outq *q, const void *data, size_t n)
+{
+	memcpy(outq_reserve(q, n), data, n);
+	outq_commit(q, n);
+}
 
 #endif

@@ -91,7 +91,8 @@ static int path_errno(int e, const char *path, char *err, size_t errlen)
 		return -KILN_E_NOT_FOUND;
 	case EXDEV:
 	case ELOOP:
-		snprintf(err, errlen, "%s leads outside the configured path_roots", path);
+		/* The same words as for a path spelled outside the roots. */
+		snprintf(err, errlen, "%s is outside the configured path_roots", path);
 		return -KILN_E_FORBIDDEN;
 	case EACCES:
 	case EPERM:

@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,19 +18,6 @@
 #include "kiln/mesh.h"
 #include "paths.h"
 #include "scene_doc.h"
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -code;
-}
 
 /* Reads a number member; 1 if present, 0 if absent, -1 if not a number. */
 static int get_num(json_t *obj, const char *key, double *out)
@@ -106,10 +92,10 @@ static int member_triple(json_t *obj, const char *key, const kiln_vec3 *dflt, ki
 			*out = *dflt;
 			return 0;
 		}
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: missing field \"%s\"", where, key);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: missing field \"%s\"", where, key);
 	}
 	if (parse(v, out))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s.%s: expected %s", where, key, expected);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.%s: expected %s", where, key, expected);
 	return 0;
 }
 
@@ -134,10 +120,10 @@ static int member_num(json_t *obj, const char *key, const double *dflt, double *
 	int rc = get_num(obj, key, out);
 
 	if (rc < 0)
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s.%s: expected a number", where, key);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.%s: expected a number", where, key);
 	if (rc == 0) {
 		if (!dflt)
-			return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: missing field \"%s\"", where, key);
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: missing field \"%s\"", where, key);
 		*out = *dflt;
 	}
 	return 0;
@@ -157,7 +143,7 @@ static int settings_uint(json_t *obj, const char *key, unsigned max, unsigned *o
 	if (!v)
 		return 0;
 	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > max)
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: expected an integer from 0 to %u", key, max);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: expected an integer from 0 to %u", key, max);
 	*out = (unsigned)json_integer_value(v);
 	return 0;
 }
@@ -179,7 +165,7 @@ int scene_doc_settings(const struct kiln_config *cfg, json_t *obj, struct kiln_s
 		return rc;
 	if (cam) {
 		if (!json_is_object(cam))
-			return fail(err, errlen, KILN_E_INVALID_ARGS, "camera: expected an object");
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "camera: expected an object");
 		if ((rc = member_vec(cam, "position", &s->camera_position, &s->camera_position, "camera", err,
 				     errlen)) ||
 		    (rc = member_vec(cam, "look_at", &s->camera_look_at, &s->camera_look_at, "camera", err,
@@ -191,7 +177,7 @@ int scene_doc_settings(const struct kiln_config *cfg, json_t *obj, struct kiln_s
 	if (rc)
 		return rc;
 	if ((uint64_t)s->width * s->height > cfg->scene_max_pixels)
-		return fail(err, errlen, KILN_E_TOO_LARGE, "%ux%u is more than scene_max_pixels (%llu)",
+		return kiln_fail(err, errlen, -KILN_E_TOO_LARGE, "%ux%u is more than scene_max_pixels (%llu)",
 			    s->width, s->height, (unsigned long long)cfg->scene_max_pixels);
 	return 0;
 }
@@ -219,11 +205,11 @@ static int full_path(struct scene_doc_ctx *ctx, const char *path, char *out, siz
 	else if (ctx->base_dir)
 		n = snprintf(out, outlen, "%s/%s", ctx->base_dir, path);
 	else
-		return fail(err, errlen, KILN_E_INVALID_ARGS,
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS,
 			    "%s: relative path \"%s\" (only scene files may use paths relative to themselves)",
 			    where, path);
 	if (n < 0 || (size_t)n >= outlen)
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: path too long", where);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: path too long", where);
 	return 0;
 }
 
@@ -240,20 +226,20 @@ int scene_doc_read_file(const struct kiln_config *cfg, const char *path, char **
 
 	*buf = NULL;
 	if (fd < 0)
-		return fail(err, errlen, -fd, "%s: %s", where, msg);
+		return kiln_fail(err, errlen, fd, "%s: %s", where, msg);
 	if (fstat(fd, &st)) {
 		close(fd);
-		return fail(err, errlen, KILN_E_INTERNAL, "%s: %s: %s", where, path, strerror(errno));
+		return kiln_fail(err, errlen, -KILN_E_INTERNAL, "%s: %s: %s", where, path, strerror(errno));
 	}
 	if ((uint64_t)st.st_size > cfg->max_file_bytes) {
 		close(fd);
-		return fail(err, errlen, KILN_E_TOO_LARGE, "%s: %s is larger than max_file_bytes", where, path);
+		return kiln_fail(err, errlen, -KILN_E_TOO_LARGE, "%s: %s is larger than max_file_bytes", where, path);
 	}
 	*len = (size_t)st.st_size;
 	*buf = malloc(*len + 1);
 	if (!*buf) {
 		close(fd);
-		return fail(err, errlen, KILN_E_INTERNAL, "out of memory");
+		return kiln_fail(err, errlen, -KILN_E_INTERNAL, "out of memory");
 	}
 	while (off < *len) {
 		got = read(fd, *buf + off, *len - off);
@@ -298,7 +284,7 @@ static int load_texture(struct scene_doc_ctx *ctx, const char *path, char **reso
 	rc = kiln_png_decode_rgb(data, len, ctx->cfg->scene_max_texture_pixels, &w, &h, &rgb, msg,
 				 sizeof(msg));
 	if (rc) {
-		fail(err, errlen, -rc, "%s: texture %s: %s%s", where, path, msg,
+		kiln_fail(err, errlen, rc, "%s: texture %s: %s%s", where, path, msg,
 		     rc == -KILN_E_TOO_LARGE ? " (scene_max_texture_pixels)" : "");
 		goto out;
 	}
@@ -344,14 +330,14 @@ static int parse_surface(json_t *mat, struct kiln_material *m, const char *where
 		name = json_object_iter_key(json_object_iter(sv));
 		params = json_object_iter_value(json_object_iter(sv));
 		if (!json_is_object(params))
-			return fail(err, errlen, KILN_E_INVALID_ARGS, "%s.surface.%s: expected an object",
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.surface.%s: expected an object",
 				    where, name);
 	} else if (sv) {
-		return fail(err, errlen, KILN_E_INVALID_ARGS,
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS,
 			    "%s.surface: expected \"diffuse\", \"reflective\" or \"refractive\"", where);
 	}
 	if (surface_kind(name, &m->surface))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s.surface: unknown surface \"%s\"", where, name);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.surface: unknown surface \"%s\"", where, name);
 	if (m->surface == KILN_SURFACE_REFLECTIVE)
 		return member_num(params, "reflectivity", params == mat ? &refl : NULL, &m->reflectivity,
 				  where, err, errlen);
@@ -379,21 +365,21 @@ static int parse_material(struct scene_doc_ctx *ctx, json_t *mat, struct kiln_ma
 	*canon = NULL;
 	*m = (struct kiln_material){.color = {1, 1, 1}, .texture = -1};
 	if (!mat)
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: missing field \"material\"", where);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: missing field \"material\"", where);
 	snprintf(w, sizeof(w), "%s.material", where);
 	if (!json_is_object(mat))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: expected an object", w);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: expected an object", w);
 	if (col) {
 		/* Rust: {"Color": {...}} or {"Texture": {"path": ...}} / {"Texture": "..."}. */
 		if (!json_is_object(col) || json_object_size(col) != 1)
-			return fail(err, errlen, KILN_E_INVALID_ARGS,
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS,
 				    "%s.coloration: expected {\"Color\": ...} or {\"Texture\": ...}", w);
 		c = json_object_get(col, "Color");
 		tex = json_object_get(col, "Texture");
 		if (json_is_object(tex))
 			tex = json_object_get(tex, "path");
 		if (!c && !tex)
-			return fail(err, errlen, KILN_E_INVALID_ARGS,
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS,
 				    "%s.coloration: expected {\"Color\": ...} or {\"Texture\": {\"path\": ...}}", w);
 	} else {
 		c = json_object_get(mat, "color");
@@ -401,13 +387,13 @@ static int parse_material(struct scene_doc_ctx *ctx, json_t *mat, struct kiln_ma
 		if (json_is_object(tex))
 			tex = json_object_get(tex, "path");
 		if (c && tex)
-			return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: give a color or a texture, not both", w);
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: give a color or a texture, not both", w);
 	}
 	if (c && parse_color(c, &m->color))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s.color: expected " COLOR_FORMS, w);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.color: expected " COLOR_FORMS, w);
 	if (tex) {
 		if (!json_is_string(tex))
-			return fail(err, errlen, KILN_E_INVALID_ARGS, "%s.texture: expected a path", w);
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.texture: expected a path", w);
 		rc = load_texture(ctx, json_string_value(tex), &resolved, w, err, errlen);
 		if (rc < 0)
 			return rc;
@@ -446,7 +432,7 @@ static int lib_err(int rc, const char *where, char *err, size_t errlen)
 	if (rc >= 0)
 		return rc;
 	snprintf(msg, sizeof(msg), "%s", err);
-	return fail(err, errlen, -rc, "%s: %s", where, msg);
+	return kiln_fail(err, errlen, rc, "%s: %s", where, msg);
 }
 
 static int add_sphere(struct scene_doc_ctx *ctx, json_t *e, const char *where, json_t **canon, char *err,
@@ -462,7 +448,7 @@ static int add_sphere(struct scene_doc_ctx *ctx, json_t *e, const char *where, j
 	    (rc = member_num(e, "radius", NULL, &r, where, err, errlen)))
 		return rc;
 	if (!(r > 0))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s.radius: must be > 0 (got %g)", where, r);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.radius: must be > 0 (got %g)", where, r);
 	rc = parse_material(ctx, json_object_get(e, "material"), &m, &mc, where, err, errlen);
 	if (rc)
 		return rc;
@@ -488,7 +474,7 @@ static int add_plane(struct scene_doc_ctx *ctx, json_t *e, bool rust, const char
 	    (rc = member_vec(e, "normal", NULL, &n, where, err, errlen)))
 		return rc;
 	if (n.x == 0 && n.y == 0 && n.z == 0)
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s.normal: must not be zero", where);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.normal: must not be zero", where);
 	/* The Rust tracer's plane normal points away from the visible side. */
 	if (rust)
 		n = (kiln_vec3){-n.x, -n.y, -n.z};
@@ -517,10 +503,10 @@ static int number_rows(json_t *arr, size_t width, double **out, size_t *n, const
 	if (!arr)
 		return 0;
 	if (!json_is_array(arr))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s.%s: expected an array", where, key);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.%s: expected an array", where, key);
 	*out = malloc((json_array_size(arr) * width + 1) * sizeof(double));
 	if (!*out)
-		return fail(err, errlen, KILN_E_INTERNAL, "out of memory");
+		return kiln_fail(err, errlen, -KILN_E_INTERNAL, "out of memory");
 	json_array_foreach(arr, i, row) {
 		if (!json_is_array(row) || json_array_size(row) != width)
 			goto bad;
@@ -536,7 +522,7 @@ static int number_rows(json_t *arr, size_t width, double **out, size_t *n, const
 bad:
 	free(*out);
 	*out = NULL;
-	return fail(err, errlen, KILN_E_INVALID_ARGS, "%s.%s[%zu]: expected %zu numbers", where, key, i, width);
+	return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.%s[%zu]: expected %zu numbers", where, key, i, width);
 }
 
 static int inline_mesh(json_t *e, struct kiln_mesh *mesh, const char *where, char *err, size_t errlen)
@@ -553,21 +539,21 @@ static int inline_mesh(json_t *e, struct kiln_mesh *mesh, const char *where, cha
 			      "normals", err, errlen)))
 		return rc;
 	if (!mesh->vertices)
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: missing field \"vertices\" (or \"path\")", where);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: missing field \"vertices\" (or \"path\")", where);
 	if (!json_is_array(faces))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: missing field \"faces\" (an array)", where);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: missing field \"faces\" (an array)", where);
 	mesh->faces = malloc((json_array_size(faces) * 9 + 1) * sizeof(int32_t));
 	if (!mesh->faces)
-		return fail(err, errlen, KILN_E_INTERNAL, "out of memory");
+		return kiln_fail(err, errlen, -KILN_E_INTERNAL, "out of memory");
 	json_array_foreach(faces, i, f) {
 		int32_t *c = mesh->faces + i * 9;
 		if (!json_is_array(f) || json_array_size(f) != 3)
-			return fail(err, errlen, KILN_E_INVALID_ARGS, "%s.faces[%zu]: expected 3 indices", where, i);
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.faces[%zu]: expected 3 indices", where, i);
 		for (int k = 0; k < 3; k++) {
 			json_t *x = json_array_get(f, k);
 			json_int_t v = json_is_integer(x) ? json_integer_value(x) : -1;
 			if (v < 0 || (size_t)v >= mesh->nvertices)
-				return fail(err, errlen, KILN_E_INVALID_ARGS,
+				return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS,
 					    "%s.faces[%zu]: index out of range", where, i);
 			/* Inline uvs and normals are per vertex. */
 			c[k] = (int32_t)v;
@@ -577,7 +563,7 @@ static int inline_mesh(json_t *e, struct kiln_mesh *mesh, const char *where, cha
 	}
 	mesh->nfaces = json_array_size(faces);
 	if ((mesh->nuvs && mesh->nuvs != mesh->nvertices) || (mesh->nnormals && mesh->nnormals != mesh->nvertices))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: uvs and normals need one entry per vertex", where);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: uvs and normals need one entry per vertex", where);
 	return 0;
 }
 
@@ -595,19 +581,19 @@ static int add_mesh(struct scene_doc_ctx *ctx, json_t *e, const char *where, jso
 	int rc;
 
 	if (!mesh)
-		return fail(err, errlen, KILN_E_INTERNAL, "out of memory");
+		return kiln_fail(err, errlen, -KILN_E_INTERNAL, "out of memory");
 	if ((rc = member_vec(e, "translate", &zero, &tr, where, err, errlen)) ||
 	    (rc = member_num(e, "scale", &one, &scale, where, err, errlen)))
 		goto fail;
 	if (!(scale > 0 && isfinite(scale))) {
-		rc = fail(err, errlen, KILN_E_INVALID_ARGS, "%s.scale: must be > 0", where);
+		rc = kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.scale: must be > 0", where);
 		goto fail;
 	}
 	if (path) {
 		struct kiln_mesh *parsed;
 		char msg[256];
 		if (!json_is_string(path)) {
-			rc = fail(err, errlen, KILN_E_INVALID_ARGS, "%s.path: expected a string", where);
+			rc = kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s.path: expected a string", where);
 			goto fail;
 		}
 		if ((rc = full_path(ctx, json_string_value(path), full, sizeof(full), where, err, errlen)) ||
@@ -616,7 +602,7 @@ static int add_mesh(struct scene_doc_ctx *ctx, json_t *e, const char *where, jso
 		size_t room = used < ctx->cfg->scene_max_elements ? ctx->cfg->scene_max_elements - used : 0;
 		rc = kiln_obj_parse((const char *)data, len, room, &parsed, msg, sizeof(msg));
 		if (rc) {
-			fail(err, errlen, -rc, "%s: %s: %s%s", where, json_string_value(path), msg,
+			kiln_fail(err, errlen, rc, "%s: %s: %s%s", where, json_string_value(path), msg,
 			     rc == -KILN_E_TOO_LARGE ? " (scene_max_elements)" : "");
 			goto fail;
 		}
@@ -687,7 +673,7 @@ int scene_doc_add_item(struct scene_doc_ctx *ctx, json_t *item, const char *wher
 	*canon = NULL;
 	*is_light = 0;
 	if (!json_is_object(item))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: expected an object", where);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: expected an object", where);
 	if (json_is_string(type)) {
 		kind = json_string_value(type);
 	} else if (!type && json_object_size(item) == 1 &&
@@ -697,7 +683,7 @@ int scene_doc_add_item(struct scene_doc_ctx *ctx, json_t *item, const char *wher
 		body = json_object_iter_value(json_object_iter(item));
 		rust = true;
 	} else {
-		return fail(err, errlen, KILN_E_INVALID_ARGS,
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS,
 			    "%s: missing field \"type\" (or a {\"Sphere\": {...}} style tag)", where);
 	}
 	*is_light = !strcasecmp(kind, "directional") || !strcasecmp(kind, "point") ||
@@ -713,7 +699,7 @@ int scene_doc_add_item(struct scene_doc_ctx *ctx, json_t *item, const char *wher
 	else if (!strcasecmp(kind, "point") || !strcasecmp(kind, "spherical"))
 		rc = add_light(ctx, body, KILN_LIGHT_POINT, where, canon, err, errlen);
 	else
-		return fail(err, errlen, KILN_E_INVALID_ARGS,
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS,
 			    "%s: unknown element kind \"%s\" (sphere, plane, mesh, directional, point)", where, kind);
 	if (rc)
 		return rc;
@@ -721,7 +707,7 @@ int scene_doc_add_item(struct scene_doc_ctx *ctx, json_t *item, const char *wher
 	    kiln_scene_light_count(ctx->scene) > ctx->cfg->scene_max_elements) {
 		json_decref(*canon);
 		*canon = NULL;
-		return fail(err, errlen, KILN_E_TOO_LARGE, "%s: the scene would have more than %u elements "
+		return kiln_fail(err, errlen, -KILN_E_TOO_LARGE, "%s: the scene would have more than %u elements "
 			    "(scene_max_elements)", where, ctx->cfg->scene_max_elements);
 	}
 	return 0;
@@ -738,7 +724,7 @@ static int add_list(struct scene_doc_ctx *ctx, json_t *list, const char *name, j
 	if (!list)
 		return 0;
 	if (!json_is_array(list))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "%s: expected an array", name);
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "%s: expected an array", name);
 	json_array_foreach(list, i, item) {
 		snprintf(where, sizeof(where), "%s[%zu]", name, i);
 		rc = scene_doc_add_item(ctx, item, where, &canon, &is_light, err, errlen);

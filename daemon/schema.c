@@ -1,10 +1,11 @@
 #include "schema.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "kiln/error.h"
 
 static const char *const known[] = {
 	"type",    "properties", "required", "additionalProperties", "minimum", "maximum",
@@ -76,21 +77,12 @@ static const char *article(const char *t)
 	return strchr("aeiou", t[0]) ? "an" : "a";
 }
 
-static int fail(char **path, const char *where, char *msg, size_t msglen, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
-
-static int fail(char **path, const char *where, char *msg, size_t msglen, const char *fmt, ...)
+/* Names `where` as the failing path (the first failure wins) and passes rc on. */
+static int at(char **path, const char *where, int rc)
 {
-	char reason[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(reason, sizeof(reason), fmt, ap);
-	va_end(ap);
-	snprintf(msg, msglen, "%s: %s", where, reason);
 	if (path && !*path)
 		*path = strdup(where);
-	return -1;
+	return rc;
 }
 
 static size_t utf8_codepoints(const char *s, size_t n)
@@ -113,14 +105,14 @@ static int check_type(const json_t *schema, const json_t *value, const char *whe
 	if (json_is_string(t)) {
 		if (type_matches(json_string_value(t), value))
 			return 0;
-		return fail(path, where, msg, msglen, "expected %s %s", article(json_string_value(t)),
-			    json_string_value(t));
+		return at(path, where, kiln_fail(msg, msglen, -KILN_E_INVALID_ARGS, "%s: expected %s %s", where, article(json_string_value(t)),
+			    json_string_value(t)));
 	}
 	json_array_foreach(t, i, item) {
 		if (type_matches(json_string_value(item), value))
 			return 0;
 	}
-	return fail(path, where, msg, msglen, "has the wrong type");
+	return at(path, where, kiln_fail(msg, msglen, -KILN_E_INVALID_ARGS, "%s: has the wrong type", where));
 }
 
 static int check_number(const json_t *schema, const json_t *value, const char *where, char **path,
@@ -137,23 +129,23 @@ static int check_number(const json_t *schema, const json_t *value, const char *w
 		json_int_t iv = json_integer_value(value);
 		if ((lim = json_object_get(schema, "minimum")) && json_is_integer(lim) &&
 		    iv < json_integer_value(lim))
-			return fail(path, where, msg, msglen, "must be >= %" JSON_INTEGER_FORMAT,
-				    json_integer_value(lim));
+			return at(path, where, kiln_fail(msg, msglen, -KILN_E_INVALID_ARGS, "%s: must be >= %" JSON_INTEGER_FORMAT, where,
+				    json_integer_value(lim)));
 		if ((lim = json_object_get(schema, "maximum")) && json_is_integer(lim) &&
 		    iv > json_integer_value(lim))
-			return fail(path, where, msg, msglen, "must be <= %" JSON_INTEGER_FORMAT,
-				    json_integer_value(lim));
+			return at(path, where, kiln_fail(msg, msglen, -KILN_E_INVALID_ARGS, "%s: must be <= %" JSON_INTEGER_FORMAT, where,
+				    json_integer_value(lim)));
 	}
 	if ((lim = json_object_get(schema, "minimum")) && x < json_number_value(lim))
-		return fail(path, where, msg, msglen, "must be >= %g", json_number_value(lim));
+		return at(path, where, kiln_fail(msg, msglen, -KILN_E_INVALID_ARGS, "%s: must be >= %g", where, json_number_value(lim)));
 	if ((lim = json_object_get(schema, "maximum")) && x > json_number_value(lim))
-		return fail(path, where, msg, msglen, "must be <= %g", json_number_value(lim));
+		return at(path, where, kiln_fail(msg, msglen, -KILN_E_INVALID_ARGS, "%s: must be <= %g", where, json_number_value(lim)));
 	if ((lim = json_object_get(schema, "exclusiveMinimum")) && !(x > json_number_value(lim)))
-		return fail(path, where, msg, msglen, "must be > %g", json_number_value(lim));
+		return at(path, where, kiln_fail(msg, msglen, -KILN_E_INVALID_ARGS, "%s: must be > %g", where, json_number_value(lim)));
 	if ((lim = json_object_get(schema, "exclusiveMaximum")) && !(x < json_number_value(lim)))
-		return fail(path, where, msg, msglen, "must be < %g", json_number_value(lim));
+		return at(path, where, kiln_fail(msg, msglen, -KILN_E_INVALID_ARGS, "%s: must be < %g", where, json_number_value(lim)));
 	if (!isfinite(x))
-		return fail(path, where, msg, msglen, "must be finite");
+		return at(path, where, kiln_fail(msg, msglen, -KILN_E_INVALID_ARGS, "%s: must be finite", where));
 	return 0;
 }
 
@@ -167,11 +159,11 @@ static int check_string(const json_t *schema, const json_t *value, const char *w
 		return 0;
 	n = utf8_codepoints(json_string_value(value), json_string_length(value));
 	if ((lim = json_object_get(schema, "minLength")) && (json_int_t)n < json_integer_value(lim))
-		return fail(path, where, msg, msglen, "must be at least %" JSON_INTEGER_FORMAT " characters",
-			    json_integer_value(lim));
+		return at(path, where, kiln_fail(msg, msglen, -KILN_E_INVALID_ARGS, "%s: must be at least %" JSON_INTEGER_FORMAT " characters", where,
+			    json_integer_value(lim)));
 	if ((lim = json_object_get(schema, "maxLength")) && (json_int_t)n > json_integer_value(lim))
-		return fail(path, where, msg, msglen, "must be at most %" JSON_INTEGER_FORMAT " characters",
-			    json_integer_value(lim));
+		return at(path, where, kiln_fail(msg, msglen, -KILN_E_INVALID_ARGS, "%s: must be at most %" JSON_INTEGER_FORMAT " characters", where,
+			    json_integer_value(lim)));
 	return 0;
 }
 
@@ -192,7 +184,7 @@ static int check_enum(const json_t *schema, const json_t *value, const char *whe
 			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s\"%s\"", i ? ", " : "",
 				 json_string_value(item));
 	}
-	return fail(path, where, msg, msglen, "must be one of %s", list);
+	return at(path, where, kiln_fail(msg, msglen, -KILN_E_INVALID_ARGS, "%s: must be one of %s", where, list));
 }
 
 static int validate(const json_t *schema, const json_t *value, const char *where, char **path,
@@ -214,7 +206,7 @@ static int check_object(const json_t *schema, const json_t *value, const char *w
 	json_array_foreach(req, i, v) {
 		if (!json_object_get(value, json_string_value(v))) {
 			snprintf(sub, sizeof(sub), "%s.%s", where, json_string_value(v));
-			return fail(path, sub, msg, msglen, "is required");
+			return at(path, sub, kiln_fail(msg, msglen, -KILN_E_INVALID_ARGS, "%s: is required", sub));
 		}
 	}
 	json_object_foreach((json_t *)value, key, v) {
@@ -222,7 +214,7 @@ static int check_object(const json_t *schema, const json_t *value, const char *w
 		snprintf(sub, sizeof(sub), "%s.%s", where, key);
 		if (!ps) {
 			if (json_is_false(addl))
-				return fail(path, sub, msg, msglen, "unknown key");
+				return at(path, sub, kiln_fail(msg, msglen, -KILN_E_INVALID_ARGS, "%s: unknown key", sub));
 			continue;
 		}
 		if (validate(ps, v, sub, path, msg, msglen))
@@ -243,11 +235,11 @@ static int check_array(const json_t *schema, const json_t *value, const char *wh
 		return 0;
 	n = json_array_size(value);
 	if ((lim = json_object_get(schema, "minItems")) && (json_int_t)n < json_integer_value(lim))
-		return fail(path, where, msg, msglen, "needs at least %" JSON_INTEGER_FORMAT " items",
-			    json_integer_value(lim));
+		return at(path, where, kiln_fail(msg, msglen, -KILN_E_INVALID_ARGS, "%s: needs at least %" JSON_INTEGER_FORMAT " items", where,
+			    json_integer_value(lim)));
 	if ((lim = json_object_get(schema, "maxItems")) && (json_int_t)n > json_integer_value(lim))
-		return fail(path, where, msg, msglen, "allows at most %" JSON_INTEGER_FORMAT " items",
-			    json_integer_value(lim));
+		return at(path, where, kiln_fail(msg, msglen, -KILN_E_INVALID_ARGS, "%s: allows at most %" JSON_INTEGER_FORMAT " items", where,
+			    json_integer_value(lim)));
 	if (!items)
 		return 0;
 	json_array_foreach(value, i, v) {
@@ -282,7 +274,7 @@ static int check_alternatives(const json_t *schema, const json_t *value, const c
 			return -1;
 		}
 		if (one && matched > 1)
-			return fail(path, where, msg, msglen, "matches more than one alternative");
+			return at(path, where, kiln_fail(msg, msglen, -KILN_E_INVALID_ARGS, "%s: matches more than one alternative", where));
 	}
 	return 0;
 }

@@ -1,5 +1,8 @@
 #include "kiln/error.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 static const char *const names[KILN_E_COUNT] = {
 	[KILN_OK] = "ok",
 	[KILN_E_PARSE] = "parse_error",
@@ -22,4 +25,16 @@ const char *kiln_err_name(int code)
 	if (code <= 0 || code >= KILN_E_COUNT)
 		return "internal";
 	return names[code];
+}
+
+int kiln_fail(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return code;
 }

@@ -3,6 +3,7 @@
  * reflection, refraction with Fresnel and total internal reflection,
  * textures, and deterministic per-pixel sampling (render.h).
  */
+#include <assert.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,8 +25,6 @@ struct surface {
 	bool flip_v;      /* mesh uvs have v pointing up */
 };
 
-/* Deepest BVH path is SAH_MAX_DEPTH (bvh.c) plus log2 of 2^32 primitives. */
-#define STACK_MAX 128
 
 static inline bool sphere_isect(const struct scene_sphere *sp, const struct kiln_ray *ray,
 				double tmax, double *t)
@@ -135,8 +134,8 @@ static inline bool box_isect(const struct bvh_node *n, const double o[3], const 
 static bool bvh_isect(const struct kiln_scene *s, const struct kiln_ray *ray, double tmax,
 		      bool any, struct kiln_hit *hit)
 {
-	uint32_t stack[STACK_MAX];
-	double stack_t[STACK_MAX];
+	uint32_t stack[BVH_STACK_MAX];
+	double stack_t[BVH_STACK_MAX];
 	unsigned sp = 0;
 	uint32_t idx = 0;
 	bool found = false;
@@ -177,6 +176,7 @@ static bool bvh_isect(const struct kiln_scene *s, const struct kiln_ray *ray, do
 					tl = tr;
 					tr = tt;
 				}
+				assert(sp < BVH_STACK_MAX);
 				stack[sp] = r;
 				stack_t[sp++] = tr;
 				idx = l;

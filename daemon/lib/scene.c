@@ -2,28 +2,12 @@
  * Scene building: settings, materials, textures and elements (scene.h).
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kiln/error.h"
 #include "scene_impl.h"
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -code;
-}
 
 /* Makes room for one more item in a growing array; 0 or -1. */
 static int grow(void **arr, size_t *cap, size_t n, size_t size)
@@ -76,25 +60,25 @@ int kiln_settings_check(const struct kiln_settings *s, char *err, size_t errlen)
 	kiln_vec3 fwd = v_sub(s->camera_look_at, s->camera_position);
 
 	if (s->width < 1 || s->height < 1)
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "width and height must be at least 1");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "width and height must be at least 1");
 	if (!(s->fov > 0 && s->fov < 180))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "fov must be between 0 and 180 degrees");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "fov must be between 0 and 180 degrees");
 	if (!(s->shadow_bias >= 0 && isfinite(s->shadow_bias)))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "shadow_bias must be >= 0");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "shadow_bias must be >= 0");
 	if (s->max_recursion_depth > 64)
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "max_recursion_depth must be at most 64");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "max_recursion_depth must be at most 64");
 	if (s->samples < 1 || s->samples > 256)
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "samples must be between 1 and 256");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "samples must be between 1 and 256");
 	if (!(s->gamma > 0 && s->gamma <= 10))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "gamma must be in (0, 10]");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "gamma must be in (0, 10]");
 	if (!color_ok(s->background))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "background must be a colour with components >= 0");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "background must be a colour with components >= 0");
 	if (!finite3(s->camera_position) || !finite3(s->camera_look_at) || !finite3(s->camera_up))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "camera vectors must be finite");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "camera vectors must be finite");
 	if (v_len(fwd) == 0)
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "camera look_at equals its position");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "camera look_at equals its position");
 	if (v_len(v_cross(fwd, s->camera_up)) == 0)
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "camera up is parallel to the view direction");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "camera up is parallel to the view direction");
 	return 0;
 }
 
@@ -163,7 +147,7 @@ int kiln_scene_add_texture(kiln_scene *s, const char *key, unsigned width, unsig
 	size_t bytes;
 
 	if (width < 1 || height < 1)
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "texture has no pixels");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "texture has no pixels");
 	if (GROW(s->textures, s->cap_textures, s->ntextures))
 		goto nomem;
 	t = &s->textures[s->ntextures];
@@ -181,7 +165,7 @@ int kiln_scene_add_texture(kiln_scene *s, const char *key, unsigned width, unsig
 	s->texture_bytes += bytes;
 	return (int)s->ntextures++;
 nomem:
-	return fail(err, errlen, KILN_E_INTERNAL, "out of memory");
+	return kiln_fail(err, errlen, -KILN_E_INTERNAL, "out of memory");
 }
 
 int kiln_scene_find_texture(const kiln_scene *s, const char *key)
@@ -200,27 +184,27 @@ unsigned kiln_scene_texture_count(const kiln_scene *s)
 static int check_material(const kiln_scene *s, const struct kiln_material *m, char *err, size_t errlen)
 {
 	if (m->texture >= 0 && (size_t)m->texture >= s->ntextures)
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "material names texture %d, which does not exist",
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "material names texture %d, which does not exist",
 			    m->texture);
 	if (m->texture < 0 && !color_ok(m->color))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "material colour components must be >= 0");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "material colour components must be >= 0");
 	if (!(m->albedo >= 0 && isfinite(m->albedo)))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "material albedo must be >= 0");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "material albedo must be >= 0");
 	switch (m->surface) {
 	case KILN_SURFACE_DIFFUSE:
 		return 0;
 	case KILN_SURFACE_REFLECTIVE:
 		if (!(m->reflectivity >= 0 && m->reflectivity <= 1))
-			return fail(err, errlen, KILN_E_INVALID_ARGS, "reflectivity must be in [0, 1]");
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "reflectivity must be in [0, 1]");
 		return 0;
 	case KILN_SURFACE_REFRACTIVE:
 		if (!(m->index > 0 && isfinite(m->index)))
-			return fail(err, errlen, KILN_E_INVALID_ARGS, "refractive index must be > 0");
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "refractive index must be > 0");
 		if (!(m->transparency >= 0 && m->transparency <= 1))
-			return fail(err, errlen, KILN_E_INVALID_ARGS, "transparency must be in [0, 1]");
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "transparency must be in [0, 1]");
 		return 0;
 	}
-	return fail(err, errlen, KILN_E_INVALID_ARGS, "unknown surface");
+	return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "unknown surface");
 }
 
 /* Appends a checked material; returns its index or a negative error. */
@@ -231,7 +215,7 @@ static int add_material(kiln_scene *s, const struct kiln_material *m, char *err,
 	if (rc)
 		return rc;
 	if (GROW(s->materials, s->cap_materials, s->nmaterials))
-		return fail(err, errlen, KILN_E_INTERNAL, "out of memory");
+		return kiln_fail(err, errlen, -KILN_E_INTERNAL, "out of memory");
 	s->materials[s->nmaterials] = *m;
 	return (int)s->nmaterials++;
 }
@@ -242,11 +226,11 @@ int kiln_scene_add_sphere(kiln_scene *s, kiln_vec3 center, double radius,
 	int mat;
 
 	if (!finite3(center))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "sphere center must be finite");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "sphere center must be finite");
 	if (!(radius > 0 && isfinite(radius)))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "sphere radius must be > 0");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "sphere radius must be > 0");
 	if (GROW(s->spheres, s->cap_spheres, s->nspheres))
-		return fail(err, errlen, KILN_E_INTERNAL, "out of memory");
+		return kiln_fail(err, errlen, -KILN_E_INTERNAL, "out of memory");
 	mat = add_material(s, m, err, errlen);
 	if (mat < 0)
 		return mat;
@@ -263,11 +247,11 @@ int kiln_scene_add_plane(kiln_scene *s, kiln_vec3 origin, kiln_vec3 normal,
 	int mat;
 
 	if (!finite3(origin) || !finite3(normal))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "plane origin and normal must be finite");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "plane origin and normal must be finite");
 	if (v_len(normal) == 0)
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "plane normal must not be zero");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "plane normal must not be zero");
 	if (GROW(s->planes, s->cap_planes, s->nplanes))
-		return fail(err, errlen, KILN_E_INTERNAL, "out of memory");
+		return kiln_fail(err, errlen, -KILN_E_INTERNAL, "out of memory");
 	mat = add_material(s, m, err, errlen);
 	if (mat < 0)
 		return mat;
@@ -290,29 +274,29 @@ static int check_mesh(const struct kiln_mesh *mesh, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < mesh->nvertices * 3; i++)
 		if (!isfinite(mesh->vertices[i]))
-			return fail(err, errlen, KILN_E_INVALID_ARGS, "mesh vertex %zu is not finite", i / 3);
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "mesh vertex %zu is not finite", i / 3);
 	for (size_t i = 0; i < mesh->nuvs * 2; i++)
 		if (!isfinite(mesh->uvs[i]))
-			return fail(err, errlen, KILN_E_INVALID_ARGS, "mesh uv %zu is not finite", i / 2);
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "mesh uv %zu is not finite", i / 2);
 	for (size_t i = 0; i < mesh->nnormals * 3; i++)
 		if (!isfinite(mesh->normals[i]))
-			return fail(err, errlen, KILN_E_INVALID_ARGS, "mesh normal %zu is not finite", i / 3);
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "mesh normal %zu is not finite", i / 3);
 	for (size_t f = 0; f < mesh->nfaces; f++) {
 		const int32_t *c = mesh->faces + f * 9;
 		for (int k = 0; k < 3; k++) {
 			if (c[k] < 0 || (size_t)c[k] >= mesh->nvertices)
-				return fail(err, errlen, KILN_E_INVALID_ARGS,
+				return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS,
 					    "mesh face %zu: vertex index %d out of range", f, c[k]);
 			if (c[3 + k] >= 0 && (size_t)c[3 + k] >= mesh->nuvs)
-				return fail(err, errlen, KILN_E_INVALID_ARGS,
+				return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS,
 					    "mesh face %zu: uv index %d out of range", f, c[3 + k]);
 			if (c[6 + k] >= 0 && (size_t)c[6 + k] >= mesh->nnormals)
-				return fail(err, errlen, KILN_E_INVALID_ARGS,
+				return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS,
 					    "mesh face %zu: normal index %d out of range", f, c[6 + k]);
 		}
 	}
 	if (mesh->nfaces == 0)
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "mesh has no faces");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "mesh has no faces");
 	return 0;
 }
 
@@ -332,7 +316,7 @@ int kiln_scene_add_mesh(kiln_scene *s, struct kiln_mesh *mesh, const struct kiln
 	rc = check_mesh(mesh, err, errlen);
 	if (rc)
 		goto fail;
-	rc = fail(err, errlen, KILN_E_INTERNAL, "out of memory");
+	rc = kiln_fail(err, errlen, -KILN_E_INTERNAL, "out of memory");
 	if (mesh->nfaces > PRIM_TRI - 1 - s->ntris)
 		goto fail;
 	need = s->ntris + mesh->nfaces;
@@ -382,20 +366,20 @@ int kiln_scene_add_light(kiln_scene *s, const struct kiln_light *l, char *err, s
 	struct kiln_light c = *l;
 
 	if (!finite3(c.vec))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "light vector must be finite");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "light vector must be finite");
 	if (!color_ok(c.color))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "light colour components must be >= 0");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "light colour components must be >= 0");
 	if (!(c.intensity >= 0 && isfinite(c.intensity)))
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "light intensity must be >= 0");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "light intensity must be >= 0");
 	if (c.kind == KILN_LIGHT_DIRECTIONAL) {
 		if (v_len(c.vec) == 0)
-			return fail(err, errlen, KILN_E_INVALID_ARGS, "light direction must not be zero");
+			return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "light direction must not be zero");
 		c.vec = v_norm(c.vec);
 	} else if (c.kind != KILN_LIGHT_POINT) {
-		return fail(err, errlen, KILN_E_INVALID_ARGS, "unknown light kind");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "unknown light kind");
 	}
 	if (GROW(s->lights, s->cap_lights, s->nlights))
-		return fail(err, errlen, KILN_E_INTERNAL, "out of memory");
+		return kiln_fail(err, errlen, -KILN_E_INTERNAL, "out of memory");
 	s->lights[s->nlights++] = c;
 	return 0;
 }
@@ -495,9 +479,9 @@ int kiln_scene_prepare(kiln_scene *s, const kiln_cancel *cancel, char *err, size
 		return 0;
 	rc = bvh_build(s, cancel);
 	if (rc == -KILN_E_CANCELLED)
-		return fail(err, errlen, KILN_E_CANCELLED, "cancelled while building the BVH");
+		return kiln_fail(err, errlen, -KILN_E_CANCELLED, "cancelled while building the BVH");
 	if (rc)
-		return fail(err, errlen, KILN_E_INTERNAL, "out of memory building the BVH");
+		return kiln_fail(err, errlen, -KILN_E_INTERNAL, "out of memory building the BVH");
 	s->bvh_dirty = false;
 	return 0;
 }

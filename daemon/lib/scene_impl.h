@@ -1,5 +1,5 @@
 /*
- * Internal layout of a kiln_scene, shared by scene.c, bvh.c and render.c.
+ * Internal layout of a kiln_scene, shared by scene.c, scene_bvh.c and render.c.
  * Not part of the library's interface.
  */
 #ifndef KILN_SCENE_IMPL_H
@@ -56,6 +56,17 @@ struct bvh_node {
 /* BVH primitive references: the top bit says triangle, the rest the index. */
 #define PRIM_TRI 0x80000000u
 
+/*
+ * BVH depth.  The builder (scene_bvh.c) splits by SAH down to
+ * BVH_SAH_MAX_DEPTH levels and below that halves the primitive count, which
+ * adds at most log2 of the largest count (31 bits of PRIM_TRI references)
+ * more levels.  Traversal (render.c) stacks at most one node per level.
+ */
+#define BVH_SAH_MAX_DEPTH 48
+#define BVH_MAX_DEPTH (BVH_SAH_MAX_DEPTH + 32)
+#define BVH_STACK_MAX 128
+_Static_assert(BVH_STACK_MAX >= BVH_MAX_DEPTH, "the traversal stack must hold the deepest BVH path");
+
 struct kiln_scene {
 	struct kiln_settings settings;
 
@@ -91,7 +102,7 @@ struct kiln_scene {
 	double tan_half_fov;
 };
 
-/* bvh.c (traversal is in render.c, next to its only callers, so the
+/* scene_bvh.c (traversal is in render.c, next to its only callers, so the
  * compiler can inline it). */
 int bvh_build(struct kiln_scene *s, const kiln_cancel *cancel);
 void bvh_free(struct kiln_scene *s);

@@ -25,7 +25,15 @@ enum kiln_err {
 	KILN_E_COUNT
 };
 
+#include <stddef.h>
+
 /* Stable wire name of an error code ("invalid_args"); "internal" if unknown. */
 const char *kiln_err_name(int code);
+
+/* The one way to fail with a message: formats into err (when err and errlen
+ * are set) and returns `code`, a negative -KILN_E_* value:
+ *     return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "bad %s", what); */
+int kiln_fail(char *err, size_t errlen, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 #endif

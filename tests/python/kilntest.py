@@ -12,9 +12,11 @@ inside that command and tests marked @heavy are skipped.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -38,6 +40,20 @@ START_TIMEOUT = 60.0 if WRAPPER else 10.0
 def heavy(fn: Any) -> Any:
     """Marks a test too slow to run under valgrind."""
     return unittest.skipIf(bool(WRAPPER), "heavy test skipped under " + " ".join(WRAPPER[:1]))(fn)
+
+
+def requires_tool(name: str) -> Any:
+    """Marks a test that needs a required test tool (one `make deps-test`
+    installs, such as the openssl CLI): when it is missing the test fails,
+    since its comparison cannot run.  Optional tools skip instead."""
+    def wrap(fn: Any) -> Any:
+        @functools.wraps(fn)
+        def run(self: unittest.TestCase, *a: Any, **kw: Any) -> Any:
+            if not shutil.which(name):
+                self.fail(f"required test tool {name} is missing (make deps-test installs it)")
+            return fn(self, *a, **kw)
+        return run
+    return wrap
 
 
 class Daemon:

@@ -172,6 +172,7 @@ class LimitsTest(KilnTestCase):
     def test_max_connections(self) -> None:
         extra = [socket.socket(socket.AF_UNIX) for _ in range(3)]
         for s in extra:
+            s.settimeout(10)
             s.connect(self.socket_path)
         time.sleep(0.1)
         try:
@@ -246,6 +247,110 @@ class LimitsTest(KilnTestCase):
         self.assertLess(rss, 200 * 1024 * 1024)
         s.close()
 
+    def test_inflight_per_connection(self) -> None:
+        # Twenty slow requests pipelined on one connection: only
+        # max_inflight_per_conn (8) run at once; the rest wait unread.
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(self.socket_path)
+        try:
+            s.sendall(b"".join(b'{"job_id":%d,"action":"sleep","args":{"seconds":3,"steps":30}}\n' % i
+                               for i in range(20)))
+            deadline = time.monotonic() + 10
+            while self.client.stats()["in_flight"] < 9 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(0.3)
+            # The eight sleeps and this stats request.
+            self.assertEqual(self.client.stats()["in_flight"], 9)
+        finally:
+            s.close()
+
+
+class OutputBufferTest(KilnTestCase):
+    """max_output_buffer on its own (the in-flight limit out of reach):
+    a client that sends and never reads is no longer read from once its
+    unsent replies reach the limit."""
+
+    CONFIG = {"max_output_buffer": 65536, "max_inflight_per_conn": 1000000}
+
+    def test_unread_replies_stop_reading(self) -> None:
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(self.socket_path)
+        s.setblocking(False)
+        line = b'{"job_id":1,"action":"echo","args":{"text":"' + b"y" * 900 + b'"}}\n'
+        sent = 0
+        deadline = time.monotonic() + 5
+        try:
+            # Keep offering for 5 s: a daemon that still reads makes room
+            # again and again (tens of MiB); a paused one never does.
+            while time.monotonic() < deadline and sent < 64 << 20:
+                try:
+                    sent += s.send(line * 64)
+                except BlockingIOError:
+                    time.sleep(0.05)
+            # 64 KiB of replies queued, plus what the two socket buffers
+            # hold (a few hundred KiB).
+            self.assertLess(sent, 2 << 20, "the daemon kept reading a client that does not read")
+            self.assertEqual(self.client.ping()["pid"], self.daemon.pid)
+        finally:
+            s.close()
+
+
+class DefaultTimeoutTest(KilnTestCase):
+    CONFIG = {"default_timeout": 0.3}
+
+    def test_request_without_timeout_gets_the_default(self) -> None:
+        t0 = time.monotonic()
+        with self.assertRaises(kiln.Timeout) as cm:
+            self.client.call("sleep", {"seconds": 30, "steps": 300})
+        self.assertEqual(cm.exception.detail, {"timeout": 0.3})
+        self.assertLess(time.monotonic() - t0, 20)
+        self.assertEqual(self.client.call("sleep", {"seconds": 0.5}, timeout=5).result, "success")
+
+
+class AttachmentLimitTest(KilnTestCase):
+    CONFIG = {"max_attachment_bytes": 100}
+
+    def expect_too_large(self, line: bytes) -> None:
+        replies = self.raw(line)
+        self.assertEqual(replies[0]["error"]["code"], "too_large", replies)
+        self.assertEqual(replies[0]["error"]["detail"], {"limit": "max_attachment_bytes", "value": 100})
+
+    def test_raw_attachment(self) -> None:
+        self.expect_too_large(b'{"job_id":1,"action":"echo","args":{"text":"x"},"raw":101}\n' + b"z" * 101)
+        (ok,) = self.raw(b'{"job_id":2,"action":"echo","args":{"text":"x"},"raw":100}\n' + b"z" * 100)
+        self.assertEqual(ok["result"], "success", ok)
+
+    def test_base64_attachment(self) -> None:
+        import base64
+        b64 = base64.b64encode(b"z" * 101)
+        self.expect_too_large(b'{"job_id":1,"action":"echo","args":{"text":"x"},"raw_b64":"' + b64 + b'"}\n')
+        b64 = base64.b64encode(b"z" * 100)
+        (ok,) = self.raw(b'{"job_id":2,"action":"echo","args":{"text":"x"},"raw_b64":"' + b64 + b'"}\n')
+        self.assertEqual(ok["result"], "success", ok)
+
+
+class RequestLimitsTest(KilnTestCase):
+    CONFIG = {"max_timeout": 5, "default_timeout": 5, "max_retries": 2}
+
+    def test_timeout_and_retries_bounded(self) -> None:
+        with self.assertRaises(kiln.KilnError) as cm:
+            self.client.call("ping", timeout=5.5)
+        self.assertEqual((cm.exception.code, cm.exception.detail), ("invalid_request", {"key": "timeout"}))
+        self.assertIn("max_timeout", str(cm.exception))
+        self.assertEqual(self.client.call("ping", timeout=5).result, "success")
+        with self.assertRaises(kiln.KilnError) as cm:
+            self.client.call("ping", retries=3)
+        self.assertEqual((cm.exception.code, cm.exception.detail), ("invalid_request", {"key": "retries"}))
+        self.assertEqual(self.client.call("ping", retries=2).result, "success")
+
+    def test_job_wait_bounded(self) -> None:
+        job = self.client.detach("sleep", {"seconds": 0.2})
+        with self.assertRaises(kiln.InvalidArgs) as cm:
+            self.client.call("job.wait", {"job": job, "timeout": 5.5})
+        self.assertEqual(cm.exception.detail, {"path": "args.timeout"})
+        self.assertIn("max_timeout", str(cm.exception))
+        self.assertEqual(self.client.call("job.wait", {"job": job, "timeout": 5}).data["state"], "finished")
+
 
 class DaemonLifecycleTest(unittest.TestCase):
     def test_refuses_live_socket_and_replaces_stale(self) -> None:
@@ -286,6 +391,16 @@ class DaemonLifecycleTest(unittest.TestCase):
             p.terminate()
             p.wait(10)
         self.assertEqual(p.returncode, 0)
+
+    def test_socket_mode(self) -> None:
+        # The socket file gets socket_mode exactly (default 0660), never
+        # more: who may connect is decided by the file's mode first.
+        for cfg, mode in (({}, 0o660), ({"socket_mode": "0600"}, 0o600), ({"socket_mode": "0666"}, 0o666)):
+            d = Daemon(cfg)
+            try:
+                self.assertEqual(os.stat(d.socket_path).st_mode & 0o7777, mode, cfg)
+            finally:
+                self.assertEqual(d.stop(), 0)
 
     def test_invalid_config_names_key(self) -> None:
         for cfg, key in (({"max_line_bytes": "big"}, "max_line_bytes"), ({"colour": 1}, "colour"),

@@ -15,7 +15,7 @@ import unittest
 import kilntest
 import kiln
 
-OPENSSL = shutil.which("openssl")
+OPENSSL = shutil.which("openssl") or "openssl"  # required (make deps-test); see requires_tool
 PASS = "correct horse battery staple"
 
 try:
@@ -189,9 +189,15 @@ class CorpusTest(kilntest.KilnTestCase):
         self.expect_load_error("not_found", name="nf", paths=[os.path.join(self.tmp, "missing")])
         self.expect_load_error("forbidden", name="fb", paths=["/etc/hostname"])
         self.expect_load_error("invalid_args", name="rel", paths=["relative.txt"])
-        for word in ("",):
-            with self.assertRaises(kiln.KilnError):
-                self.client.corpus_count("dup", word)
+        # No corpus was installed by any of the failed loads.
+        for name in ("bad", "zero", "dup", "nf", "fb", "rel"):
+            with self.assertRaises(kiln.NotFound):
+                self.client.corpus_info(name)
+        # An empty word is refused as such, on a corpus that exists.
+        self.client.corpus_load("good", [a])
+        with self.assertRaises(kiln.InvalidArgs) as cm:
+            self.client.corpus_count("good", "")
+        self.assertIn("word", str(cm.exception))
 
     def test_empty_plain_file(self) -> None:
         p = self.write("empty.txt", b"")
@@ -221,7 +227,7 @@ class CorpusTest(kilntest.KilnTestCase):
             paths.append(dst)
         return paths
 
-    @unittest.skipUnless(OPENSSL, "openssl CLI not installed")
+    @kilntest.requires_tool("openssl")
     def test_openssl_default_iterations(self) -> None:
         texts = self.make_texts(4, 300, seed=21)
         paths = self.enc_corpus(texts, "-pbkdf2")
@@ -232,7 +238,7 @@ class CorpusTest(kilntest.KilnTestCase):
         self.assertNotIn(PASS, self.daemon.read_log())
         self.assertNotIn(texts["doc00.txt"][:40], self.daemon.read_log())
 
-    @unittest.skipUnless(OPENSSL, "openssl CLI not installed")
+    @kilntest.requires_tool("openssl")
     def test_openssl_custom_iterations_and_key_file(self) -> None:
         texts = self.make_texts(2, 100, seed=22)
         paths = self.enc_corpus(texts, "-pbkdf2", "-iter", "2500")
@@ -242,14 +248,14 @@ class CorpusTest(kilntest.KilnTestCase):
         e = self.expect_load_error("invalid_args", name="it2", paths=paths, passphrase=PASS)
         self.assertIn("wrong passphrase", e.detail["failed"][0]["reason"])
 
-    @unittest.skipUnless(OPENSSL, "openssl CLI not installed")
+    @kilntest.requires_tool("openssl")
     def test_openssl_legacy_kdf(self) -> None:
         texts = self.make_texts(2, 100, seed=23)
         paths = self.enc_corpus(texts, "-md", "sha256")
         self.client.corpus_load("leg", paths, passphrase=PASS, kdf="legacy")
         self.assert_counts("leg", texts)
 
-    @unittest.skipUnless(OPENSSL, "openssl CLI not installed")
+    @kilntest.requires_tool("openssl")
     def test_openssl_failures_are_atomic(self) -> None:
         texts = self.make_texts(3, 100, seed=24)
         paths = self.enc_corpus(texts, "-pbkdf2")
@@ -282,7 +288,7 @@ class CorpusTest(kilntest.KilnTestCase):
         self.expect_load_error("invalid_args", name="nopass", paths=paths)
 
     @kilntest.heavy
-    @unittest.skipUnless(OPENSSL, "openssl CLI not installed")
+    @kilntest.requires_tool("openssl")
     def test_load_timeout_installs_nothing(self) -> None:
         # Eight files of one PBKDF2 at 200000 rounds each (about 0.1 s).
         (one,) = self.enc_corpus({"slow.enc": "slow text"}, "-pbkdf2", "-iter", "200000")
@@ -296,7 +302,7 @@ class CorpusTest(kilntest.KilnTestCase):
         with self.assertRaises(kiln.NotFound):
             self.client.corpus_info("slow")
 
-    @unittest.skipUnless(OPENSSL, "openssl CLI not installed")
+    @kilntest.requires_tool("openssl")
     def test_openssl_empty_plaintext(self) -> None:
         src = self.write("e.plain", b"")
         openssl_enc(src, src + ".enc", PASS, "-pbkdf2")
@@ -360,12 +366,23 @@ class CorpusTest(kilntest.KilnTestCase):
         with self.assertRaises(kiln.KilnError) as cm:
             self.client.corpus_seal(out, [os.path.join(self.tmp, "x.txt")], passphrase=PASS, log2_n=10)
         self.assertIn("UTF-8", cm.exception.detail["failed"][0]["reason"])
-        self.write("y.txt", b"fine")
+        y = self.write("y.txt", b"fine")
         args = dict(passphrase=PASS, log2_n=10)
-        self.client.corpus_seal(out, [os.path.join(self.tmp, "y.txt")], **args)
-        with self.assertRaises(kiln.KilnError):
-            self.client.corpus_seal(out, [os.path.join(self.tmp, "y.txt")], **args)
-        self.client.corpus_seal(out, [os.path.join(self.tmp, "y.txt")], overwrite=True, **args)
+        (sealed,) = [f["path"] for f in self.client.corpus_seal(out, [y], **args)["files"]]
+        with open(sealed, "rb") as f:
+            first = f.read()
+        self.write("y.txt", b"rewritten words")
+        with self.assertRaises(kiln.KilnError) as cm:
+            self.client.corpus_seal(out, [y], **args)
+        self.assertIn("exists", str(cm.exception.detail) + str(cm.exception))
+        with open(sealed, "rb") as f:
+            self.assertEqual(f.read(), first, "a refused seal changed the existing file")
+        self.client.corpus_seal(out, [y], overwrite=True, **args)
+        with open(sealed, "rb") as f:
+            self.assertNotEqual(f.read(), first, "overwrite=True left the old sealed file")
+        self.client.corpus_load("ow", [sealed], passphrase=PASS)
+        self.assertEqual(self.client.corpus_count("ow", "rewritten")["total"], 1)
+        self.assertEqual(self.client.corpus_count("ow", "fine")["total"], 0)
 
     def test_load_and_seal_share_file_rules(self) -> None:
         """corpus.load and corpus.seal take their files and passphrase the same way."""
@@ -435,7 +452,42 @@ class CorpusBudgetTest(kilntest.KilnTestCase):
         with self.assertRaises(kiln.KilnError) as cm:
             self.client.corpus_load("big", paths)
         self.assertEqual(cm.exception.code, "too_large")
+        # Refused from the files' sizes, before decrypting and indexing.
+        self.assertIn("over corpus_memory_budget", str(cm.exception))
         self.assertEqual([c["name"] for c in self.client.corpus_list()], ["small"])
+
+    def test_budget_counts_every_corpus(self) -> None:
+        # Each fits the budget alone; together they do not.
+        d = os.path.join(self.daemon.dir, "t")
+        os.makedirs(d)
+        paths = []
+        for i in range(2):
+            paths.append(os.path.join(d, f"half{i}.txt"))
+            with open(paths[-1], "w") as f:
+                f.write("word " * 7000)
+        try:
+            self.client.corpus_load("half0", [paths[0]])
+            with self.assertRaises(kiln.KilnError) as cm:
+                self.client.corpus_load("half1", [paths[1]])
+            self.assertEqual(cm.exception.code, "too_large")
+            self.assertIn("held by other corpora", str(cm.exception))
+            self.assertNotIn("half1", [c["name"] for c in self.client.corpus_list()])
+            # Replacing a corpus counts only the new one.
+            self.client.corpus_load("half0", [paths[1]])
+        finally:
+            self.client.corpus_unload("half0")
+
+    def test_too_many_files_refused_before_reading(self) -> None:
+        # Every document takes at least a page: 64 KiB hold 16 at most.
+        d = os.path.join(self.daemon.dir, "many")
+        os.makedirs(d)
+        for i in range(17):
+            with open(os.path.join(d, f"f{i:02}.txt"), "w") as f:
+                f.write("w")
+        with self.assertRaises(kiln.KilnError) as cm:
+            self.client.corpus_load("many", dir=d, glob="*.txt")
+        self.assertEqual(cm.exception.code, "too_large")
+        self.assertIn("17 files cannot fit corpus_memory_budget", str(cm.exception))
 
 
 if __name__ == "__main__":

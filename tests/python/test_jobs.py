@@ -148,6 +148,8 @@ class JobsTest(kilntest.KilnTestCase):
             rec = json.load(f)
         self.assertEqual(rec["reply"]["data"]["text"], "on disk")
         self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        # kilnd created the state directory: private to its user.
+        self.assertEqual(os.stat(os.path.dirname(path)).st_mode & 0o777, 0o700)
         self.assertEqual([n for n in os.listdir(os.path.dirname(path)) if n.endswith(".tmp")], [])
 
     def test_other_uid_sees_only_its_own(self):

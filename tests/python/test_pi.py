@@ -89,13 +89,24 @@ class PiTest(kilntest.KilnTestCase):
         # The daemon is still fine.
         self.assertEqual(self.client.pi(3), "3.141")
 
+
+
+class PiProgressTest(kilntest.KilnTestCase):
+    CONFIG = {"pi_cache_max_digits": 0}
+
     def test_progress(self) -> None:
-        seen = []
-        out = self.client.call("pi", {"digits": 300000}, progress=seen.append)
-        self.assertEqual(out.data["digits"], 300000)
-        if not out.data["cached"]:
+        # No cache: every request computes, so progress always comes.
+        for _ in range(2):
+            seen = []
+            out = self.client.call("pi", {"digits": 300000}, progress=seen.append)
+            self.assertEqual(out.data["digits"], 300000)
+            self.assertFalse(out.data["cached"])
             self.assertTrue(seen)
+            self.assertTrue(all(p["total"] == seen[0]["total"] > 0 for p in seen), seen)
+            done = [p["done"] for p in seen]
+            self.assertEqual(done, sorted(done))
             self.assertEqual(seen[-1]["done"], seen[-1]["total"])
+        self.assertEqual(self.client.stats()["pi_cache_digits"], 0)
 
 
 class PiCacheTest(kilntest.KilnTestCase):
@@ -151,6 +162,35 @@ class PiCancelTest(kilntest.KilnTestCase):
         t.join(120)
         self.assertTrue(result["pi"].startswith(PI50))
         self.assertEqual(len(result["pi"]), 1_500_002)
+
+    def cpu_seconds(self) -> float:
+        with open(f"/proc/{self.daemon.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def wait_idle(self, seconds: float = 60) -> dict:
+        """stats once only the stats request itself is in flight (a job
+        stays in flight until its work items have returned)."""
+        deadline = time.monotonic() + seconds
+        while self.client.stats()["in_flight"] > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.client.stats()
+
+    @kilntest.heavy
+    def test_timeout_stops_the_computation(self) -> None:
+        """10^7 digits take many seconds; timed out after 0.3 s, the
+        computation stops at its next splitting step: its work items
+        return, the daemon's CPU time stops growing, nothing is cached."""
+        with self.assertRaises(kiln.Timeout):
+            self.client.call("pi", {"digits": 10_000_000}, timeout=0.3)
+        stats = self.wait_idle()
+        self.assertEqual(stats["in_flight"], 1, "the timed-out computation still holds its job")
+        cpu = self.cpu_seconds()
+        time.sleep(0.5)
+        self.assertLess(self.cpu_seconds() - cpu, 0.2, "kilnd still burns CPU after the timeout")
+        # Had it run to the end, the 10^7 digits would be in the cache.
+        self.assertLess(self.client.stats()["pi_cache_digits"], 10_000_000)
+        self.assertEqual(self.client.pi(10), PI50[:12])
 
     @kilntest.heavy
     def test_disconnect_cancels(self) -> None:

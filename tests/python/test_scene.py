@@ -26,32 +26,40 @@ MAX_OFF_PIXELS = 0.01  # fraction of pixels allowed beyond the tolerance
 
 
 def png_rgba(data: bytes) -> Tuple[int, int, bytes]:
-    """Decodes an 8-bit RGBA, non-interlaced PNG (what kilnd writes) with the
-    standard library only, so the test needs no Pillow."""
+    """Decodes an 8-bit RGBA or 8-bit palette, non-interlaced PNG (what kilnd
+    writes, and tests/data/scenes/palette.png) to RGBA with the standard
+    library only, so the test needs no Pillow."""
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
     pos, idat, width = 8, b"", 0
-    height = 0
+    height = ctype = 0
+    plte, trns = b"", b""
     while pos < len(data):
         n = int.from_bytes(data[pos:pos + 4], "big")
         kind = data[pos + 4:pos + 8]
         body = data[pos + 8:pos + 8 + n]
         if kind == b"IHDR":
             width, height = int.from_bytes(body[0:4], "big"), int.from_bytes(body[4:8], "big")
-            assert body[8] == 8 and body[9] == 6 and body[12] == 0, "expected 8-bit RGBA"
+            ctype = body[9]
+            assert body[8] == 8 and ctype in (3, 6) and body[12] == 0, "expected 8-bit RGBA or palette"
+        elif kind == b"PLTE":
+            plte = body
+        elif kind == b"tRNS":
+            trns = body
         elif kind == b"IDAT":
             idat += body
         pos += 12 + n
     raw = zlib.decompress(idat)
-    stride = width * 4
+    bpp = 4 if ctype == 6 else 1
+    stride = width * bpp
     out = bytearray()
     prev = bytearray(stride)
     for y in range(height):
         f = raw[y * (stride + 1)]
         line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
         for i in range(stride):
-            a = line[i - 4] if i >= 4 else 0
+            a = line[i - bpp] if i >= bpp else 0
             b = prev[i]
-            c = prev[i - 4] if i >= 4 else 0
+            c = prev[i - bpp] if i >= bpp else 0
             if f == 1:
                 line[i] = (line[i] + a) & 255
             elif f == 2:
@@ -62,9 +70,24 @@ def png_rgba(data: bytes) -> Tuple[int, int, bytes]:
                 p = a + b - c
                 pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
                 line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        out += line
         prev = line
+        if ctype == 6:
+            out += line
+            continue
+        for k in line:
+            out += plte[3 * k:3 * k + 3] + bytes([trns[k] if k < len(trns) else 255])
     return width, height, bytes(out)
+
+
+def png_rgb_encode(width: int, height: int, rgb: bytes) -> bytes:
+    """An 8-bit truecolour PNG (no filter), standard library only."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (len(body).to_bytes(4, "big") + kind + body
+                + (zlib.crc32(kind + body) & 0xffffffff).to_bytes(4, "big"))
+    rows = b"".join(b"\0" + rgb[y * width * 3:(y + 1) * width * 3] for y in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", width.to_bytes(4, "big") + height.to_bytes(4, "big")
+                                          + bytes([8, 2, 0, 0, 0]))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
 def basic_doc() -> Dict[str, Any]:
@@ -107,8 +130,13 @@ def post_small_path() -> str:
 def compare(testcase: unittest.TestCase, name: str, width: int, height: int, rgba: bytes) -> None:
     path = os.path.join(GOLDEN, name + ".png")
     if os.environ.get("KILN_UPDATE_GOLDEN"):
-        from PIL import Image
-        Image.frombytes("RGBA", (width, height), rgba).save(path)
+        # Rewriting the reference from this render and then comparing the
+        # render with it would pass whatever kilnd drew: write, then fail.
+        rgb = b"".join(rgba[i:i + 3] for i in range(0, len(rgba), 4))
+        with open(path, "wb") as f:
+            f.write(png_rgb_encode(width, height, rgb))
+        testcase.fail(f"{path} rewritten from this render (KILN_UPDATE_GOLDEN is set), so it was not "
+                      "compared: look at it, commit it, and run again without KILN_UPDATE_GOLDEN")
     with open(path, "rb") as f:
         gw, gh, golden = png_rgba(f.read())
     testcase.assertEqual((gw, gh), (width, height))
@@ -291,11 +319,26 @@ class SceneTest(kilntest.KilnTestCase):
             self.client.load_scene(path="/etc/hostname")
 
     def test_png_texture_conversions(self) -> None:
-        # A palette PNG is converted by libpng like any other.
-        with self.client.scene(width=8, height=8) as s:
-            s.add_sphere((0, 0, -3), 1, texture=os.path.join(SCENES, "palette.png"))
-            s.add_sphere((0, 0, -6), 1, texture=os.path.join(SCENES, "palette.png"))
-            self.assertEqual(len(s.render()), 8 * 8 * 4)
+        # A palette PNG (with tRNS) is expanded to the palette's colours:
+        # the same texture decoded here and written as a truecolour PNG
+        # renders to the same bytes, and shows several colours.
+        with open(os.path.join(SCENES, "palette.png"), "rb") as f:
+            w, h, rgba = png_rgba(f.read())
+        rgb = b"".join(rgba[i:i + 3] for i in range(0, len(rgba), 4))
+        self.assertGreater(len({rgb[i:i + 3] for i in range(0, len(rgb), 3)}), 3)
+        truecolour = os.path.join(self.daemon.dir, "palette-rgb.png")
+        with open(truecolour, "wb") as f:
+            f.write(png_rgb_encode(w, h, rgb))
+        images = []
+        for tex in (os.path.join(SCENES, "palette.png"), truecolour):
+            with self.client.scene(width=32, height=32) as s:
+                s.add_sphere((0, 0, -2.2), 1, texture=tex, albedo=1)
+                s.add_sphere((0, 0, -6), 1, texture=tex)
+                s.add_light("directional", direction=(0, 0, -1), intensity=1)
+                images.append(s.render())
+        self.assertEqual(len(images[0]), 32 * 32 * 4)
+        self.assertEqual(images[0], images[1], "the palette texture renders unlike its own colours")
+        self.assertGreater(len({images[0][i:i + 3] for i in range(0, len(images[0]), 4)}), 3)
 
     @kilntest.heavy
     def test_cancel_and_busy(self) -> None:
@@ -306,6 +349,19 @@ class SceneTest(kilntest.KilnTestCase):
             with self.assertRaises(kiln.Timeout):
                 self.client.call("scene.render", {"scene_id": s.scene_id}, timeout=0.3)
             self.assertLess(time.monotonic() - t0, 5)
+            # ...and the render stopped (its tiles check the cancellation):
+            # its job has left, the scene is not busy, the CPU is idle.
+            deadline = time.monotonic() + 10
+            while self.client.stats()["in_flight"] > 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.assertEqual(self.client.stats()["in_flight"], 1, "the timed-out render is still running")
+            self.assertEqual([x for x in self.client.scenes() if x["scene_id"] == s.scene_id][0]["renders"], 0)
+            with open(f"/proc/{self.daemon.pid}/stat") as f:
+                cpu0 = sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:13])
+            time.sleep(0.5)
+            with open(f"/proc/{self.daemon.pid}/stat") as f:
+                cpu1 = sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:13])
+            self.assertLess((cpu1 - cpu0) / os.sysconf("SC_CLK_TCK"), 0.2, "kilnd still renders")
             # While a render runs, the scene refuses changes; other
             # requests are served.
             line = json.dumps({"job_id": 7, "action": "scene.render", "timeout": 30,

@@ -5,7 +5,7 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 KILND="${KILND:-$ROOT/build/kilnd}"
 PY=/usr/bin/python3
-command -v socat >/dev/null || { echo "socat not installed"; exit 77; }
+command -v socat >/dev/null || { echo "FAIL: required tool socat is missing (make deps installs it)"; exit 1; }
 
 tmp="$(mktemp -d)"
 pid=

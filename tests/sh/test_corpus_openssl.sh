@@ -5,7 +5,7 @@
 # corpus.seal is not readable as openssl-enc and vice versa.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
-command -v openssl >/dev/null || { echo "openssl not installed"; exit 77; }
+command -v openssl >/dev/null || { echo "FAIL: required test tool openssl is missing (make deps-test installs it)"; exit 1; }
 start_kilnd "{\"path_roots\": [\"$tmp\"]}"
 
 mkdir "$tmp/plain" "$tmp/enc" "$tmp/iter" "$tmp/legacy" "$tmp/sealed"

@@ -9,8 +9,8 @@ KILND=${KILND:-$BUILD/kilnd}
 
 for tool in systemd-socket-activate socat; do
 	if ! command -v "$tool" >/dev/null 2>&1; then
-		echo "skip: $tool not installed"
-		exit 77
+		echo "FAIL: required test tool $tool is missing (make deps-test installs it)"
+		exit 1
 	fi
 done
 

@@ -56,6 +56,22 @@ def request(conn, obj):
     conn.sendall((json.dumps(obj) + "\n").encode())
 
 
+def replies(conn, n):
+    """The next n reply lines on conn, by job_id."""
+    conn.settimeout(WAIT)
+    buf, out = b"", {}
+    while len(out) < n:
+        chunk = conn.recv(65536)
+        if not chunk:
+            fail("connection closed after replies %r" % out)
+        buf += chunk
+        while b"\n" in buf and len(out) < n:
+            line, buf = buf.split(b"\n", 1)
+            r = json.loads(line)
+            out[r.get("job_id")] = r
+    return out
+
+
 def run(form):
     addr = T + "/notify.sock" if form == "path" else "@kiln-notify-test-%d" % os.getpid()
     recv = Receiver(addr)
@@ -87,7 +103,14 @@ def run(form):
         request(conn, {"job_id": 1, "action": "sleep", "args": {"seconds": 30, "steps": 300}})
         recv.expect(lambda f: (m := status_re.match(f.get("STATUS", ""))) and m.group(2) == "1",
                     "STATUS= with 1 job in flight")
-        request(conn, {"job_id": 2, "action": "cancel", "args": {"job_id": 1}})
+        request(conn, {"job_id": 2, "action": "cancel", "args": {"target": 1}})
+        got = replies(conn, 2)
+        if got.get(2, {}).get("result") != "success":
+            fail("cancel was not accepted: %r" % got)
+        if (got.get(1, {}).get("error") or {}).get("code") != "cancelled":
+            fail("the sleep was not cancelled: %r" % got)
+        recv.expect(lambda f: (m := status_re.match(f.get("STATUS", ""))) and m.group(2) == "0",
+                    "STATUS= with 0 jobs in flight after the cancel")
         recv.expect(lambda f: f.get("WATCHDOG") == "1", "WATCHDOG=1")
 
         before = time.clock_gettime(time.CLOCK_MONOTONIC)

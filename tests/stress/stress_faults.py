@@ -467,6 +467,7 @@ class Kill9Test(unittest.TestCase):
         self.daemon = None
         self.orphans = []
         self.accepted = []  # detached jobs answered "accepted" just before a kill
+        self.running = []   # detached jobs certainly still running at a kill
 
     def tearDown(self) -> None:
         if self.daemon:
@@ -508,6 +509,7 @@ class Kill9Test(unittest.TestCase):
             r = c.call("sleep", {"seconds": 60, "steps": 600}, detach=True)
             self.assertEqual(r["result"], "accepted")
             self.accepted.append(r["data"]["job"])
+            self.running.append(r["data"]["job"])
         elif kind == "pi":
             c.send("pi", {"digits": 2_000_000}, accept_raw=True, timeout=120)
             time.sleep(0.2)
@@ -571,6 +573,15 @@ class Kill9Test(unittest.TestCase):
                f"accepted just before a kill and unknown after it: {len(lost)} of {len(self.accepted)}")
         # "accepted" is sent only once the running record is on disk.
         self.assertEqual(lost, [], "detached jobs accepted before the kill were lost")
+        # A job running at the kill is marked interrupted by the restart,
+        # with an error reply; none is left "running" or called finished.
+        self.assertTrue(self.running)
+        for job in self.running:
+            self.assertEqual(lst[job]["state"], "interrupted", lst[job])
+        self.assertTrue(set(self.running) <= {j["job"] for j in interrupted})
+        # kill -9 gives kilnd no chance to signal its children, and the
+        # restarted kilnd does not know them: the procedure children are
+        # orphaned (reported above; the tearDown kills them).
         self.assertEqual(d.stop(), 0)
         self.daemon = None
 

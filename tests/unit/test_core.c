@@ -3,14 +3,18 @@
  * error code the core can produce, limits, attachments, progress, timeout,
  * cancel and disconnect.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "action.h"
 #include "check_main.h"
 #include "envelope.h"
 #include "harness.h"
+#include "job.h"
+#include "kiln/error.h"
 #include "kiln/utf8.h"
 #include "log.h"
 
@@ -164,20 +168,22 @@ START_TEST(timeout_and_progress)
 	int fd = harness_connect();
 	const char *req = "{\"job_id\":9,\"action\":\"sleep\",\"args\":{\"seconds\":0.2,\"steps\":2},\"progress\":true}\n";
 	json_t *r;
-	int progress = 0;
+	int progress = 0, finished = 0;
 
 	harness_send(fd, req, strlen(req));
-	while ((r = harness_recv(fd, 5000))) {
+	while (!finished && (r = harness_recv(fd, 5000))) {
 		const char *res = json_string_value(json_object_get(r, "result"));
+		ck_assert_ptr_nonnull(res);
 		if (strcmp(res, "progress") == 0) {
 			progress++;
-			json_decref(r);
-			continue;
+		} else {
+			ck_assert_str_eq(res, "success");
+			finished = 1;
 		}
-		ck_assert_str_eq(res, "success");
 		json_decref(r);
-		break;
 	}
+	/* The loop also ends when no reply comes within 5 s. */
+	ck_assert_msg(finished, "no final reply after %d progress lines", progress);
 	ck_assert_int_eq(progress, 2);
 	close(fd);
 
@@ -359,6 +365,49 @@ START_TEST(log_escape_forgeries)
 }
 END_TEST
 
+/* A family of the test's own, registered like any other: job_fail's
+ * error-sign convention (negative -KILN_E_*) seen from a handler. */
+static void act_fail_negative(struct job *job, json_t *args)
+{
+	(void)args;
+	job_fail(job, -KILN_E_BUSY, NULL, "busy on purpose");
+}
+
+static void act_fail_positive(struct job *job, json_t *args)
+{
+	(void)args;
+	job_fail(job, KILN_E_BUSY, NULL, "the wrong sign");
+}
+
+static const struct action sign_actions[] = {
+	{ "test.fail_negative", "job_fail(-KILN_E_BUSY)", NULL, NULL, act_fail_negative, 0 },
+	{ "test.fail_positive", "job_fail(KILN_E_BUSY): a bug", NULL, NULL, act_fail_positive, 0 },
+};
+
+static const struct action_family family_sign = {
+	.name = "test",
+	.actions = sign_actions,
+	.count = sizeof(sign_actions) / sizeof(sign_actions[0]),
+};
+
+START_TEST(job_fail_takes_negative_codes)
+{
+	dispatch_register(&family_sign);
+	expect_error("{\"job_id\":1,\"action\":\"test.fail_negative\"}", "busy");
+}
+END_TEST
+
+#ifndef NDEBUG
+/* Debug and sanitizer builds catch the other sign as the bug it is. */
+START_TEST(job_fail_positive_code_aborts)
+{
+	harness_start(NULL);
+	dispatch_register(&family_sign);
+	harness_call("{\"job_id\":1,\"action\":\"test.fail_positive\"}");
+}
+END_TEST
+#endif
+
 static Suite *core_suite(void)
 {
 	Suite *s = suite_create("core");
@@ -381,7 +430,14 @@ static Suite *core_suite(void)
 	tcase_add_test(tc, base64_round_trip);
 	tcase_add_test(tc, utf8_scrub_and_prefix);
 	tcase_add_test(tc, log_escape_forgeries);
+	tcase_add_test(tc, job_fail_takes_negative_codes);
 	suite_add_tcase(s, tc);
+#ifndef NDEBUG
+	tc = tcase_create("asserts");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test_raise_signal(tc, job_fail_positive_code_aborts, SIGABRT);
+	suite_add_tcase(s, tc);
+#endif
 	return s;
 }
 

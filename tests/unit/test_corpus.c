@@ -14,9 +14,13 @@
 
 #define PY "/usr/bin/python3"
 
-static bool have(const char *path)
+/* The outside references (Python's re, the openssl CLI) are required test
+ * tools (make deps-test installs them): without one the comparison cannot
+ * run, and that is a failure, not a pass. */
+static void require(const char *path)
 {
-	return access(path, X_OK) == 0;
+	ck_assert_msg(access(path, X_OK) == 0, "required test tool %s is missing (make deps-test installs it)",
+		      path);
 }
 
 static void doc_from(struct kiln_cdoc *d, const char *s, size_t len)
@@ -60,8 +64,7 @@ START_TEST(test_classes_match_python)
 	uint8_t rec[9];
 	uint32_t bad = 0;
 
-	if (!have(PY))
-		return;
+	require(PY);
 	FILE *f = popen(script, "r");
 	ck_assert_ptr_nonnull(f);
 	for (uint32_t c = 0; c < 0x110000; c++) {
@@ -134,8 +137,7 @@ START_TEST(test_count_matches_python)
 	uint64_t got[N][3];
 	int fd;
 
-	if (!have(PY))
-		return;
+	require(PY);
 	fd = mkstemp(path);
 	ck_assert_int_ge(fd, 0);
 	FILE *f = fdopen(fd, "w");
@@ -292,8 +294,7 @@ static void check_osslenc(const char *opts, enum kiln_osslenc_kdf kdf, unsigned 
 	size_t len, outlen;
 	char err[128];
 
-	if (!have("/usr/bin/openssl"))
-		return;
+	require("/usr/bin/openssl");
 	uint8_t *f = openssl_enc(plain, opts, &len);
 	uint8_t *out = malloc(len);
 	ck_assert_int_eq(kiln_osslenc_decrypt(f, len, "hunter2", 7, kdf, iter, out, &outlen, err,
@@ -327,8 +328,7 @@ START_TEST(test_osslenc_errors)
 	size_t len, outlen;
 	char err[128];
 
-	if (!have("/usr/bin/openssl"))
-		return;
+	require("/usr/bin/openssl");
 	/* A fixed salt makes the wrong-passphrase outcome deterministic; with
 	 * -S the CLI leaves out the header, so add it as it would. */
 	size_t bodylen;
@@ -414,17 +414,109 @@ START_TEST(test_seal_pbkdf2)
 }
 END_TEST
 
+/* Each range bound on its own, with the other parameters valid and the
+ * memory bound (128 * r * 2^log2_n <= 1 GiB) not reached, so only the range
+ * check can refuse.  The header parser applies the same check. */
+static void expect_params(uint8_t kdf, unsigned log2_n, uint32_t r, uint32_t p, uint32_t iter, int want,
+			  const char *msg)
+{
+	struct kiln_seal_params sp;
+	char err[128] = "";
+
+	memset(&sp, 0, sizeof sp);
+	sp.kdf = kdf;
+	sp.log2_n = (uint8_t)log2_n;
+	sp.r = r;
+	sp.p = p;
+	sp.iter = iter;
+	ck_assert_msg(kiln_seal_params_check(&sp, err, sizeof err) == want,
+		      "kdf %u log2_n %u r %u p %u iter %u: expected %d (%s)", kdf, log2_n, r, p, iter, want, err);
+	if (msg)
+		ck_assert_msg(strstr(err, msg), "kdf %u log2_n %u r %u p %u iter %u: message \"%s\" lacks \"%s\"",
+			      kdf, log2_n, r, p, iter, err, msg);
+}
+
 START_TEST(test_seal_params_limits)
 {
+	const uint8_t S = KILN_SEAL_KDF_SCRYPT, P = KILN_SEAL_KDF_PBKDF2;
+	const int BAD = -KILN_E_INVALID_ARGS;
 	struct kiln_seal_params p;
 	char err[128];
 
 	ck_assert_int_eq(kiln_seal_params_default(&p, KILN_SEAL_KDF_SCRYPT, 0, err, sizeof err), 0);
-	p.log2_n = 22;
-	p.r = 32;
-	ck_assert_int_eq(kiln_seal_params_check(&p, err, sizeof err), -KILN_E_INVALID_ARGS);
-	p.kdf = 7;
-	ck_assert_int_eq(kiln_seal_params_check(&p, err, sizeof err), -KILN_E_INVALID_ARGS);
+	ck_assert_uint_eq(p.log2_n, 15);
+	ck_assert_uint_eq(p.r, 8);
+	ck_assert_uint_eq(p.p, 1);
+	/* log2_n 10..22: both edges pass, one beyond fails on the range. */
+	expect_params(S, 10, 8, 1, 0, 0, NULL);
+	expect_params(S, 22, 1, 1, 0, 0, NULL);
+	expect_params(S, 9, 8, 1, 0, BAD, "log2_n");
+	expect_params(S, 0, 8, 1, 0, BAD, "log2_n");
+	/* 2^23 * 128 * 1 is exactly 1 GiB: only the range refuses it. */
+	expect_params(S, 23, 1, 1, 0, BAD, "log2_n");
+	/* r 1..32 and p 1..16. */
+	expect_params(S, 10, 1, 1, 0, 0, NULL);
+	expect_params(S, 10, 32, 16, 0, 0, NULL);
+	expect_params(S, 10, 0, 1, 0, BAD, "r (1..32)");
+	expect_params(S, 10, 33, 1, 0, BAD, "r (1..32)");
+	expect_params(S, 10, 8, 0, 0, BAD, "p (1..16)");
+	expect_params(S, 10, 8, 17, 0, BAD, "p (1..16)");
+	/* In range but over 1 GiB. */
+	expect_params(S, 22, 32, 1, 0, BAD, "1 GiB");
+	/* PBKDF2 iterations 1000..100000000. */
+	expect_params(P, 0, 0, 0, 1000, 0, NULL);
+	expect_params(P, 0, 0, 0, 100000000, 0, NULL);
+	expect_params(P, 0, 0, 0, 999, BAD, "iterations");
+	expect_params(P, 0, 0, 0, 0, BAD, "iterations");
+	expect_params(P, 0, 0, 0, 100000001, BAD, "iterations");
+	expect_params(7, 10, 8, 1, 1000, BAD, "unknown key derivation");
+}
+END_TEST
+
+/* A sealed file whose header names weak parameters is refused when parsed,
+ * before any key derivation. */
+START_TEST(test_seal_parse_refuses_weak_headers)
+{
+	static const struct {
+		uint8_t kdf, log2_n;
+		uint32_t r, p, iter;
+	} weak[] = {
+		{ KILN_SEAL_KDF_SCRYPT, 9, 8, 1, 0 },	{ KILN_SEAL_KDF_SCRYPT, 1, 8, 1, 0 },
+		{ KILN_SEAL_KDF_SCRYPT, 10, 0, 1, 0 },	{ KILN_SEAL_KDF_SCRYPT, 10, 8, 0, 0 },
+		{ KILN_SEAL_KDF_SCRYPT, 10, 40, 1, 0 }, { KILN_SEAL_KDF_PBKDF2, 0, 0, 0, 1 },
+	};
+	const char *plain = "sealed text";
+	char err[128];
+
+	for (size_t i = 0; i < sizeof weak / sizeof weak[0]; i++) {
+		struct kiln_seal_params sp, got;
+		struct kiln_seal_key key;
+		uint8_t *file;
+		size_t flen, plen;
+
+		ck_assert_int_eq(kiln_seal_params_default(&sp, weak[i].kdf, 1000, err, sizeof err), 0);
+		if (weak[i].kdf == KILN_SEAL_KDF_SCRYPT)
+			sp.log2_n = 10;
+		ck_assert_int_eq(kiln_seal_derive(&sp, "pw", 2, &key, err, sizeof err), 0);
+		/* Seal with valid parameters, then write weak ones into the header
+		 * (the parser must refuse them whatever the rest says). */
+		ck_assert_int_eq(kiln_seal_seal(&key, &sp, (const uint8_t *)plain, strlen(plain), &file, &flen, err,
+						sizeof err),
+				 0);
+		ck_assert_int_eq(kiln_seal_parse(file, flen, &got, &plen, err, sizeof err), 0);
+		sp.log2_n = weak[i].log2_n;
+		sp.r = weak[i].r;
+		sp.p = weak[i].p;
+		sp.iter = weak[i].iter;
+		file[10] = sp.log2_n;
+		for (int b = 0; b < 4; b++) {
+			file[12 + b] = (uint8_t)((weak[i].kdf == KILN_SEAL_KDF_SCRYPT ? sp.r : sp.iter) >> (24 - 8 * b));
+			file[16 + b] = (uint8_t)(sp.p >> (24 - 8 * b));
+		}
+		ck_assert_msg(kiln_seal_parse(file, flen, &got, &plen, err, sizeof err) == -KILN_E_INVALID_ARGS,
+			      "weak header %zu parsed", i);
+		free(file);
+	}
 }
 END_TEST
 
@@ -447,6 +539,7 @@ static Suite *corpus_suite(void)
 	tcase_add_test(tc, test_seal_scrypt);
 	tcase_add_test(tc, test_seal_pbkdf2);
 	tcase_add_test(tc, test_seal_params_limits);
+	tcase_add_test(tc, test_seal_parse_refuses_weak_headers);
 	suite_add_tcase(s, tc);
 	return s;
 }

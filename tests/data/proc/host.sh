@@ -9,6 +9,7 @@
 #   spawn*     leaves a grandchild sleeping in the background, then exits 0
 #   spawnhang* leaves a grandchild and hangs
 #   conc*      records how many conc hosts run at once in STATE_DIR/concurrency
+#              (at its start and at its end, 0.5 s later)
 #   slow*      sleeps 0.3 s, then exits 0
 host=$1
 attempt=$2
@@ -49,9 +50,12 @@ spawn*)
 	echo $! > "$state/$host.grandchild"
 	exit 0 ;;
 conc*)
+	# Counted when it starts and again before it ends: a host that starts
+	# while others still run sees them at one of the two counts.
 	touch "$state/run.$$"
 	ls "$state" | grep -c '^run\.' >> "$state/concurrency"
-	sleep 0.2
+	sleep 0.5
+	ls "$state" | grep -c '^run\.' >> "$state/concurrency"
 	rm -f "$state/run.$$"
 	exit 0 ;;
 slow*)

@@ -14,8 +14,6 @@
 #define BINS 16
 #define LEAF_MAX 4
 #define BIG_NODE 1024
-/* Beyond this depth, splits halve the primitive count to bound the depth. */
-#define SAH_MAX_DEPTH 48
 
 struct build {
 	struct kiln_scene *s;
@@ -191,7 +189,7 @@ static int build_node(struct build *b, size_t idx, size_t first, size_t count, i
 	left = 0;
 	/* Small nodes are leaves: a few primitive tests cost less than the
 	 * box tests of a deeper tree. */
-	if (count > LEAF_MAX && depth < SAH_MAX_DEPTH)
+	if (count > LEAF_MAX && depth < BVH_SAH_MAX_DEPTH)
 		left = sah_split(b, first, count, &cb, &axis);
 	if (left == 0 && count > LEAF_MAX) {
 		/* Identical centroids or too deep: halve, which still bounds

@@ -14,12 +14,6 @@
 #include "kiln/error.h"
 #include "kiln/seal.h"
 
-static int fail(char *err, size_t errlen, int code, const char *msg)
-{
-	snprintf(err, errlen, "%s", msg);
-	return code;
-}
-
 /* --- openssl enc ---------------------------------------------------------- */
 
 int kiln_osslenc_decrypt(const uint8_t *in, size_t len, const char *pass, size_t passlen,
@@ -34,39 +28,39 @@ int kiln_osslenc_decrypt(const uint8_t *in, size_t len, const char *pass, size_t
 
 	*outlen = 0;
 	if (len == 0)
-		return fail(err, errlen, rc, "empty file");
+		return kiln_fail(err, errlen, rc, "empty file");
 	if (len < KILN_OSSLENC_HEADER || memcmp(in, KILN_OSSLENC_MAGIC, 8) != 0)
-		return fail(err, errlen, rc, len < 8 || memcmp(in, KILN_OSSLENC_MAGIC, 8) != 0
+		return kiln_fail(err, errlen, rc, len < 8 || memcmp(in, KILN_OSSLENC_MAGIC, 8) != 0
 				     ? "not an openssl enc file (no Salted__ header)"
 				     : "truncated (header cut short)");
 	ctlen = len - KILN_OSSLENC_HEADER;
 	if (ctlen == 0 || ctlen % 16 != 0)
-		return fail(err, errlen, rc, "truncated (ciphertext is not a whole number of blocks)");
+		return kiln_fail(err, errlen, rc, "truncated (ciphertext is not a whole number of blocks)");
 	if (ctlen > INT_MAX)
-		return fail(err, errlen, -KILN_E_TOO_LARGE, "file too large");
+		return kiln_fail(err, errlen, -KILN_E_TOO_LARGE, "file too large");
 	if (kdf == KILN_OSSLENC_PBKDF2) {
 		if (iter == 0 || iter > INT_MAX)
-			return fail(err, errlen, rc, "invalid iteration count");
+			return kiln_fail(err, errlen, rc, "invalid iteration count");
 		if (!PKCS5_PBKDF2_HMAC(pass, (int)passlen, salt, 8, (int)iter, EVP_sha256(), 48, kiv))
-			return fail(err, errlen, -KILN_E_INTERNAL, "PBKDF2 failed");
+			return kiln_fail(err, errlen, -KILN_E_INTERNAL, "PBKDF2 failed");
 	} else {
 		if (!EVP_BytesToKey(EVP_aes_256_cbc(), EVP_sha256(), salt, (const unsigned char *)pass,
 				    (int)passlen, 1, kiv, kiv + 32))
-			return fail(err, errlen, -KILN_E_INTERNAL, "EVP_BytesToKey failed");
+			return kiln_fail(err, errlen, -KILN_E_INTERNAL, "EVP_BytesToKey failed");
 	}
 	ctx = EVP_CIPHER_CTX_new();
 	if (!ctx || !EVP_DecryptInit_ex(ctx, EVP_aes_256_cbc(), NULL, kiv, kiv + 32)) {
-		rc = fail(err, errlen, -KILN_E_INTERNAL, "cipher setup failed");
+		rc = kiln_fail(err, errlen, -KILN_E_INTERNAL, "cipher setup failed");
 		goto out;
 	}
 	if (!EVP_DecryptUpdate(ctx, out, &n1, ct, (int)ctlen)) {
-		rc = fail(err, errlen, -KILN_E_INTERNAL, "decryption failed");
+		rc = kiln_fail(err, errlen, -KILN_E_INTERNAL, "decryption failed");
 		goto out;
 	}
 	if (!EVP_DecryptFinal_ex(ctx, out + n1, &n2)) {
 		/* Whatever was decrypted is garbage; do not leave it around. */
 		OPENSSL_cleanse(out, ctlen);
-		rc = fail(err, errlen, rc, "wrong passphrase or corrupted file");
+		rc = kiln_fail(err, errlen, rc, "wrong passphrase or corrupted file");
 		goto out;
 	}
 	*outlen = (size_t)n1 + (size_t)n2;
@@ -109,20 +103,20 @@ int kiln_seal_params_check(const struct kiln_seal_params *p, char *err, size_t e
 
 	if (p->kdf == KILN_SEAL_KDF_SCRYPT) {
 		if (p->log2_n < 10 || p->log2_n > 22)
-			return fail(err, errlen, rc, "scrypt log2_n out of range 10..22");
+			return kiln_fail(err, errlen, rc, "scrypt log2_n out of range 10..22");
 		if (p->r < 1 || p->r > 32 || p->p < 1 || p->p > 16)
-			return fail(err, errlen, rc, "scrypt r (1..32) or p (1..16) out of range");
+			return kiln_fail(err, errlen, rc, "scrypt r (1..32) or p (1..16) out of range");
 		/* scrypt needs 128 * r * N bytes; keep it under 1 GiB. */
 		if (((uint64_t)128 * p->r) << p->log2_n > ((uint64_t)1 << 30))
-			return fail(err, errlen, rc, "scrypt parameters need more than 1 GiB");
+			return kiln_fail(err, errlen, rc, "scrypt parameters need more than 1 GiB");
 		return 0;
 	}
 	if (p->kdf == KILN_SEAL_KDF_PBKDF2) {
 		if (p->iter < 1000 || p->iter > 100000000)
-			return fail(err, errlen, rc, "pbkdf2 iterations out of range 1000..100000000");
+			return kiln_fail(err, errlen, rc, "pbkdf2 iterations out of range 1000..100000000");
 		return 0;
 	}
-	return fail(err, errlen, rc, "unknown key derivation function");
+	return kiln_fail(err, errlen, rc, "unknown key derivation function");
 }
 
 int kiln_seal_params_default(struct kiln_seal_params *p, enum kiln_seal_kdf kdf, uint32_t iter,
@@ -138,7 +132,7 @@ int kiln_seal_params_default(struct kiln_seal_params *p, enum kiln_seal_kdf kdf,
 		p->iter = iter ? iter : 600000;
 	}
 	if (RAND_bytes(p->salt, sizeof p->salt) != 1)
-		return fail(err, errlen, -KILN_E_INTERNAL, "no random bytes");
+		return kiln_fail(err, errlen, -KILN_E_INTERNAL, "no random bytes");
 	return kiln_seal_params_check(p, err, errlen);
 }
 
@@ -156,11 +150,11 @@ int kiln_seal_parse(const uint8_t *in, size_t len, struct kiln_seal_params *p, s
 
 	memset(p, 0, sizeof *p);
 	if (len == 0)
-		return fail(err, errlen, rc, "empty file");
+		return kiln_fail(err, errlen, rc, "empty file");
 	if (len < 8 || memcmp(in, KILN_SEAL_MAGIC, 8) != 0)
-		return fail(err, errlen, rc, "not a kiln sealed file (no KILNSEAL header)");
+		return kiln_fail(err, errlen, rc, "not a kiln sealed file (no KILNSEAL header)");
 	if (len < KILN_SEAL_HEADER)
-		return fail(err, errlen, rc, "truncated (header cut short)");
+		return kiln_fail(err, errlen, rc, "truncated (header cut short)");
 	if (in[OFF_VERSION] != KILN_SEAL_VERSION) {
 		snprintf(err, errlen, "unsupported sealed format version %u", in[OFF_VERSION]);
 		return rc;
@@ -173,10 +167,10 @@ int kiln_seal_parse(const uint8_t *in, size_t len, struct kiln_seal_params *p, s
 	} else {
 		p->iter = get32(in + OFF_P1);
 		if (in[OFF_LOG2N] || get32(in + OFF_P2))
-			return fail(err, errlen, rc, "corrupted header (nonzero unused fields)");
+			return kiln_fail(err, errlen, rc, "corrupted header (nonzero unused fields)");
 	}
 	if (in[OFF_RSV])
-		return fail(err, errlen, rc, "corrupted header (nonzero reserved byte)");
+		return kiln_fail(err, errlen, rc, "corrupted header (nonzero reserved byte)");
 	memcpy(p->salt, in + OFF_SALT, KILN_SEAL_SALT);
 	rc = kiln_seal_params_check(p, err, errlen);
 	if (rc)
@@ -185,7 +179,7 @@ int kiln_seal_parse(const uint8_t *in, size_t len, struct kiln_seal_params *p, s
 		n = n << 8 | in[OFF_LEN + i];
 	if (n > SIZE_MAX - KILN_SEAL_HEADER - KILN_SEAL_TAG ||
 	    len != KILN_SEAL_HEADER + n + KILN_SEAL_TAG)
-		return fail(err, errlen, -KILN_E_INVALID_ARGS,
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS,
 			    len < KILN_SEAL_HEADER + n + KILN_SEAL_TAG
 				    ? "truncated (shorter than its header says)"
 				    : "corrupted (longer than its header says)");
@@ -221,12 +215,12 @@ int kiln_seal_derive(const struct kiln_seal_params *p, const char *pass, size_t 
 	}
 	rc = -KILN_E_INTERNAL;
 	if (!ok) {
-		fail(err, errlen, rc, "key derivation failed");
+		kiln_fail(err, errlen, rc, "key derivation failed");
 		goto out;
 	}
 	if (hmac_label(master, "kiln sealed v1 encryption key", key->enc) ||
 	    hmac_label(master, "kiln sealed v1 key check", check)) {
-		fail(err, errlen, rc, "HMAC failed");
+		kiln_fail(err, errlen, rc, "HMAC failed");
 		goto out;
 	}
 	memcpy(key->check, check, sizeof key->check);
@@ -280,11 +274,11 @@ int kiln_seal_open(const struct kiln_seal_key *key, const uint8_t *in, size_t le
 	if (rc)
 		return rc;
 	if (CRYPTO_memcmp(in + OFF_CHECK, key->check, sizeof key->check) != 0)
-		return fail(err, errlen, -KILN_E_INVALID_ARGS, "wrong passphrase");
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS, "wrong passphrase");
 	memcpy(tag, in + KILN_SEAL_HEADER + n, KILN_SEAL_TAG);
 	if (gcm(false, key, in, in + KILN_SEAL_HEADER, n, out, tag)) {
 		OPENSSL_cleanse(out, n);
-		return fail(err, errlen, -KILN_E_INVALID_ARGS,
+		return kiln_fail(err, errlen, -KILN_E_INVALID_ARGS,
 			    "authentication failed (tampered or corrupted file)");
 	}
 	return 0;
@@ -302,10 +296,10 @@ int kiln_seal_seal(const struct kiln_seal_key *key, const struct kiln_seal_param
 	if (rc)
 		return rc;
 	if (len > SIZE_MAX - KILN_SEAL_HEADER - KILN_SEAL_TAG)
-		return fail(err, errlen, -KILN_E_TOO_LARGE, "file too large");
+		return kiln_fail(err, errlen, -KILN_E_TOO_LARGE, "file too large");
 	f = calloc(1, KILN_SEAL_HEADER + len + KILN_SEAL_TAG);
 	if (!f)
-		return fail(err, errlen, -KILN_E_INTERNAL, "out of memory");
+		return kiln_fail(err, errlen, -KILN_E_INTERNAL, "out of memory");
 	memcpy(f, KILN_SEAL_MAGIC, 8);
 	f[OFF_VERSION] = KILN_SEAL_VERSION;
 	f[OFF_KDF] = p->kdf;
@@ -322,11 +316,11 @@ int kiln_seal_seal(const struct kiln_seal_key *key, const struct kiln_seal_param
 		f[OFF_LEN + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
 	if (RAND_bytes(f + OFF_NONCE, 12) != 1) {
 		free(f);
-		return fail(err, errlen, -KILN_E_INTERNAL, "no random bytes");
+		return kiln_fail(err, errlen, -KILN_E_INTERNAL, "no random bytes");
 	}
 	if (gcm(true, key, f, plain, len, f + KILN_SEAL_HEADER, f + KILN_SEAL_HEADER + len)) {
 		free(f);
-		return fail(err, errlen, -KILN_E_INTERNAL, "encryption failed");
+		return kiln_fail(err, errlen, -KILN_E_INTERNAL, "encryption failed");
 	}
 	*out = f;
 	*outlen = KILN_SEAL_HEADER + len + KILN_SEAL_TAG;
