@@ -191,6 +191,11 @@ static int beneath(int rootfd, const char *rest, int flags, mode_t mode)
 	return walk(rootfd, rest, flags, mode);
 }
 
+void kiln_path_without_openat2(void)
+{
+	atomic_store(&no_openat2, true);
+}
+
 /* Resolves `path` beneath its root and opens it with `flags`.  Returns an
  * fd or -KILN_E_* with a message. */
 static int open_beneath(const char *path, const struct where *w, int flags, char *err, size_t errlen)

@@ -75,4 +75,8 @@ int kiln_path_create(const struct kiln_config *cfg, const char *path, bool repla
  * Returns 0 or -KILN_E_* with a message. */
 int kiln_path_finish(struct kiln_path_out *out, bool commit, char *err, size_t errlen);
 
+/* Makes every later resolution take the O_NOFOLLOW walk, as on a kernel
+ * without openat2 (tests/unit/test_paths.c checks both). */
+void kiln_path_without_openat2(void);
+
 #endif
