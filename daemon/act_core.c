@@ -19,11 +19,10 @@
 
 static void act_ping(struct job *job, json_t *args)
 {
-	struct server_figures f;
-
 	(void)args;
-	server_figures(&f);
-	job_succeed(job, json_pack("{s:s, s:f, s:i}", "version", KILN_VERSION, "uptime_s", f.uptime_s, "pid", (int)getpid()),
+	job_succeed(job,
+		    json_pack("{s:s, s:f, s:i}", "version", KILN_VERSION, "uptime_s", server_uptime_s(), "pid",
+			      (int)getpid()),
 		    "pong");
 }
 

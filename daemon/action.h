@@ -164,6 +164,8 @@ struct server_figures {
 	double uptime_s;
 };
 void server_figures(struct server_figures *out);
+/* Seconds since the server started (ping's share of the above). */
+double server_uptime_s(void);
 /* Resident memory of the process in bytes (0 if unknown). */
 size_t server_rss_bytes(void);
 

@@ -59,12 +59,15 @@ struct server *server_current(void)
 
 void server_figures(struct server_figures *out)
 {
-	const struct server *srv = current_server;
-
 	out->connections = conn_count_served();
 	out->in_flight = job_live_count();
 	out->requests_served = job_created_count();
-	out->uptime_s = (double)(uv_hrtime() - srv->started_ns) / 1e9;
+	out->uptime_s = server_uptime_s();
+}
+
+double server_uptime_s(void)
+{
+	return (double)(uv_hrtime() - current_server->started_ns) / 1e9;
 }
 
 size_t server_rss_bytes(void)
