@@ -12,6 +12,8 @@
 
 #include "action.h"
 #include "config.h"
+#include "creds.h"
+#include "usage.h"
 #include "kiln/error.h"
 #include "job.h"
 
@@ -29,7 +31,9 @@ static void act_ping(struct job *job, json_t *args)
 
 static void act_describe(struct job *job, json_t *args)
 {
-	json_t *d = dispatch_describe();
+	/* Of the configured procedures, only those the caller may run (another
+	 * user's restricted procedure, argv included, stays unseen). */
+	json_t *d = dispatch_describe(job_peer(job));
 	size_t n = json_array_size(json_object_get(d, "actions"));
 
 	(void)args;
@@ -101,6 +105,12 @@ static void act_stats(struct job *job, json_t *args)
 			 "rss_bytes", (json_int_t)server_rss_bytes(), "uptime_s", f.uptime_s, "memory_held_bytes",
 			 (json_int_t)dispatch_memory_held());
 	dispatch_stats(data);
+	/* Admins see who holds what (figures only, never contents). */
+	if (creds_is_admin(job_config(job), job_peer(job))) {
+		json_t *per_uid = dispatch_stats_per_uid();
+		usage_stats_per_uid(per_uid);
+		json_object_set_new(data, "per_uid", per_uid);
+	}
 	job_succeed(job, data, "%u connections, %u in flight", f.connections, f.in_flight);
 }
 

@@ -16,6 +16,7 @@
 #include "act_corpus.h"
 #include "action.h"
 #include "config.h"
+#include "creds.h"
 #include "corpus_store.h"
 #include "job.h"
 #include "kiln/corpus.h"
@@ -42,8 +43,9 @@ void corpus_release(struct job *job, struct corpus *c)
 struct corpus *corpus_get_or_fail(struct job *job, json_t *args)
 {
 	const char *name = json_string_value(json_object_get(args, "name"));
-	struct corpus *c = corpus_store_get(name);
+	struct corpus *c = corpus_store_get(job_peer(job)->uid, name);
 
+	/* Another user's corpus of that name is just as absent. */
 	if (!c)
 		job_fail(job, -KILN_E_NOT_FOUND, NULL, "no corpus named '%s'", name);
 	return c;
@@ -51,15 +53,27 @@ struct corpus *corpus_get_or_fail(struct job *job, json_t *args)
 
 /* --- corpus.list / info / unload ----------------------------------------------------- */
 
+/* The caller's corpora; an admin's `"all": true` lists everyone's (names
+ * and sizes, each with its owner). */
 static void act_list(struct job *job, json_t *args)
 {
-	(void)args;
-	json_t *list = corpus_store_list();
+	const struct kiln_config *cfg = job_config(job);
+	uid_t uid = job_peer(job)->uid;
+	bool all = json_is_true(json_object_get(args, "all"));
+
+	if (all && !creds_is_admin(cfg, job_peer(job))) {
+		job_fail(job, -KILN_E_FORBIDDEN, json_pack("{s:s}", "path", "args.all"),
+			 "only admins (root, admin_uids, admin_gids) may list every user's corpora");
+		return;
+	}
+	json_t *list = corpus_store_list(all ? NULL : &uid);
 	size_t n = json_array_size(list);
 
-	job_succeed(job, json_pack("{s:o, s:I, s:I}", "corpora", list, "memory_bytes",
-				   (json_int_t)corpus_store_memory(), "budget_bytes",
-				   (json_int_t)job_config(job)->corpus_memory_budget),
+	job_succeed(job, json_pack("{s:o, s:I, s:I, s:I, s:I}", "corpora", list, "memory_bytes",
+				   (json_int_t)(all ? corpus_store_memory() : corpus_store_memory_of(uid)),
+				   "budget_bytes", (json_int_t)cfg->corpus_memory_budget, "per_uid_bytes",
+				   (json_int_t)cfg->corpus_memory_per_uid, "total_memory_bytes",
+				   (json_int_t)corpus_store_memory()),
 		    "%zu corpora", n);
 }
 
@@ -81,11 +95,23 @@ static void act_info(struct job *job, json_t *args)
 	job_succeed(job, data, "corpus info");
 }
 
+/* The caller's corpus; an admin may name another user's with "owner". */
 static void act_unload(struct job *job, json_t *args)
 {
 	const char *name = json_string_value(json_object_get(args, "name"));
-	struct corpus *c = corpus_store_take(name);
+	json_t *owner = json_object_get(args, "owner");
+	uid_t uid = job_peer(job)->uid;
+	struct corpus *c;
 
+	if (owner && (uid_t)json_integer_value(owner) != uid) {
+		if (!creds_is_admin(job_config(job), job_peer(job))) {
+			job_fail(job, -KILN_E_FORBIDDEN, json_pack("{s:s}", "path", "args.owner"),
+				 "only admins (root, admin_uids, admin_gids) may unload another user's corpus");
+			return;
+		}
+		uid = (uid_t)json_integer_value(owner);
+	}
+	c = corpus_store_take(uid, name);
 	if (!c) {
 		job_fail(job, -KILN_E_NOT_FOUND, NULL, "no corpus named '%s'", name);
 		return;
@@ -107,6 +133,19 @@ static void corpus_family_stats(json_t *into)
 {
 	json_object_set_new(into, "corpora", json_integer((json_int_t)corpus_store_count()));
 	json_object_set_new(into, "corpus_memory_bytes", json_integer((json_int_t)corpus_store_memory()));
+}
+
+static void corpus_family_stats_per_uid(json_t *per_uid)
+{
+	json_t *mine = corpus_store_per_uid(), *v;
+	const char *uid;
+
+	json_object_foreach(mine, uid, v) {
+		json_t *o = dispatch_uid_figures(per_uid, (unsigned)strtoul(uid, NULL, 10));
+		json_object_set(o, "corpora", json_object_get(v, "corpora"));
+		json_object_set(o, "corpus_memory_bytes", json_object_get(v, "memory_bytes"));
+	}
+	json_decref(mine);
 }
 
 static size_t corpus_family_memory(void)
@@ -191,14 +230,16 @@ static const struct action corpus_actions[] = {
 	  "{\"type\":\"object\",\"properties\":{\"total\":{\"type\":\"object\"},"
 	  "\"documents\":{\"type\":\"object\"}}}",
 	  corpus_act_stats, 0 },
-	{ "corpus.list", "Loaded corpora with sizes, and the memory budget.",
-	  "{" OBJ "\"properties\":{}}",
+	{ "corpus.list",
+	  "The caller's loaded corpora with sizes, and the memory limits; all: every user's (admins only).",
+	  "{" OBJ "\"properties\":{\"all\":{\"type\":\"boolean\"}}}",
 	  "{\"type\":\"object\",\"properties\":{\"corpora\":{\"type\":\"array\"}}}", act_list, 0 },
 	{ "corpus.info", "One corpus: sizes, source formats and its documents.",
 	  "{" OBJ "\"required\":[\"name\"],\"properties\":{" NAME_PROP "}}",
 	  "{\"type\":\"object\",\"properties\":{\"document_list\":{\"type\":\"array\"}}}", act_info, 0 },
-	{ "corpus.unload", "Wipes and frees a corpus.",
-	  "{" OBJ "\"required\":[\"name\"],\"properties\":{" NAME_PROP "}}",
+	{ "corpus.unload", "Wipes and frees one of the caller's corpora (admins: owner names another user's).",
+	  "{" OBJ "\"required\":[\"name\"],\"properties\":{" NAME_PROP ","
+	  "\"owner\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":4294967295}}}",
 	  "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},"
 	  "\"bytes\":{\"type\":\"integer\"}}}",
 	  act_unload, 0 },
@@ -223,5 +264,6 @@ const struct action_family family_corpus = {
 	.count = sizeof corpus_actions / sizeof corpus_actions[0],
 	.shutdown = corpus_family_shutdown,
 	.stats = corpus_family_stats,
+	.stats_per_uid = corpus_family_stats_per_uid,
 	.memory_held = corpus_family_memory,
 };

@@ -214,6 +214,15 @@ static void derive_sealed_keys(struct load_ctx *L)
 
 static void load_finish(struct job *job, struct load_ctx *L);
 
+/* The smaller of the daemon-wide and the per-user corpus memory limit. */
+static size_t memory_limit(const struct kiln_config *cfg, const char **key)
+{
+	bool mine = cfg->corpus_memory_per_uid < cfg->corpus_memory_budget;
+
+	*key = mine ? "corpus_memory_per_uid" : "corpus_memory_budget";
+	return mine ? cfg->corpus_memory_per_uid : cfg->corpus_memory_budget;
+}
+
 static void stage_failed(struct job *job, struct load_ctx *L)
 {
 	L->code = -KILN_E_INTERNAL;
@@ -265,10 +274,11 @@ static void load_list_work(struct job *job, void *arg, unsigned item)
 	if (L->code)
 		return;
 	/* Every document costs at least a page of locked memory. */
-	if (L->files.count > cfg->corpus_memory_budget / kiln_secmem_size(1)) {
+	const char *key;
+	size_t limit = memory_limit(cfg, &key);
+	if (L->files.count > limit / kiln_secmem_size(1)) {
 		L->code = -KILN_E_TOO_LARGE;
-		snprintf(L->err, sizeof L->err, "%zu files cannot fit corpus_memory_budget (%zu)",
-			 L->files.count, cfg->corpus_memory_budget);
+		snprintf(L->err, sizeof L->err, "%zu files cannot fit %s (%zu)", L->files.count, key, limit);
 		return;
 	}
 	L->f = calloc(L->files.count, sizeof *L->f);
@@ -461,11 +471,11 @@ static void after_read(struct job *job, struct load_ctx *L)
 	}
 	L->read_ms = corpus_now_ms() - L->start_ms;
 	/* Text is at most as large as its file; refuse early what cannot fit. */
-	if (total > cfg->corpus_memory_budget) {
+	const char *key;
+	size_t limit = memory_limit(cfg, &key);
+	if (total > limit) {
 		L->code = -KILN_E_TOO_LARGE;
-		snprintf(L->err, sizeof L->err,
-			 "the files hold %zu bytes, over corpus_memory_budget (%zu)", total,
-			 cfg->corpus_memory_budget);
+		snprintf(L->err, sizeof L->err, "the files hold %zu bytes, over %s (%zu)", total, key, limit);
 	} else if (encrypted && !have_secret(L)) {
 		L->code = -KILN_E_INVALID_ARGS;
 		snprintf(L->err, sizeof L->err, "encrypted files need a passphrase, key_file or key");
@@ -582,7 +592,7 @@ static int load_result(struct job *job, struct load_ctx *L, json_t **out, char *
 		*out = json_pack("{s:o, s:i}", "failed", failed, "files", (json_int_t)n);
 		return first;
 	}
-	struct corpus *c = corpus_new(L->name);
+	struct corpus *c = corpus_new(L->name, job_peer(job)->uid);
 	if (!c || !(c->docs = calloc(n, sizeof *c->docs))) {
 		corpus_release(job, c);
 		json_decref(failed);
@@ -603,12 +613,16 @@ static int load_result(struct job *job, struct load_ctx *L, json_t **out, char *
 	size_t bytes = c->bytes, memory = c->memory;
 	bool locked = c->locked;
 	json_t *source = json_incref(c->source);
-	int rc = corpus_store_put(c, cfg->corpus_memory_budget, &L->replaced, err, sizeof err);
+	const char *limit;
+	int rc = corpus_store_put(c, cfg->corpus_memory_budget, cfg->corpus_memory_per_uid, &L->replaced,
+				  &limit, err, sizeof err);
 	if (rc) {
 		corpus_release(job, c);
 		json_decref(source);
 		json_decref(failed);
 		snprintf(msg, msglen, "%s", err);
+		if (limit)
+			*out = json_pack("{s:s}", "limit", limit);
 		return rc;
 	}
 	if (!locked)

@@ -67,7 +67,8 @@ static void seal_one(struct job *job, struct seal_ctx *S, size_t i)
 	uint8_t *out = NULL;
 	size_t len = 0, outlen = 0;
 	char *path = NULL;
-	int fd = -1;
+	struct kiln_path_out dest;
+	int fd, rc;
 
 	r->code = kiln_path_read(cfg, S->files.path[i], cfg->max_file_bytes, &plain, &len, r->reason,
 				 sizeof r->reason);
@@ -89,24 +90,22 @@ static void seal_one(struct job *job, struct seal_ctx *S, size_t i)
 		snprintf(r->reason, sizeof r->reason, "out of memory");
 		goto out;
 	}
-	fd = kiln_path_open(cfg, path, O_WRONLY | O_CREAT | (S->overwrite ? O_TRUNC : O_EXCL), NULL,
-			    r->reason, sizeof r->reason);
+	fd = kiln_path_create(cfg, path, S->overwrite, &dest, NULL, r->reason, sizeof r->reason);
 	if (fd < 0) {
 		r->code = fd;
 		goto out;
 	}
-	if (write_all(fd, out, outlen) != 0 || close(fd) != 0) {
-		fd = -1;
+	if (write_all(fd, out, outlen) != 0) {
 		r->code = -KILN_E_INTERNAL;
 		snprintf(r->reason, sizeof r->reason, "write %s: %s", path, strerror(errno));
-		goto out;
 	}
-	fd = -1;
+	if ((rc = kiln_path_finish(&dest, !r->code, r->reason, sizeof r->reason)) != 0 && !r->code)
+		r->code = rc;
+	if (r->code)
+		goto out;
 	json_array_append_new(S->written, json_pack("{s:s, s:s, s:I}", "document", S->files.name[i],
 						    "path", path, "bytes", (json_int_t)outlen));
 out:
-	if (fd >= 0)
-		close(fd);
 	if (plain) {
 		OPENSSL_cleanse(plain, len);
 		free(plain);

@@ -274,7 +274,8 @@ static int make_act(struct mod_entry *e, struct mod_act *a, const char *name, co
 		return -1;
 	}
 	a->action = (struct action){ .name = a->name, .summary = a->summary, .args_schema = a->args_text,
-				     .data_schema = a->data_text, .handler = module_call };
+				     .data_schema = a->data_text, .handler = module_call,
+				     .flags = ACTION_ATTACHMENT };
 	return 0;
 }
 
@@ -618,13 +619,14 @@ static void module_call(struct job *job, json_t *args)
 
 /* --- Describe, stats, family ------------------------------------------------------- */
 
-static void module_describe(const struct kiln_config *cfg, json_t *list)
+static void module_describe(const struct kiln_config *cfg, const struct kiln_peer *peer, json_t *list)
 {
 	/* Oldest first, so the order follows the configuration. */
 	struct mod_entry *order[256];
 	size_t n = 0;
 
 	(void)cfg;
+	(void)peer;
 	for (struct mod_entry *e = ms.list; e && n < 256; e = e->next)
 		if (!e->retired && e->state == M_READY)
 			order[n++] = e;

@@ -109,11 +109,11 @@ struct pi_write {
 static void write_work(struct job *job, void *arg)
 {
 	struct pi_write *w = arg;
+	struct kiln_path_out out;
 	size_t len = pi_len(w->digits), off = 0;
 	int fd;
 
-	fd = kiln_path_open(job_config(job), w->output, O_WRONLY | O_CREAT | O_TRUNC, &w->resolved,
-			    w->err, sizeof(w->err));
+	fd = kiln_path_create(job_config(job), w->output, true, &out, &w->resolved, w->err, sizeof(w->err));
 	if (fd < 0) {
 		w->rc = fd;
 		return;
@@ -121,6 +121,8 @@ static void write_work(struct job *job, void *arg)
 	while (off < len && !job_cancelled(job)) {
 		ssize_t n = write(fd, w->blob->s + off, len - off);
 
+		if (n < 0 && errno == EINTR)
+			continue;
 		if (n < 0) {
 			snprintf(w->err, sizeof(w->err), "cannot write %s: %m", w->output);
 			w->rc = -KILN_E_INTERNAL;
@@ -128,10 +130,10 @@ static void write_work(struct job *job, void *arg)
 		}
 		off += (size_t)n;
 	}
-	if (close(fd) && !w->rc) {
-		snprintf(w->err, sizeof(w->err), "cannot write %s: %m", w->output);
-		w->rc = -KILN_E_INTERNAL;
-	}
+	/* Only a complete output replaces the target. */
+	int rc = kiln_path_finish(&out, !w->rc && off == len, w->err, sizeof(w->err));
+	if (rc && !w->rc)
+		w->rc = rc;
 }
 
 static void write_done(struct job *job, void *arg, int status)
@@ -422,6 +424,16 @@ static const struct action pi_actions[] = {
 	  act_pi, 0 },
 };
 
+/* The digits in the reply (none with output), plus the line. */
+static size_t pi_reply_bound(const struct action *a, const struct kiln_config *cfg, json_t *args)
+{
+	(void)a;
+	(void)cfg;
+	if (json_object_get(args, "output"))
+		return 0;
+	return (size_t)json_integer_value(json_object_get(args, "digits")) + 4096;
+}
+
 const struct action_family family_pi = {
 	.name = "pi",
 	.actions = pi_actions,
@@ -430,4 +442,5 @@ const struct action_family family_pi = {
 	.shutdown = pi_shutdown,
 	.stats = pi_stats,
 	.memory_held = pi_memory_held,
+	.reply_bound = pi_reply_bound,
 };

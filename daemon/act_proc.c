@@ -910,8 +910,9 @@ static const struct action *proc_lookup(const struct kiln_config *cfg, const cha
 	return proc_get(cfg, name) ? &proc_action : NULL;
 }
 
-/* The family's describe hook: one entry per configured procedure. */
-static void proc_describe(const struct kiln_config *cfg, json_t *list)
+/* The family's describe hook: one entry per configured procedure the peer
+ * may run (every one for peer NULL). */
+static void proc_describe(const struct kiln_config *cfg, const struct kiln_peer *peer, json_t *list)
 {
 	const char *name;
 	json_t *p;
@@ -922,7 +923,7 @@ static void proc_describe(const struct kiln_config *cfg, json_t *list)
 		struct spec s;
 		const json_t *desc = json_object_get(p, "description");
 		json_t *codes;
-		if (name[0] == '#')
+		if (name[0] == '#' || (peer && !proc_peer_may_run(p, peer)))
 			continue;
 		spec_load(&s, p);
 		codes = s.ok_codes ? json_incref(s.ok_codes) : json_pack("[i]", 0);

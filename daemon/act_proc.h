@@ -6,10 +6,12 @@
 #define KILND_ACT_PROC_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct job;
 struct kiln_config;
+struct kiln_peer;
 
 /* Largest tail_bytes a procedure may keep of each output stream. */
 #define MAX_TAIL_BYTES (1024 * 1024)
@@ -20,6 +22,9 @@ int proc_check_config(const struct kiln_config *cfg, char *err, size_t errlen);
 
 /* The procedure `name` of cfg (an object), or NULL. */
 const json_t *proc_get(const struct kiln_config *cfg, const char *name);
+/* Whether `peer` may run procedure spec `p`: its allowed_uids/allowed_gids
+ * are empty, list its uid, or list its primary or a supplementary group. */
+bool proc_peer_may_run(const json_t *p, const struct kiln_peer *peer);
 
 /* The prepare hook: host_list (non-empty, each a hostname or IP literal,
  * no duplicates), empty args and the peer's uid/gid.  0 or -KILN_E_* with

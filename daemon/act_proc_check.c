@@ -12,6 +12,7 @@
 #include "act_proc.h"
 #include "action.h"
 #include "config.h"
+#include "creds.h"
 #include "job.h"
 #include "kiln/error.h"
 
@@ -197,14 +198,23 @@ static bool id_listed(const json_t *list, json_int_t id)
 	return false;
 }
 
-static bool peer_may_run(const json_t *p, const struct kiln_peer *peer)
+/* allowed_uids / allowed_gids (empty: anyone); supplementary groups count. */
+bool proc_peer_may_run(const json_t *p, const struct kiln_peer *peer)
 {
 	const json_t *uids = json_object_get(p, "allowed_uids");
 	const json_t *gids = json_object_get(p, "allowed_gids");
+	size_t i;
+	json_t *g;
 
 	if (json_array_size(uids) == 0 && json_array_size(gids) == 0)
 		return true;
-	return id_listed(uids, (json_int_t)peer->uid) || id_listed(gids, (json_int_t)peer->gid);
+	if (id_listed(uids, (json_int_t)peer->uid))
+		return true;
+	json_array_foreach(gids, i, g) {
+		if (creds_peer_in_group(peer, (gid_t)json_integer_value(g)))
+			return true;
+	}
+	return false;
 }
 
 int proc_prepare(struct job *job, json_t **detail, char *msg, size_t msglen)
@@ -214,7 +224,7 @@ int proc_prepare(struct job *job, json_t **detail, char *msg, size_t msglen)
 	size_t i;
 	int rc = 0;
 
-	if (!peer_may_run(p, job_peer(job))) {
+	if (!proc_peer_may_run(p, job_peer(job))) {
 		snprintf(msg, msglen, "uid %u may not run procedure %s", (unsigned)job_peer(job)->uid,
 			 job_action(job));
 		*detail = json_pack("{s:s, s:I}", "procedure", job_action(job), "uid",

@@ -20,21 +20,25 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "action.h"
 #include "config.h"
+#include "creds.h"
 #include "job.h"
 #include "kiln/error.h"
 #include "kiln/image.h"
 #include "kiln/render.h"
 #include "kiln/scene.h"
+#include "log.h"
 #include "paths.h"
 #include "scene_doc.h"
 
 struct scene_entry {
-	json_int_t id;
+	json_int_t id;             /* random, see new_id() */
+	uid_t owner;               /* the uid that created it; others see no such scene */
 	kiln_scene *scene;
 	json_t *elements, *lights; /* canonical items, for scene.get */
 	unsigned refs;             /* the table's, plus one per job using it */
@@ -52,7 +56,6 @@ static struct {
 	struct scene_entry *head;
 	unsigned count;
 	unsigned pending_loads; /* slots reserved by scene.load in flight */
-	json_int_t next_id;
 	size_t memory;          /* sum of memory over the table */
 	unsigned workers;       /* render work items per request (pool size) */
 } st;
@@ -88,9 +91,32 @@ static struct scene_entry *entry_new(kiln_scene *scene)
 	return e;
 }
 
-static void table_insert(struct scene_entry *e)
+static struct scene_entry *find_id(json_int_t id)
 {
-	e->id = st.next_id++;
+	for (struct scene_entry *e = st.head; e; e = e->next)
+		if (e->id == id)
+			return e;
+	return NULL;
+}
+
+/* Scene ids are random integers below 2^53 (exact in every JSON number
+ * implementation), so one user cannot guess another's. */
+static json_int_t new_id(void)
+{
+	for (;;) {
+		uint64_t r;
+		if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+			fatal("getrandom: %s", strerror(errno));
+		json_int_t id = (json_int_t)(r & ((UINT64_C(1) << 53) - 1));
+		if (id > 0 && !find_id(id))
+			return id;
+	}
+}
+
+static void table_insert(struct scene_entry *e, uid_t owner)
+{
+	e->id = new_id();
+	e->owner = owner;
 	e->in_table = true;
 	e->memory = kiln_scene_memory(e->scene);
 	e->next = st.head;
@@ -124,17 +150,43 @@ static void entry_set_memory(struct scene_entry *e)
 	e->memory = m;
 }
 
-/* The entry named by args.scene_id, or NULL after failing the job. */
-static struct scene_entry *lookup(struct job *job, json_t *args)
+/* The caller's entry named by args.scene_id (any user's for an admin with
+ * `admin_ok`), or NULL after failing the job: another user's scene gets
+ * exactly the reply of a missing one. */
+static struct scene_entry *lookup_as(struct job *job, json_t *args, bool admin_ok)
 {
 	json_int_t id = json_integer_value(json_object_get(args, "scene_id"));
+	struct scene_entry *e = find_id(id);
 
-	for (struct scene_entry *e = st.head; e; e = e->next)
-		if (e->id == id)
-			return e;
+	if (e && (e->owner == job_peer(job)->uid || (admin_ok && creds_is_admin(job_config(job), job_peer(job)))))
+		return e;
 	job_fail(job, -KILN_E_NOT_FOUND, json_pack("{s:I}", "scene_id", id),
 		 "no scene %" JSON_INTEGER_FORMAT, id);
 	return NULL;
+}
+
+static struct scene_entry *lookup(struct job *job, json_t *args)
+{
+	return lookup_as(job, args, false);
+}
+
+static unsigned count_of(uid_t owner)
+{
+	unsigned n = 0;
+
+	for (struct scene_entry *e = st.head; e; e = e->next)
+		n += e->owner == owner;
+	return n;
+}
+
+static size_t memory_of(uid_t owner)
+{
+	size_t m = 0;
+
+	for (struct scene_entry *e = st.head; e; e = e->next)
+		if (e->owner == owner)
+			m += e->memory;
+	return m;
 }
 
 /* Fails the job with `busy` if the scene is being written, or (for
@@ -150,10 +202,20 @@ static bool scene_busy(struct job *job, const struct scene_entry *e, bool also_r
 	return true;
 }
 
+/* Fails the job with too_large if the caller has scene_max_scenes_per_uid
+ * scenes, or all users scene_max_scenes (loads in flight hold a slot). */
 static bool scenes_full(struct job *job)
 {
 	const struct kiln_config *cfg = job_config(job);
+	unsigned mine = count_of(job_peer(job)->uid);
 
+	if (mine >= cfg->scene_max_scenes_per_uid) {
+		job_fail(job, -KILN_E_TOO_LARGE,
+			 json_pack("{s:s, s:i}", "limit", "scene_max_scenes_per_uid", "scene_max_scenes_per_uid",
+				   (int)cfg->scene_max_scenes_per_uid),
+			 "you keep %u scenes already (scene_max_scenes_per_uid); delete one first", mine);
+		return true;
+	}
 	if (st.count + st.pending_loads < cfg->scene_max_scenes)
 		return false;
 	job_fail(job, -KILN_E_TOO_LARGE, config_limit_detail(cfg, "scene_max_scenes"),
@@ -161,19 +223,32 @@ static bool scenes_full(struct job *job)
 	return true;
 }
 
-/* Memory the scene may grow to, with every other scene's share counted. */
-static size_t budget_for(const struct kiln_config *cfg, const struct scene_entry *e)
-{
-	size_t others = st.memory - (e && e->in_table ? e->memory : 0);
+/* Memory a scene of `owner` may grow to: what scene_memory_budget leaves
+ * after every other scene, or scene_memory_per_uid after the owner's other
+ * scenes, whichever is less (key names that limit). */
+struct budget {
+	size_t left;
+	const char *key;
+};
 
-	return cfg->scene_memory_budget > others ? cfg->scene_memory_budget - others : 0;
+static struct budget budget_for(const struct kiln_config *cfg, const struct scene_entry *e, uid_t owner)
+{
+	size_t self = e && e->in_table ? e->memory : 0;
+	size_t others = st.memory - self, mine = memory_of(owner) - self;
+	size_t all_left = cfg->scene_memory_budget > others ? cfg->scene_memory_budget - others : 0;
+	size_t my_left = cfg->scene_memory_per_uid > mine ? cfg->scene_memory_per_uid - mine : 0;
+
+	if (my_left < all_left)
+		return (struct budget){ my_left, "scene_memory_per_uid" };
+	return (struct budget){ all_left, "scene_memory_budget" };
 }
 
 static json_t *summary(const struct scene_entry *e)
 {
 	const struct kiln_settings *s = kiln_scene_settings(e->scene);
 
-	return json_pack("{s:I, s:i, s:i, s:I, s:I, s:I, s:i}", "scene_id", e->id, "width", (int)s->width,
+	return json_pack("{s:I, s:I, s:i, s:i, s:I, s:I, s:I, s:i}", "scene_id", e->id, "owner",
+			 (json_int_t)e->owner, "width", (int)s->width,
 			 "height", (int)s->height, "elements", (json_int_t)json_array_size(e->elements),
 			 "lights", (json_int_t)json_array_size(e->lights), "memory_bytes", (json_int_t)e->memory,
 			 "renders", (int)e->renders);
@@ -203,7 +278,7 @@ static void act_create(struct job *job, json_t *args)
 		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 		return;
 	}
-	table_insert(e);
+	table_insert(e, job_peer(job)->uid);
 	job_succeed(job, summary(e), "scene %" JSON_INTEGER_FORMAT, e->id);
 }
 
@@ -240,7 +315,7 @@ struct build_ctx {
 	char *base_dir;            /* scene.load: relative paths' base, if given */
 	const char *format;        /* scene.load: "kiln", "rust", "auto" or NULL (in the job's args) */
 	enum scene_doc_format doc_format;
-	size_t budget;
+	struct budget budget;
 	struct kiln_scene_mark mark; /* the scene before this batch */
 	json_t *elements, *lights; /* canonical items added */
 	json_t *detail;
@@ -277,15 +352,15 @@ static struct build_ctx *build_ctx_new(void)
 
 /* Fails the batch with too_large if the scene needs more than `left`
  * bytes.  The same error whether the worker or, later, the loop finds it. */
-static bool over_budget(struct build_ctx *b, size_t need, size_t left)
+static bool over_budget(struct build_ctx *b, size_t need, struct budget left)
 {
-	if (need <= left)
+	if (need <= left.left)
 		return false;
 	b->rc = -KILN_E_TOO_LARGE;
-	snprintf(b->err, sizeof(b->err), "the scene would need %zu bytes; scene_memory_budget leaves %zu", need,
-		 left);
+	snprintf(b->err, sizeof(b->err), "the scene would need %zu bytes; %s leaves %zu", need, left.key,
+		 left.left);
 	json_decref(b->detail);
-	b->detail = json_pack("{s:s}", "limit", "scene_memory_budget");
+	b->detail = json_pack("{s:s}", "limit", left.key);
 	return true;
 }
 
@@ -355,7 +430,7 @@ static void add_done(struct job *job, void *arg, int status)
 
 	/* The worker checked the budget left when the request came; adds to
 	 * other scenes that finished meanwhile may have taken it. */
-	if (!status && !b->rc && over_budget(b, kiln_scene_memory(e->scene), budget_for(job_config(job), e))) {
+	if (!status && !b->rc && over_budget(b, kiln_scene_memory(e->scene), budget_for(job_config(job), e, e->owner))) {
 		if (job_queue_work(job, undo_work, undo_done, b) != 0)
 			undo_done(job, b, UV_ECANCELED);
 		return;
@@ -409,7 +484,7 @@ static void act_add(struct job *job, json_t *args)
 		return;
 	}
 	b->entry = e;
-	b->budget = budget_for(job_config(job), e);
+	b->budget = budget_for(job_config(job), e, e->owner);
 	e->refs++;
 	e->writing = true;
 	if (job_queue_work(job, add_work, add_done, b)) {
@@ -490,18 +565,23 @@ static void load_done(struct job *job, void *arg, int status)
 	st.pending_loads--;
 	if (status) {
 		job_fail(job, -KILN_E_CANCELLED, NULL, "cancelled");
-	} else if (b->rc || over_budget(b, kiln_scene_memory(b->scene), budget_for(job_config(job), NULL))) {
+	} else if (b->rc || over_budget(b, kiln_scene_memory(b->scene), budget_for(job_config(job), NULL, job_peer(job)->uid))) {
 		/* Besides the worker's errors: it checked the budget left when
 		 * the request came, and loads that finished meanwhile may have
 		 * taken it. */
 		job_fail(job, b->rc, json_incref(b->detail), "%s", b->err);
+	} else if (count_of(job_peer(job)->uid) >= job_config(job)->scene_max_scenes_per_uid) {
+		/* Other loads of this user finished meanwhile. */
+		job_fail(job, -KILN_E_TOO_LARGE, json_pack("{s:s}", "limit", "scene_max_scenes_per_uid"),
+			 "you keep %u scenes already (scene_max_scenes_per_uid); delete one first",
+			 count_of(job_peer(job)->uid));
 	} else if (!(e = entry_new(b->scene))) {
 		job_fail(job, -KILN_E_INTERNAL, NULL, "out of memory");
 	} else {
 		b->scene = NULL;
 		json_array_extend(e->elements, b->elements);
 		json_array_extend(e->lights, b->lights);
-		table_insert(e);
+		table_insert(e, job_peer(job)->uid);
 		job_succeed(job, summary(e), "scene %" JSON_INTEGER_FORMAT " loaded", e->id);
 	}
 	build_ctx_free(b);
@@ -532,7 +612,7 @@ static void act_load(struct job *job, json_t *args)
 	 * item's done callback has run (job.h), and the worker only reads. */
 	b->doc = json_incref(doc);
 	b->format = json_string_value(json_object_get(args, "format"));
-	b->budget = budget_for(job_config(job), NULL);
+	b->budget = budget_for(job_config(job), NULL, job_peer(job)->uid);
 	st.pending_loads++;
 	if (job_queue_work(job, load_work, load_done, b)) {
 		st.pending_loads--;
@@ -570,20 +650,31 @@ static void act_get(struct job *job, json_t *args)
 		    "scene %" JSON_INTEGER_FORMAT, e->id);
 }
 
+/* The caller's scenes; an admin's `"all": true` lists everyone's. */
 static void act_list(struct job *job, json_t *args)
 {
+	bool all = json_is_true(json_object_get(args, "all"));
+	uid_t uid = job_peer(job)->uid;
 	json_t *list = json_array();
 
-	(void)args;
+	if (all && !creds_is_admin(job_config(job), job_peer(job))) {
+		json_decref(list);
+		job_fail(job, -KILN_E_FORBIDDEN, json_pack("{s:s}", "path", "args.all"),
+			 "only admins (root, admin_uids, admin_gids) may list every user's scenes");
+		return;
+	}
 	for (struct scene_entry *e = st.head; e; e = e->next)
-		json_array_append_new(list, summary(e));
-	job_succeed(job, json_pack("{s:o, s:I}", "scenes", list, "memory_bytes", (json_int_t)st.memory),
-		    "%u scenes", st.count);
+		if (all || e->owner == uid)
+			json_array_append_new(list, summary(e));
+	job_succeed(job, json_pack("{s:o, s:I}", "scenes", list, "memory_bytes",
+				   (json_int_t)(all ? st.memory : memory_of(uid))),
+		    "%zu scenes", json_array_size(list));
 }
 
+/* The caller's scene, or (for an admin) anyone's. */
 static void act_delete(struct job *job, json_t *args)
 {
-	struct scene_entry *e = lookup(job, args);
+	struct scene_entry *e = lookup_as(job, args, true);
 	json_int_t id;
 
 	if (!e)
@@ -613,7 +704,9 @@ struct render_ctx {
 	struct kiln_region cur;    /* what is being rendered into rgba: region, or one band */
 	bool png;
 	char *output;              /* stream to this file instead of attaching */
-	int fd;                    /* the open output, or -1 */
+	int fd;                    /* the open output (pout.fd), or -1 */
+	struct kiln_path_out pout; /* the temporary beside the target, while pout_open */
+	bool pout_open;
 	struct kiln_png_writer *writer;
 	uint8_t *rgba;             /* cur's pixels */
 	unsigned band_rows;        /* streaming: rows per band */
@@ -636,8 +729,14 @@ static void render_ctx_free(struct render_ctx *r)
 	r->entry->renders--;
 	entry_unref(r->entry);
 	kiln_png_writer_free(r->writer);
-	if (r->fd >= 0)
+	if (r->pout_open) {
+		char err[128];
+
+		/* A render that stopped early: its temporary goes. */
+		kiln_path_finish(&r->pout, false, err, sizeof(err));
+	} else if (r->fd >= 0) {
 		close(r->fd);
+	}
 	free(r->output);
 	free(r->rgba);
 	free(r->out);
@@ -718,12 +817,14 @@ static void open_work(struct job *job, void *arg)
 {
 	struct render_ctx *r = arg;
 
-	r->fd = kiln_path_open(job_config(job), r->output, O_WRONLY | O_CREAT | O_TRUNC, &r->resolved, r->err,
-			       sizeof(r->err));
-	if (r->fd < 0) {
-		r->rc = r->fd;
+	/* A temporary beside the target, renamed into place once the last
+	 * band is written: only a complete image replaces the target. */
+	r->rc = kiln_path_create(job_config(job), r->output, true, &r->pout, &r->resolved, r->err,
+				 sizeof(r->err));
+	if (r->rc < 0)
 		return;
-	}
+	r->pout_open = true;
+	r->fd = r->pout.fd;
 	if (r->png)
 		r->rc = kiln_png_writer_new(r->fd, r->region.width, r->region.height, &r->writer, r->err,
 					    sizeof(r->err));
@@ -744,12 +845,22 @@ static void band_write_work(struct job *job, void *arg)
 		r->rc = write_all(r, r->rgba, (size_t)r->cur.width * r->cur.height * 4);
 	if (!r->rc && last && r->png)
 		r->rc = kiln_png_writer_finish(r->writer, r->err, sizeof(r->err));
-	if (!r->rc && last && (fsync(r->fd) || fstat(r->fd, &sb))) {
+	if (!r->rc && last && fstat(r->fd, &sb)) {
 		snprintf(r->err, sizeof(r->err), "writing %s: %s", r->output, strerror(errno));
 		r->rc = -KILN_E_INTERNAL;
 	}
 	if (!r->rc && last)
 		r->out_len = (size_t)sb.st_size;
+	if (r->rc || last) {
+		/* fsyncs and renames on success, removes the temporary otherwise;
+		 * closes the descriptor either way. */
+		int rc = kiln_path_finish(&r->pout, !r->rc, r->err, sizeof(r->err));
+
+		r->pout_open = false;
+		r->fd = -1;
+		if (rc && !r->rc)
+			r->rc = rc;
+	}
 }
 
 static void render_reply(struct job *job, struct render_ctx *r)
@@ -1001,7 +1112,6 @@ static int scene_init(const struct kiln_config *cfg)
 {
 	(void)cfg;
 	st.workers = config_pool_threads();
-	st.next_id = 1;
 	return 0;
 }
 
@@ -1009,6 +1119,40 @@ static void scene_shutdown(void)
 {
 	while (st.head)
 		table_remove(st.head);
+}
+
+/* scene.render without output: the pixels, base64-sized (raw replies are
+ * smaller), plus the reply line. */
+static size_t scene_reply_bound(const struct action *a, const struct kiln_config *cfg, json_t *args)
+{
+	json_t *rj = json_object_get(args, "region");
+	struct scene_entry *e;
+	uint64_t px;
+
+	(void)cfg;
+	if (strcmp(a->name, "scene.render") != 0 || json_object_get(args, "output"))
+		return 0;
+	if (rj) {
+		px = (uint64_t)json_integer_value(json_object_get(rj, "width")) *
+		     (uint64_t)json_integer_value(json_object_get(rj, "height"));
+	} else {
+		e = find_id(json_integer_value(json_object_get(args, "scene_id")));
+		if (!e)
+			return 0;
+		px = (uint64_t)kiln_scene_settings(e->scene)->width * kiln_scene_settings(e->scene)->height;
+	}
+	return (size_t)(px * 4 / 3 * 4 + 4096);
+}
+
+static void scene_stats_per_uid(json_t *per_uid)
+{
+	for (struct scene_entry *e = st.head; e; e = e->next) {
+		json_t *o = dispatch_uid_figures(per_uid, (unsigned)e->owner);
+		json_object_set_new(o, "scenes", json_integer(json_integer_value(json_object_get(o, "scenes")) + 1));
+		json_object_set_new(o, "scene_memory_bytes",
+				    json_integer(json_integer_value(json_object_get(o, "scene_memory_bytes")) +
+						 (json_int_t)e->memory));
+	}
 }
 
 static void scene_stats(json_t *into)
@@ -1171,11 +1315,11 @@ static const struct action scene_actions[] = {
 	  "{\"type\":\"object\",\"properties\":{\"scene_id\":{\"type\":\"integer\"},\"format\":{\"type\":\"string\"},"
 	  "\"scene\":" SCENE_DOC_SCHEMA "}," SCENE_DEFS "}",
 	  act_get, 0 },
-	{ "scene.list", "Every scene with its size, element count and memory.",
-	  "{\"type\":\"object\",\"additionalProperties\":false}",
+	{ "scene.list", "The caller's scenes with size, element count and memory; all: every user's (admins).",
+	  "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"all\":{\"type\":\"boolean\"}}}",
 	  "{\"type\":\"object\",\"properties\":{\"scenes\":{\"type\":\"array\"},\"memory_bytes\":{\"type\":\"integer\"}}}",
 	  act_list, 0 },
-	{ "scene.delete", "Forgets a scene (renders in flight finish first).",
+	{ "scene.delete", "Forgets one of the caller's scenes, any for admins (renders in flight finish first).",
 	  "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"scene_id\"],\"properties\":{"
 	  SCENE_ID_PROP "}}",
 	  "{\"type\":\"object\",\"properties\":{\"scene_id\":{\"type\":\"integer\"},\"deleted\":{\"type\":\"boolean\"}}}",
@@ -1201,5 +1345,7 @@ const struct action_family family_scene = {
 	.init = scene_init,
 	.shutdown = scene_shutdown,
 	.stats = scene_stats,
+	.stats_per_uid = scene_stats_per_uid,
+	.reply_bound = scene_reply_bound,
 	.memory_held = scene_memory_held,
 };

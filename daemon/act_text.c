@@ -84,7 +84,7 @@ static int text_input_pick(struct job *job, json_t *args, struct text_input *in)
 		int code;
 
 		in->where = "args.document";
-		in->doc = corpus_store_borrow(json_string_value(corpus), json_string_value(document),
+		in->doc = corpus_store_borrow(job_peer(job)->uid, json_string_value(corpus), json_string_value(document),
 					      &code, err, sizeof(err));
 		if (!in->doc) {
 			job_fail(job, code, NULL, "%s", err);
@@ -311,7 +311,7 @@ static const struct action text_actions[] = {
 	  "Fraction of words longer than min_length code points among those not in ignore "
 	  "(Python str.split() semantics).",
 	  "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{" INPUT_PROPS "}}",
-	  SHORT_LONG_DATA, act_short_long, 0 },
+	  SHORT_LONG_DATA, act_short_long, ACTION_ATTACHMENT },
 	{ "text.stats",
 	  "Words, lines (len(str.splitlines())), code points, bytes, the short_long figures "
 	  "and optionally the top k words.",
@@ -322,7 +322,7 @@ static const struct action text_actions[] = {
 	  "\"lines\":{\"type\":\"integer\"},\"code_points\":{\"type\":\"integer\"},"
 	  "\"bytes\":{\"type\":\"integer\"},\"short_long\":" SHORT_LONG_DATA ","
 	  "\"top\":{\"type\":\"array\"},\"compute_ms\":{\"type\":\"number\"}}}",
-	  act_stats, 0 },
+	  act_stats, ACTION_ATTACHMENT },
 };
 
 const struct action_family family_text = {

@@ -20,6 +20,7 @@
 
 struct job;
 struct kiln_config;
+struct kiln_peer;
 
 /*
  * A handler runs on the loop thread with `args` already validated against
@@ -38,6 +39,9 @@ enum action_flags {
 	/* The action applies `timeout` itself (per attempt) instead of the
 	 * daemon arming a whole-request deadline. */
 	ACTION_OWN_TIMEOUT = 1u << 1,
+	/* The handler reads the request's attachment (job_attachment); other
+	 * actions' attachments are dropped before they start. */
+	ACTION_ATTACHMENT = 1u << 2,
 };
 
 struct action {
@@ -67,10 +71,11 @@ struct action_family {
 	 * or NULL; prepare checks such a request before its handler runs (the
 	 * peer's rights, host_list; schema validation does not apply) and
 	 * returns 0 or -KILN_E_* with msg and *detail (new reference);
-	 * describe appends one describe entry per dynamic action to `list`. */
+	 * describe appends one describe entry per dynamic action that `peer`
+	 * may run to `list` (peer NULL: every one, for kilnd --describe). */
 	const struct action *(*lookup)(const struct kiln_config *cfg, const char *name);
 	int (*prepare)(struct job *job, json_t **detail, char *msg, size_t msglen);
-	void (*describe)(const struct kiln_config *cfg, json_t *list);
+	void (*describe)(const struct kiln_config *cfg, const struct kiln_peer *peer, json_t *list);
 
 	/* Shutdown begins: cancel what runs, so it ends within the grace period. */
 	void (*stop)(void);
@@ -79,8 +84,16 @@ struct action_family {
 	void (*release)(void);
 	void (*shutdown)(void);                          /* free (and wipe) all state */
 
+	/* An upper bound of the reply bytes `action` will produce for `args`
+	 * (0: small), so a connection can keep room in max_output_buffer before
+	 * starting it.  Loop thread; args are valid. */
+	size_t (*reply_bound)(const struct action *action, const struct kiln_config *cfg, json_t *args);
+
 	/* Adds family figures to `stats` replies ("scenes": 3, "bytes": ...). */
 	void (*stats)(json_t *into);
+	/* Adds the family's figures per owner for admins' `stats`: into
+	 * dispatch_uid_figures(per_uid, uid) for each uid holding something. */
+	void (*stats_per_uid)(json_t *per_uid);
 	/* Bytes of memory held by the family's long-lived state (for STATUS=). */
 	size_t (*memory_held)(void);
 };
@@ -131,10 +144,17 @@ void dispatch_stop(void);
 void dispatch_release(void);
 void dispatch_shutdown(void);
 void dispatch_stats(json_t *into);
+/* {"UID": {figures}} from every family's stats_per_uid.  New reference. */
+json_t *dispatch_stats_per_uid(void);
+/* The object for `uid` in a per-uid figures object, created empty if
+ * missing (borrowed). */
+json_t *dispatch_uid_figures(json_t *per_uid, unsigned uid);
 size_t dispatch_memory_held(void);
 
 /* The describe document: {"actions": [{name, summary, args, data}, ...]}. New reference. */
-json_t *dispatch_describe(void);
+json_t *dispatch_describe(const struct kiln_peer *peer);
+/* The action family's reply_bound for a prepared request (0 if none). */
+size_t dispatch_reply_bound(const struct action *action, const struct kiln_config *cfg, json_t *args);
 
 /* --- What the core tells handlers about itself (server.c) ------------------ */
 

@@ -44,6 +44,9 @@ static const struct key keys[] = {
 	{ "log_level", K_LEVEL, OFF(log_level), 0, 0, "\"info\"", "error, warn, info or debug" },
 	{ "threads", K_UINT, OFF(threads), 0, 1024, "0",
 	  "thread-pool size for CPU work; 0 means the number of CPUs (read at startup only)" },
+	{ "pool_threads_per_uid", K_UINT, OFF(pool_threads_per_uid), 0, 1024, "0",
+	  "thread-pool work items one uid may have running at once (more wait their turn), so one "
+	  "user's long jobs never take every thread; 0 means the pool size minus one (at least 1)" },
 	{ "default_timeout", K_DOUBLE, OFF(default_timeout), 0.001, 1e7, "30",
 	  "seconds a request may run when it names no timeout" },
 	{ "max_timeout", K_DOUBLE, OFF(max_timeout), 0.001, 1e7, "86400",
@@ -53,10 +56,21 @@ static const struct key keys[] = {
 	  "longest request line; longer gets too_large and the connection is closed" },
 	{ "max_attachment_bytes", K_SIZE, OFF(max_attachment_bytes), 0, 16 * GiB, "268435456",
 	  "largest raw attachment a request may carry" },
+	{ "max_attachment_bytes_per_uid", K_SIZE, OFF(max_attachment_bytes_per_uid), 0, 64 * GiB, "268435456",
+	  "attachment bytes one uid's requests may hold at once, counted as they arrive (too_large beyond)" },
+	{ "max_attachment_bytes_total", K_SIZE, OFF(max_attachment_bytes_total), 0, 1024 * GiB, "1073741824",
+	  "attachment bytes all requests may hold at once, counted as they arrive (too_large beyond)" },
 	{ "max_file_bytes", K_SIZE, OFF(max_file_bytes), 0, 64 * GiB, "1073741824",
 	  "largest file the daemon reads on a client's behalf" },
 	{ "max_connections", K_UINT, OFF(max_connections), 1, 1000000, "1024",
 	  "connections served at once; beyond it new connections get busy and are closed" },
+	{ "max_connections_per_uid", K_UINT, OFF(max_connections_per_uid), 1, 1000000, "64",
+	  "connections one uid may hold at once; beyond it its new connections get busy and are closed" },
+	{ "max_inflight_per_uid", K_UINT, OFF(max_inflight_per_uid), 1, 1000000, "512",
+	  "requests one uid may have in flight over all its connections, detached jobs included "
+	  "(busy beyond)" },
+	{ "idle_timeout", K_DOUBLE, OFF(idle_timeout), 0, 1e7, "600",
+	  "seconds a connection with nothing in flight may stay silent before it is closed (0: never)" },
 	{ "max_inflight_per_conn", K_UINT, OFF(max_inflight_per_conn), 1, 1000000, "256",
 	  "requests in flight per connection; at the limit the daemon stops reading that "
 	  "connection until one finishes (backpressure, no error)" },
@@ -67,28 +81,47 @@ static const struct key keys[] = {
 	{ "allowed_uids", K_IDS, OFF(allowed_uids), 0, UINT_MAX, "[]",
 	  "peer uids allowed to use the socket (empty: anyone who can open it; with "
 	  "allowed_gids, a peer matching either list is allowed)" },
-	{ "allowed_gids", K_IDS, OFF(allowed_gids), 0, UINT_MAX, "[]", "peer gids allowed to use the socket" },
+	{ "allowed_gids", K_IDS, OFF(allowed_gids), 0, UINT_MAX, "[]",
+	  "peer gids allowed to use the socket (primary or supplementary group)" },
+	{ "admin_uids", K_IDS, OFF(admin_uids), 0, UINT_MAX, "[]",
+	  "uids besides root that may list and unload every user's corpora, scenes and jobs and see "
+	  "per-user figures in stats (never read their contents)" },
+	{ "admin_gids", K_IDS, OFF(admin_gids), 0, UINT_MAX, "[]",
+	  "gids (primary or supplementary) whose members are admins as admin_uids" },
 	{ "path_roots", K_ROOTS, OFF(path_roots), 0, 0, "[]",
-	  "directories under which the daemon reads or writes files named by clients; "
+	  "directories beneath which the daemon reads or writes files named by clients, with the "
+	  "client's rights; their contents must be readable by every allowed user; "
 	  "empty refuses every path (forbidden)" },
 	{ "pi_max_digits", K_U64, OFF(pi_max_digits), 0, 1e9, "10000000", "largest pi request" },
 	{ "pi_cache_max_digits", K_U64, OFF(pi_cache_max_digits), 0, 1e9, "10000000",
 	  "largest pi expansion kept in memory for later requests (0: no cache)" },
 	{ "corpus_memory_budget", K_SIZE, OFF(corpus_memory_budget), 0, 1024 * GiB, "268435456",
 	  "bytes all loaded corpora may hold together (decrypted text and indexes)" },
+	{ "corpus_memory_per_uid", K_SIZE, OFF(corpus_memory_per_uid), 0, 1024 * GiB, "67108864",
+	  "bytes one user's corpora may hold together (too_large beyond)" },
 	{ "scene_max_pixels", K_U64, OFF(scene_max_pixels), 1, 1e10, "33554432",
 	  "largest render held whole in memory (attached to the reply); larger frames and regions render to a file (output, streamed) or by region" },
 	{ "scene_max_elements", K_UINT, OFF(scene_max_elements), 1, 1e8, "1000000",
 	  "elements (spheres, planes, triangles) per scene" },
 	{ "scene_max_scenes", K_UINT, OFF(scene_max_scenes), 1, 1e6, "64", "scenes kept at once" },
+	{ "scene_max_scenes_per_uid", K_UINT, OFF(scene_max_scenes_per_uid), 1, 1e6, "16",
+	  "scenes one user may keep at once" },
 	{ "scene_max_texture_pixels", K_U64, OFF(scene_max_texture_pixels), 1, 1e10, "16777216",
 	  "largest texture" },
 	{ "scene_memory_budget", K_SIZE, OFF(scene_memory_budget), 0, 1024 * GiB, "1073741824",
 	  "bytes all scenes, meshes and textures may hold together" },
+	{ "scene_memory_per_uid", K_SIZE, OFF(scene_memory_per_uid), 0, 1024 * GiB, "268435456",
+	  "bytes one user's scenes may hold together" },
 	{ "procedures", K_OBJECT, OFF(procedures), 0, 0, "{}",
 	  "host procedures clients may run by name (see proto/README.md)" },
 	{ "state_dir", K_PATH, OFF(state_dir), 0, 0, "\"\"",
 	  "directory for finished job records; empty: $STATE_DIRECTORY, else records are kept in memory only" },
+	{ "max_detached_per_uid", K_UINT, OFF(max_detached_per_uid), 0, 1000000, "32",
+	  "detached jobs one uid may have running at once (busy beyond)" },
+	{ "max_detached_record_bytes_per_uid", K_SIZE, OFF(max_detached_record_bytes_per_uid), 0, 64 * GiB,
+	  "67108864",
+	  "bytes of detached-job records (final replies) kept for one uid; a reply that does not fit is "
+	  "replaced by a too_large error and new detached jobs are refused" },
 	{ "job_retention", K_DOUBLE, OFF(job_retention), 0, 1e8, "86400",
 	  "seconds a finished detached job's record is kept" },
 	{ "modules", K_MODULES, OFF(modules), 0, 0, "[]",
@@ -345,6 +378,8 @@ static void config_free(struct kiln_config *cfg)
 	free(cfg->source);
 	json_decref(cfg->allowed_uids);
 	json_decref(cfg->allowed_gids);
+	json_decref(cfg->admin_uids);
+	json_decref(cfg->admin_gids);
 	json_decref(cfg->procedures);
 	json_decref(cfg->modules);
 	free_roots(cfg);

@@ -25,6 +25,7 @@ struct kiln_config {
 	unsigned socket_mode;    /* octal string in the file: "0660" */
 	char *log_level;         /* error, warn, info, debug */
 	unsigned threads;        /* thread pool size; 0 = number of CPUs (startup only) */
+	unsigned pool_threads_per_uid; /* 0 = pool size - 1 (at least 1) */
 	double default_timeout;  /* seconds, when a request has none */
 	double max_timeout;      /* seconds, upper bound on a request's timeout */
 	unsigned max_retries;
@@ -33,10 +34,17 @@ struct kiln_config {
 	size_t max_file_bytes;   /* largest file read on a client's behalf */
 	unsigned max_connections;
 	unsigned max_inflight_per_conn;
+	unsigned max_connections_per_uid;
+	unsigned max_inflight_per_uid;   /* detached jobs included */
+	double idle_timeout;             /* seconds; 0 = never */
+	size_t max_attachment_bytes_per_uid;
+	size_t max_attachment_bytes_total;
 	size_t max_output_buffer;
 	double shutdown_grace;   /* seconds */
 	json_t *allowed_uids;    /* array of integers; empty = everyone who can open the socket */
 	json_t *allowed_gids;
+	json_t *admin_uids;      /* besides root: may list/unload everything, per-user stats */
+	json_t *admin_gids;
 	json_t *path_roots;      /* array of absolute, resolved directory names */
 	size_t path_root_count;
 	char **path_root;        /* path_roots as C strings, realpath()-resolved */
@@ -47,18 +55,23 @@ struct kiln_config {
 
 	/* corpora (issue 5). */
 	size_t corpus_memory_budget;
+	size_t corpus_memory_per_uid;
 
 	/* scenes (issue 6). */
 	uint64_t scene_max_pixels;
 	unsigned scene_max_elements;
 	unsigned scene_max_scenes;
+	unsigned scene_max_scenes_per_uid;
 	uint64_t scene_max_texture_pixels;
 	size_t scene_memory_budget;
+	size_t scene_memory_per_uid;
 
 	/* procedures and jobs (issue 7). */
 	json_t *procedures;      /* validated object, see act_proc.c */
 	char *state_dir;         /* "" = no persistence */
 	double job_retention;    /* seconds a finished job record is kept */
+	unsigned max_detached_per_uid;
+	size_t max_detached_record_bytes_per_uid;
 
 	/* native modules (issue 12). */
 	json_t *modules;         /* normalized list, see modules.h */

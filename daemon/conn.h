@@ -15,6 +15,7 @@
 #ifndef KILND_CONN_H
 #define KILND_CONN_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -38,6 +39,11 @@ void conn_prepare_pass(void);
 /* Shutdown: every connection stops taking requests, answers what it has,
  * and closes (lingering) once done. */
 void conn_drain_all(void);
+/* Every served connection whose peer keep() rejects gets one error line
+ * (`code`, msg, job_id null), has its jobs cancelled and closes once its
+ * replies are written (a reload that removes a uid). */
+void conn_drop_where(bool (*keep)(const struct kiln_peer *peer, void *ctx), void *ctx, int code,
+		     const char *msg);
 /* Cancels every job of every connection. */
 void conn_cancel_all(void);
 

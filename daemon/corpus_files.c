@@ -5,12 +5,14 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -136,36 +138,29 @@ static int cmp_str(const void *a, const void *b)
 static int list_dir(const struct kiln_config *cfg, const char *dir, const char *glob,
 		    struct file_list *l, char *err, size_t errlen)
 {
-	char *real = NULL, **names = NULL;
+	char **names = NULL;
 	size_t n = 0;
 	DIR *d = NULL;
 	struct dirent *e;
-	int rc = -KILN_E_INVALID_ARGS;
+	int fd, rc;
 
-	if (dir[0] != '/') {
-		snprintf(err, errlen, "dir must be an absolute path");
-		return rc;
-	}
-	real = realpath(dir, NULL);
-	if (!real) {
-		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
-		return errno == ENOENT ? -KILN_E_NOT_FOUND : rc;
-	}
-	if (kiln_path_allowed(cfg, real) != 0) {
-		snprintf(err, errlen, "%s is outside path_roots", dir);
-		rc = -KILN_E_FORBIDDEN;
-		goto out;
-	}
-	d = opendir(real);
+	/* Listed through a descriptor opened beneath its root: the names are
+	 * that directory's, whatever the path leads to later, and each file
+	 * is resolved beneath the root again when read. */
+	fd = kiln_path_opendir(cfg, dir, err, errlen);
+	if (fd < 0)
+		return fd;
+	d = fdopendir(fd);
 	if (!d) {
+		close(fd);
 		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
-		goto out;
+		return -KILN_E_INTERNAL;
 	}
 	while ((e = readdir(d)) != NULL) {
 		struct stat st;
 		if (fnmatch(glob, e->d_name, FNM_PERIOD) != 0)
 			continue;
-		if (fstatat(dirfd(d), e->d_name, &st, 0) != 0 || !S_ISREG(st.st_mode))
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
 			continue;
 		char **nn = realloc(names, (n + 1) * sizeof *nn);
 		if (!nn || !(nn[n] = strdup(e->d_name))) {
@@ -182,7 +177,7 @@ static int list_dir(const struct kiln_config *cfg, const char *dir, const char *
 	rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		char *p;
-		if (asprintf(&p, "%s/%s", real, names[i]) < 0)
+		if (asprintf(&p, "%s/%s", dir, names[i]) < 0)
 			rc = -KILN_E_INTERNAL;
 		else
 			rc = file_list_add(l, p, names[i]);
@@ -193,9 +188,7 @@ out:
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
-	if (d)
-		closedir(d);
-	free(real);
+	closedir(d);
 	return rc;
 }
 

@@ -47,12 +47,13 @@ const unsigned char *corpus_doc_text(const struct corpus_doc *d, size_t *len)
 	return d->cdoc.text;
 }
 
-struct corpus *corpus_new(const char *name)
+struct corpus *corpus_new(const char *name, uid_t owner)
 {
 	struct corpus *c = calloc(1, sizeof *c);
 
 	if (!c)
 		return NULL;
+	c->owner = owner;
 	c->name = strdup(name);
 	if (!c->name) {
 		free(c);
@@ -80,14 +81,21 @@ void corpus_unref(struct corpus *c)
 	free(c);
 }
 
-/* Index of name, or of where it would go (*found false).  Lock held. */
-static size_t locate(const char *name, bool *found)
+static int cmp_key(const struct corpus *c, uid_t owner, const char *name)
+{
+	if (c->owner != owner)
+		return c->owner < owner ? -1 : 1;
+	return strcmp(c->name, name);
+}
+
+/* Index of (owner, name), or of where it would go (*found false).  Lock held. */
+static size_t locate(uid_t owner, const char *name, bool *found)
 {
 	size_t lo = 0, hi = store.count;
 
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
-		int r = strcmp(store.items[mid]->name, name);
+		int r = cmp_key(store.items[mid], owner, name);
 		if (r == 0) {
 			*found = true;
 			return mid;
@@ -101,13 +109,13 @@ static size_t locate(const char *name, bool *found)
 	return lo;
 }
 
-struct corpus *corpus_store_get(const char *name)
+struct corpus *corpus_store_get(uid_t owner, const char *name)
 {
 	struct corpus *c = NULL;
 	bool found;
 
 	pthread_mutex_lock(&store.lock);
-	size_t i = locate(name, &found);
+	size_t i = locate(owner, name, &found);
 	if (found) {
 		c = store.items[i];
 		corpus_ref(c);
@@ -116,10 +124,29 @@ struct corpus *corpus_store_get(const char *name)
 	return c;
 }
 
-struct corpus_doc *corpus_store_borrow(const char *corpus, const char *document, int *code,
+/* Bytes held by owner's corpora.  Lock held. */
+static size_t memory_of(uid_t owner)
+{
+	size_t m = 0;
+
+	for (size_t i = 0; i < store.count; i++)
+		if (store.items[i]->owner == owner)
+			m += store.items[i]->memory;
+	return m;
+}
+
+size_t corpus_store_memory_of(uid_t owner)
+{
+	pthread_mutex_lock(&store.lock);
+	size_t m = memory_of(owner);
+	pthread_mutex_unlock(&store.lock);
+	return m;
+}
+
+struct corpus_doc *corpus_store_borrow(uid_t owner, const char *corpus, const char *document, int *code,
 				       char *err, size_t errlen)
 {
-	struct corpus *c = corpus_store_get(corpus);
+	struct corpus *c = corpus_store_get(owner, corpus);
 	struct corpus_doc *d = NULL;
 
 	*code = -KILN_E_NOT_FOUND;
@@ -142,21 +169,34 @@ struct corpus_doc *corpus_store_borrow(const char *corpus, const char *document,
 	return d;
 }
 
-int corpus_store_put(struct corpus *c, size_t budget, struct corpus **replaced, char *err,
-		     size_t errlen)
+int corpus_store_put(struct corpus *c, size_t budget, size_t per_uid, struct corpus **replaced,
+		     const char **limit, char *err, size_t errlen)
 {
 	bool found;
 	int rc = 0;
 
 	*replaced = NULL;
+	*limit = NULL;
 	pthread_mutex_lock(&store.lock);
-	size_t i = locate(c->name, &found);
-	size_t after = store.memory - (found ? store.items[i]->memory : 0) + c->memory;
+	size_t i = locate(c->owner, c->name, &found);
+	size_t old = found ? store.items[i]->memory : 0;
+	size_t after = store.memory - old + c->memory;
+	size_t mine = memory_of(c->owner) - old + c->memory;
+	if (mine > per_uid) {
+		snprintf(err, errlen,
+			 "corpus memory limit for uid %u exceeded: %zu bytes needed, %zu held by its other "
+			 "corpora, limit %zu (corpus_memory_per_uid)",
+			 (unsigned)c->owner, c->memory, mine - c->memory, per_uid);
+		*limit = "corpus_memory_per_uid";
+		rc = -KILN_E_TOO_LARGE;
+		goto out;
+	}
 	if (after > budget) {
 		snprintf(err, errlen,
 			 "corpus memory budget exceeded: %zu bytes needed, %zu held by other corpora, "
 			 "budget %zu (corpus_memory_budget)",
 			 c->memory, after - c->memory, budget);
+		*limit = "corpus_memory_budget";
 		rc = -KILN_E_TOO_LARGE;
 		goto out;
 	}
@@ -185,13 +225,13 @@ out:
 	return rc;
 }
 
-struct corpus *corpus_store_take(const char *name)
+struct corpus *corpus_store_take(uid_t owner, const char *name)
 {
 	struct corpus *c = NULL;
 	bool found;
 
 	pthread_mutex_lock(&store.lock);
-	size_t i = locate(name, &found);
+	size_t i = locate(owner, name, &found);
 	if (found) {
 		c = store.items[i];
 		store.memory -= c->memory;
@@ -204,21 +244,45 @@ struct corpus *corpus_store_take(const char *name)
 
 json_t *corpus_summary(const struct corpus *c)
 {
-	return json_pack("{s:s, s:I, s:I, s:I, s:b, s:f, s:f, s:O}", "name", c->name, "documents",
+	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:b, s:f, s:f, s:O}", "name", c->name, "owner",
+			 (json_int_t)c->owner, "documents",
 			 (json_int_t)c->ndocs, "bytes", (json_int_t)c->bytes, "memory_bytes",
 			 (json_int_t)c->memory, "locked", c->locked, "load_ms", c->load_ms,
 			 "loaded_at", c->loaded_at, "source", c->source ? c->source : json_null());
 }
 
-json_t *corpus_store_list(void)
+json_t *corpus_store_list(const uid_t *owner)
 {
 	json_t *a = json_array();
 
 	pthread_mutex_lock(&store.lock);
 	for (size_t i = 0; i < store.count; i++)
-		json_array_append_new(a, corpus_summary(store.items[i]));
+		if (!owner || store.items[i]->owner == *owner)
+			json_array_append_new(a, corpus_summary(store.items[i]));
 	pthread_mutex_unlock(&store.lock);
 	return a;
+}
+
+json_t *corpus_store_per_uid(void)
+{
+	json_t *o = json_object();
+
+	pthread_mutex_lock(&store.lock);
+	for (size_t i = 0; i < store.count; i++) {
+		char key[16];
+		json_t *u;
+		snprintf(key, sizeof(key), "%u", (unsigned)store.items[i]->owner);
+		if (!(u = json_object_get(o, key))) {
+			u = json_pack("{s:I, s:I}", "corpora", (json_int_t)0, "memory_bytes", (json_int_t)0);
+			json_object_set_new(o, key, u);
+		}
+		json_object_set_new(u, "corpora", json_integer(json_integer_value(json_object_get(u, "corpora")) + 1));
+		json_object_set_new(u, "memory_bytes",
+				    json_integer(json_integer_value(json_object_get(u, "memory_bytes")) +
+						 (json_int_t)store.items[i]->memory));
+	}
+	pthread_mutex_unlock(&store.lock);
+	return o;
 }
 
 size_t corpus_store_memory(void)

@@ -237,6 +237,40 @@ void dispatch_stats(json_t *into)
 			families[f]->stats(into);
 }
 
+size_t dispatch_reply_bound(const struct action *action, const struct kiln_config *cfg, json_t *args)
+{
+	for (size_t f = 0; f < nfamilies; f++) {
+		const struct action_family *fam = families[f];
+		if (fam->actions && action >= fam->actions && action < fam->actions + fam->count)
+			return fam->reply_bound ? fam->reply_bound(action, cfg, args) : 0;
+	}
+	return 0;
+}
+
+json_t *dispatch_stats_per_uid(void)
+{
+	json_t *per_uid = json_object();
+
+	for (size_t f = 0; f < nfamilies; f++)
+		if (families[f]->stats_per_uid)
+			families[f]->stats_per_uid(per_uid);
+	return per_uid;
+}
+
+json_t *dispatch_uid_figures(json_t *per_uid, unsigned uid)
+{
+	char key[16];
+	json_t *o;
+
+	snprintf(key, sizeof(key), "%u", uid);
+	o = json_object_get(per_uid, key);
+	if (!o) {
+		o = json_object();
+		json_object_set_new(per_uid, key, o);
+	}
+	return o;
+}
+
 size_t dispatch_memory_held(void)
 {
 	size_t n = 0;
@@ -246,7 +280,7 @@ size_t dispatch_memory_held(void)
 	return n;
 }
 
-json_t *dispatch_describe(void)
+json_t *dispatch_describe(const struct kiln_peer *peer)
 {
 	json_t *list = json_array();
 
@@ -264,6 +298,6 @@ json_t *dispatch_describe(void)
 	}
 	for (size_t f = 0; f < nfamilies; f++)
 		if (families[f]->describe)
-			families[f]->describe(config_current(), list);
+			families[f]->describe(config_current(), peer, list);
 	return json_pack("{s:s, s:o}", "version", KILN_VERSION, "actions", list);
 }

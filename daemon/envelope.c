@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -20,7 +21,7 @@
 
 static const char *const request_keys[] = {
 	"job_id", "action", "timeout", "retries", "host_list", "args",
-	"progress", "accept_raw", "raw", "raw_b64", "detach",
+	"progress", "accept_raw", "raw", "raw_b64", "detach", "fds",
 };
 
 static int bad(json_t **detail, const char *key, char *msg, size_t msglen, const char *text)
@@ -139,6 +140,17 @@ static int parse_fields(json_t *root, const struct kiln_config *cfg, struct requ
 	    (rc = get_bool(root, "detach", &req->detach, detail, msg, msglen)))
 		return rc;
 
+	if ((v = json_object_get(root, "fds"))) {
+		size_t i;
+		json_t *p;
+		if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > KILN_MAX_FDS)
+			return bad(detail, "fds", msg, msglen, "expected an array of 1 to 16 absolute paths");
+		json_array_foreach(v, i, p) {
+			if (!json_is_string(p) || json_string_value(p)[0] != '/')
+				return bad(detail, "fds", msg, msglen, "expected an array of 1 to 16 absolute paths");
+		}
+		req->fd_paths = json_incref(v);
+	}
 	if ((v = json_object_get(root, "raw"))) {
 		if (!json_is_integer(v) || json_integer_value(v) < 0)
 			return bad(detail, "raw", msg, msglen, "expected a byte count >= 0");
@@ -234,6 +246,9 @@ int envelope_parse_json(const char *line, size_t len, const struct kiln_config *
 
 void request_clear(struct request *req)
 {
+	for (size_t i = 0; i < req->nfds; i++)
+		close(req->fds[i]);
+	json_decref(req->fd_paths);
 	free(req->action);
 	json_decref(req->host_list);
 	json_decref(req->args);

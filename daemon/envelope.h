@@ -14,12 +14,20 @@
 
 struct kiln_config;
 
-/* Who sent a request: the connection's SO_PEERCRED. */
+/* Supplementary groups kept per peer; more are dropped (which only ever
+ * takes rights away: access lists and file checks see fewer groups). */
+#define KILN_PEER_MAX_GROUPS 64
+
+/* Who sent a request: the connection's SO_PEERCRED and SO_PEERGROUPS. */
 struct kiln_peer {
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
+	int ngroups;                        /* supplementary groups in groups[] */
+	gid_t groups[KILN_PEER_MAX_GROUPS];
 };
+
+#define KILN_MAX_FDS 16
 
 /* The parsed envelope (ProcedureInput; envelope_parse() fills it). */
 struct request {
@@ -35,6 +43,11 @@ struct request {
 	size_t raw_len;     /* bytes of raw attachment following the line */
 	unsigned char *attach; /* owned: raw or decoded raw_b64 bytes */
 	size_t attach_len;
+	/* Descriptors passed with the line (SCM_RIGHTS): "fds" names, in order,
+	 * the path string each one stands for; conn.c receives them. */
+	json_t *fd_paths;   /* owned reference, or NULL */
+	int fds[KILN_MAX_FDS]; /* owned, closed by request_clear */
+	size_t nfds;        /* descriptors received into fds[] */
 };
 
 /*

@@ -12,8 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "action.h"
 #include "config.h"
+#include "creds.h"
+#include "usage.h"
 #include "envelope.h"
 #include "kiln/error.h"
 #include "log.h"
@@ -39,7 +43,20 @@ struct work {
 	job_done_fn done;
 	void *ctx;
 	struct work *prev, *next;
+	bool submitted;             /* handed to uv_queue_work (else waiting its turn) */
+	struct work *next_waiting;  /* in waiting, while not submitted */
 };
+
+/*
+ * pool_threads_per_uid: a uid's work items beyond its share of the pool
+ * wait here, in order, and are submitted as that uid's running items
+ * complete, so one user's long jobs never take every pool thread.
+ */
+static struct {
+	struct work *head, *tail;
+} waiting;
+
+static void submit_waiting(void);
 
 struct job {
 	struct request req;
@@ -58,6 +75,7 @@ struct job {
 	 * not run, plus one while its handler is being called. */
 	unsigned holds;
 	struct work *works;         /* pending work items, for uv_cancel */
+	size_t reserved;            /* output room its owner keeps for its reply */
 
 	uv_timer_t *timer;          /* deadline, armed once the job goes asynchronous */
 	uv_async_t *progress_async; /* when the request asked for progress */
@@ -238,6 +256,8 @@ void job_set_owner(struct job *job, const struct job_owner_ops *ops, void *owner
 
 static void job_free(struct job *job)
 {
+	usage_add(job->peer.uid, USAGE_JOBS, -1);
+	usage_add(job->peer.uid, USAGE_ATTACH, -(long long)job->req.attach_len);
 	request_clear(&job->req);
 	if (job->reply_attach)
 		job->reply_attach_free(job->reply_attach);
@@ -308,8 +328,9 @@ static void finish(struct job *job, struct reply *r)
 		 * A job that only sent custom lines (job_progress_json) has none. */
 		if (job->progress_async && atomic_load(&job->progress_total) > 0)
 			on_progress(job->progress_async);
-		log_debug("job %" JSON_INTEGER_FORMAT " %s: %s in %.3f ms", job->req.job_id,
-			  job->req.action, r->result, job_elapsed_ms(job));
+		log_debug("job %" JSON_INTEGER_FORMAT " %s: %s in %.3f ms%s%s", job->req.job_id,
+			  job->req.action, r->result, job_elapsed_ms(job), r->error ? ": " : "",
+			  r->error && r->message ? r->message : "");
 		send_reply(job, r);
 	}
 	set_state(job, JOB_FINISHED);
@@ -410,11 +431,15 @@ void job_cancel(struct job *job, int reason)
 		  kiln_err_name(reason));
 	send_reply(job, &r);
 	reply_release(&r);
-	/* Work that has not started yet never will; its done sees UV_ECANCELED. */
+	/* Work that has not started yet never will; its done sees UV_ECANCELED.
+	 * Items still waiting for the uid's share go to the pool now, past
+	 * the share: they see the job cancelled and end at once. */
 	for (w = job->works; w; w = w->next)
-		uv_cancel((uv_req_t *)&w->req);
+		if (w->submitted)
+			uv_cancel((uv_req_t *)&w->req);
 	if (job->on_cancel)
 		job->on_cancel(job, job->on_cancel_ctx);
+	submit_waiting();
 }
 
 static void on_deadline(uv_timer_t *t)
@@ -424,10 +449,14 @@ static void on_deadline(uv_timer_t *t)
 
 /* --- Work ----------------------------------------------------------------- */
 
+/* Work runs with the requester's file-system credentials (creds.h). */
 static void work_cb(uv_work_t *req)
 {
 	struct work *w = req->data;
+
+	creds_enter(&w->job->peer, &w->job->req);
 	w->work(w->job, w->ctx);
+	creds_leave();
 }
 
 static void after_work_cb(uv_work_t *req, int status)
@@ -442,11 +471,54 @@ static void after_work_cb(uv_work_t *req, int status)
 		job->works = w->next;
 	if (w->next)
 		w->next->prev = w->prev;
+	usage_add(job->peer.uid, USAGE_WORKERS, -1);
 	/* The hold lasts through done: a job it finishes is freed here, after. */
 	w->done(job, w->ctx, status);
 	free(w);
 	job->holds--;
 	maybe_free(job);
+	submit_waiting();
+}
+
+static unsigned uid_share(void)
+{
+	unsigned set = config_current()->pool_threads_per_uid, pool = config_pool_threads();
+
+	if (set)
+		return set;
+	return pool > 1 ? pool - 1 : 1;
+}
+
+static int submit(struct work *w)
+{
+	int rc = uv_queue_work(w->job->loop, &w->req, work_cb, after_work_cb);
+
+	if (rc == 0) {
+		w->submitted = true;
+		usage_add(w->job->peer.uid, USAGE_WORKERS, 1);
+	}
+	return rc;
+}
+
+/* Submits waiting items whose uid is below its share, oldest first. */
+static void submit_waiting(void)
+{
+	unsigned share = uid_share();
+
+	for (struct work **pp = &waiting.head, *prev = NULL; *pp;) {
+		struct work *w = *pp;
+		if (!job_cancelled(w->job) && usage_get(w->job->peer.uid, USAGE_WORKERS) >= share) {
+			prev = w;
+			pp = &w->next_waiting;
+			continue;
+		}
+		*pp = w->next_waiting;
+		if (waiting.tail == w)
+			waiting.tail = prev;
+		w->next_waiting = NULL;
+		if (submit(w) != 0)
+			fatal("cannot queue pool work");
+	}
 }
 
 int job_queue_work(struct job *job, job_work_fn work, job_done_fn done, void *ctx)
@@ -463,9 +535,17 @@ int job_queue_work(struct job *job, job_work_fn work, job_done_fn done, void *ct
 	w->work = work;
 	w->done = done;
 	w->ctx = ctx;
-	if (uv_queue_work(job->loop, &w->req, work_cb, after_work_cb) != 0) {
-		free(w);
-		return -KILN_E_INTERNAL;
+	if (usage_get(job->peer.uid, USAGE_WORKERS) < uid_share()) {
+		if (submit(w) != 0) {
+			free(w);
+			return -KILN_E_INTERNAL;
+		}
+	} else {
+		if (waiting.tail)
+			waiting.tail->next_waiting = w;
+		else
+			waiting.head = w;
+		waiting.tail = w;
 	}
 	w->next = job->works;
 	if (w->next)
@@ -650,7 +730,10 @@ struct job *job_new(uv_loop_t *loop, const struct job_owner_ops *ops, void *owne
 	atomic_init(&job->progress_sent_ns, 0);
 	job_counts.live++;
 	job_counts.created++;
-	job->peer = peer ? *peer : (struct kiln_peer){ (uid_t)-1, (gid_t)-1, 0 };
+	job->peer = peer ? *peer : (struct kiln_peer){ .uid = (uid_t)-1, .gid = (gid_t)-1 };
+	/* Its attachment bytes were counted as they arrived (conn.c); the job
+	 * holds them now, and counts against max_inflight_per_uid. */
+	usage_add(job->peer.uid, USAGE_JOBS, 1);
 	return job;
 }
 
@@ -668,6 +751,22 @@ static void arm_deadline(struct job *job)
 	uv_timer_start(job->timer, on_deadline, remaining_ms > 0 ? (uint64_t)remaining_ms + 1 : 0, 0);
 }
 
+size_t job_reply_bound(const struct job *job)
+{
+	assert(job->action);
+	return dispatch_reply_bound(job->action, job->cfg, job->req.args);
+}
+
+void job_set_reserved(struct job *job, size_t bytes)
+{
+	job->reserved = bytes;
+}
+
+size_t job_reserved(const struct job *job)
+{
+	return job->reserved;
+}
+
 int job_prepare(struct job *job)
 {
 	json_t *detail = NULL;
@@ -679,6 +778,15 @@ int job_prepare(struct job *job)
 	if (rc) {
 		job_fail(job, rc, detail, "%s", msg);
 		return rc;
+	}
+	/* An attachment the action does not read is not kept (a detached
+	 * sleep would otherwise hold it for its whole life). */
+	if (job->req.attach && !(job->action->flags & ACTION_ATTACHMENT)) {
+		usage_add(job->peer.uid, USAGE_ATTACH, -(long long)job->req.attach_len);
+		OPENSSL_cleanse(job->req.attach, job->req.attach_len);
+		free(job->req.attach);
+		job->req.attach = NULL;
+		job->req.attach_len = 0;
 	}
 	if (job->req.progress) {
 		job->progress_async = malloc(sizeof(*job->progress_async));

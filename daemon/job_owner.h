@@ -49,6 +49,11 @@ void job_start(struct job *job);
  * runs first. */
 void job_set_owner(struct job *job, const struct job_owner_ops *ops, void *owner);
 bool job_detach_requested(const struct job *job);
+/* The upper bound of the reply bytes of a prepared job (action's
+ * reply_bound; 0: small), and the room its owner keeps for it. */
+size_t job_reply_bound(const struct job *job);
+void job_set_reserved(struct job *job, size_t bytes);
+size_t job_reserved(const struct job *job);
 /* The request takes reply attachments as raw bytes after the line. */
 bool job_accepts_raw(const struct job *job);
 /* True once the job was answered (by its handler or the daemon). */

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "creds.h"
 #include "envelope.h"
 #include "jobs.h"
 #include "kiln/error.h"
@@ -57,6 +58,7 @@ struct jobrec {
 	double created, finished;   /* wall-clock seconds */
 	struct job *job;            /* while running */
 	json_t *reply;              /* final ProcedureOutput, once finished */
+	size_t bytes;               /* its size as JSON (max_detached_record_bytes_per_uid) */
 	json_t *progress;           /* the last progress object, if any */
 	struct jobs_waiter *waiters;
 	struct jobrec *prev, *next;
@@ -69,9 +71,11 @@ struct write_req {
 	struct workq_item qi;
 	char *path;
 	json_t *doc;                /* NULL: unlink the file */
-	void (*done)(void *ctx, json_int_t handle);
+	jobs_durable_fn done;
 	void *done_ctx;
 	json_int_t handle;
+	int rc;                     /* writer thread: 0 or -1 with err */
+	char err[200];
 };
 
 static struct {
@@ -90,9 +94,10 @@ static double wall_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The owner's, and every one for admins (root, admin_uids, admin_gids). */
 static bool visible(const struct jobrec *r, const struct kiln_peer *peer)
 {
-	return peer->uid == 0 || peer->uid == r->uid;
+	return peer->uid == r->uid || creds_is_admin(config_current(), peer);
 }
 
 /* --- Files ---------------------------------------------------------------- */
@@ -170,10 +175,15 @@ static void write_one(struct workq_item *it)
 		return;
 	}
 	text = json_dumps(w->doc, JSON_COMPACT);
-	if (!text)
-		log_warn("job record %.100s: out of memory", w->path);
-	else if (write_atomic(w->path, text, err, sizeof(err)) != 0)
-		log_warn("job record: %s", err);
+	if (!text) {
+		w->rc = -1;
+		snprintf(w->err, sizeof(w->err), "out of memory");
+	} else if (write_atomic(w->path, text, err, sizeof(err)) != 0) {
+		w->rc = -1;
+		snprintf(w->err, sizeof(w->err), "%s", err);
+	}
+	if (w->rc)
+		log_warn("job record %" JSON_INTEGER_FORMAT ": %s", w->handle, w->err);
 	free(text);
 }
 
@@ -191,7 +201,7 @@ static void written_one(struct workq_item *it)
 	struct write_req *w = workq_entry(it, struct write_req, qi);
 
 	if (w->done)
-		w->done(w->done_ctx, w->handle);
+		w->done(w->done_ctx, w->handle, w->rc ? w->err : NULL);
 	json_decref(w->doc);
 	free(w->path);
 	free(w);
@@ -218,14 +228,13 @@ static bool merge_queued(struct workq_item *it, void *ctx)
 /* Queues the record's current content, or with `remove` the unlink of its
  * file.  done(ctx), if given, runs on the loop once the file is written (at
  * once without a state directory). */
-static void persist_then(const struct jobrec *r, bool remove, void (*done)(void *ctx, json_int_t handle),
-			 void *ctx)
+static void persist_then(const struct jobrec *r, bool remove, jobs_durable_fn done, void *ctx)
 {
 	struct write_req *w;
 
 	if (!reg.dir) {
 		if (done)
-			done(ctx, r->handle);
+			done(ctx, r->handle, NULL);
 		return;
 	}
 	w = calloc(1, sizeof(*w));
@@ -292,6 +301,71 @@ static void sweep(void)
 
 /* --- The registry as the owner of a detached job -------------------------- */
 
+/* Bytes of the finished records uid keeps, and its running jobs. */
+static size_t stored_bytes(uid_t uid)
+{
+	size_t n = 0;
+
+	for (struct jobrec *r = reg.head; r; r = r->next)
+		if (r->uid == uid && r->state != REC_RUNNING)
+			n += r->bytes;
+	return n;
+}
+
+static unsigned running_count(uid_t uid)
+{
+	unsigned n = 0;
+
+	for (struct jobrec *r = reg.head; r; r = r->next)
+		n += r->uid == uid && r->state == REC_RUNNING;
+	return n;
+}
+
+/* A reply that would take its owner past max_detached_record_bytes_per_uid
+ * is not kept: the record holds a too_large error instead. */
+static void keep_within_limit(struct jobrec *r)
+{
+	size_t limit = config_current()->max_detached_record_bytes_per_uid;
+	size_t have = stored_bytes(r->uid);
+
+	if (have + r->bytes <= limit)
+		return;
+	json_t *id = json_object_get(r->reply, "job_id");
+	json_int_t jid = json_integer_value(id);
+	char msg[200];
+
+	snprintf(msg, sizeof(msg), "the reply (%zu bytes) was not kept: uid %u keeps %zu bytes of records "
+		 "(max_detached_record_bytes_per_uid %zu)", r->bytes, (unsigned)r->uid, have, limit);
+	json_t *err = envelope_error_object(KILN_E_TOO_LARGE,
+					   json_pack("{s:s}", "limit", "max_detached_record_bytes_per_uid"));
+	struct reply rep = { "error", msg, NULL, NULL, err };
+	json_decref(r->reply);
+	r->reply = envelope_reply_json(id ? &jid : NULL, &rep, NULL, 0, NULL);
+	json_decref(err);
+	r->bytes = json_dumpb(r->reply, NULL, 0, JSON_COMPACT);
+}
+
+int jobs_detach_allowed(const struct kiln_peer *peer, json_t **detail, char *msg, size_t msglen)
+{
+	const struct kiln_config *cfg = config_current();
+
+	sweep();
+	if (running_count(peer->uid) >= cfg->max_detached_per_uid) {
+		snprintf(msg, msglen, "uid %u has %u detached jobs running (max_detached_per_uid)",
+			 (unsigned)peer->uid, cfg->max_detached_per_uid);
+		*detail = json_pack("{s:s}", "limit", "max_detached_per_uid");
+		return -KILN_E_BUSY;
+	}
+	if (stored_bytes(peer->uid) >= cfg->max_detached_record_bytes_per_uid) {
+		snprintf(msg, msglen, "uid %u keeps %zu bytes of detached-job records "
+			 "(max_detached_record_bytes_per_uid); fetch or let them expire first",
+			 (unsigned)peer->uid, stored_bytes(peer->uid));
+		*detail = json_pack("{s:s}", "limit", "max_detached_record_bytes_per_uid");
+		return -KILN_E_TOO_LARGE;
+	}
+	return 0;
+}
+
 static void rec_on_reply(void *owner, struct job *job, const struct reply *rep, void *attach,
 			 size_t attach_len, void (*attach_free)(void *))
 {
@@ -302,6 +376,8 @@ static void rec_on_reply(void *owner, struct job *job, const struct reply *rep, 
 	/* Nobody is there to take raw bytes: they stay in the record, as
 	 * "raw_b64" (the encoder puts them there). */
 	r->reply = envelope_reply_json(&id, rep, attach, attach_len, attach_free);
+	r->bytes = json_dumpb(r->reply, NULL, 0, JSON_COMPACT);
+	keep_within_limit(r);
 	/* Answered: the record is done with the job, whatever the job still
 	 * does (a cancelled handler may run on), and may be swept before the
 	 * job is freed. */
@@ -350,13 +426,52 @@ static const struct job_owner_ops rec_owner = {
 	.find = rec_find,
 };
 
-json_int_t jobs_detach(struct job *job, void (*durable)(void *ctx, json_int_t handle), void *ctx)
+/* A job waiting for its first record to be durable. */
+struct pending_detach {
+	struct job *job;
+	jobs_durable_fn durable;
+	void *ctx;
+};
+
+static struct jobrec *find_handle(json_int_t handle)
+{
+	for (struct jobrec *r = reg.head; r; r = r->next)
+		if (r->handle == handle)
+			return r;
+	return NULL;
+}
+
+/* The first record is on disk (the job becomes the registry's) or could
+ * not be written (the record is dropped; the job stays with its
+ * connection, which fails it). */
+static void first_written(void *arg, json_int_t handle, const char *error)
+{
+	struct pending_detach *p = arg;
+	struct jobrec *r = find_handle(handle);
+
+	if (error || !r) {
+		if (r) {
+			r->job = NULL;
+			rec_remove(r);
+		}
+		p->durable(p->ctx, handle, error ? error : "the record was dropped");
+	} else {
+		/* Its replies come here from now on; the connection lets it go. */
+		job_set_owner(p->job, &rec_owner, r);
+		p->durable(p->ctx, handle, NULL);
+	}
+	free(p);
+}
+
+json_int_t jobs_detach(struct job *job, jobs_durable_fn durable, void *ctx)
 {
 	struct jobrec *r = calloc(1, sizeof(*r));
+	struct pending_detach *p = malloc(sizeof(*p));
 	const struct kiln_peer *peer = job_peer(job);
 
-	if (!r || !(r->action = strdup(job_action(job)))) {
+	if (!r || !p || !(r->action = strdup(job_action(job)))) {
 		free(r);
+		free(p);
 		return 0;
 	}
 	sweep();
@@ -367,12 +482,11 @@ json_int_t jobs_detach(struct job *job, void (*durable)(void *ctx, json_int_t ha
 	r->state = REC_RUNNING;
 	r->created = wall_now();
 	rec_append(r);
-	/* Its replies come here from now on; the connection lets it go. */
-	job_set_owner(job, &rec_owner, r);
 	r->job = job;
 	log_debug("job %" JSON_INTEGER_FORMAT " %s detached as %" JSON_INTEGER_FORMAT, r->job_id, r->action,
 		  r->handle);
-	persist_then(r, false, durable, ctx);
+	*p = (struct pending_detach){ job, durable, ctx };
+	persist_then(r, false, first_written, p);
 	return r->handle;
 }
 

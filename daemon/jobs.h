@@ -28,14 +28,23 @@ struct kiln_peer;
 
 /* --- Called by conn.c ----------------------------------------------------- */
 
+/* durable(ctx, handle, NULL) once the record is on disk; durable(ctx,
+ * handle, reason) if it could not be written (the record is gone then). */
+typedef void (*jobs_durable_fn)(void *ctx, json_int_t handle, const char *error);
+
 /* Registers `job` as detached and returns its handle (>0), or 0 when the
- * registry cannot take it (then the job runs attached as usual).  The
- * record becomes the job's owner (server.h): the final reply and progress
- * go to it, and the connection is released from the job.
- * durable(ctx, handle) runs on the loop once the "running" record is on disk (at
- * once without a state directory), so a client told "accepted" never loses
- * the job to a crash: after a restart it is at least "interrupted". */
-json_int_t jobs_detach(struct job *job, void (*durable)(void *ctx, json_int_t handle), void *ctx);
+ * registry cannot take it (then the job runs attached as usual).  The job
+ * stays with its owner until durable() runs on the loop: once the "running"
+ * record is on disk (at once, before this returns, without a state
+ * directory) the registry takes the job, so a client told "accepted" never
+ * loses it to a crash (after a restart it is at least "interrupted").  The
+ * caller starts the job only then, and fails it without running it when
+ * the record cannot be written.  Until durable() the job must not start. */
+json_int_t jobs_detach(struct job *job, jobs_durable_fn durable, void *ctx);
+/* Whether `peer` may detach another job: 0, or -KILN_E_BUSY
+ * (max_detached_per_uid running) / -KILN_E_TOO_LARGE (its records hold
+ * max_detached_record_bytes_per_uid) with msg and *detail naming the key. */
+int jobs_detach_allowed(const struct kiln_peer *peer, json_t **detail, char *msg, size_t msglen);
 /* Cancels every running detached job (end of the shutdown grace period). */
 void jobs_cancel_running(void);
 

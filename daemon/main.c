@@ -16,6 +16,7 @@
 #include "config.h"
 #include "log.h"
 #include "mod_proc.h"
+#include "secrets.h"
 #include "sdnotify.h"
 #include "server.h"
 
@@ -65,7 +66,7 @@ static void sd_status(char *buf, size_t len)
 
 static int print_describe(void)
 {
-	json_t *d = dispatch_describe();
+	json_t *d = dispatch_describe(NULL);
 
 	json_object_set_new(d, "config", config_describe());
 	json_dumpf(d, stdout, JSON_INDENT(1) | JSON_SORT_KEYS);
@@ -109,6 +110,11 @@ int main(int argc, char **argv)
 	if (optind < argc) {
 		usage(stderr);
 		return 2;
+	}
+	/* Before anything reads a request or a key: see secrets.h. */
+	if (secrets_init(err, sizeof(err)) != 0) {
+		fprintf(stderr, "kilnd: %s\n", err);
+		return 1;
 	}
 	if (!config_path && getenv("KILN_CONFIG") && *getenv("KILN_CONFIG"))
 		config_path = getenv("KILN_CONFIG");

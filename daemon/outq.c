@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "log.h"
 
 void outq_init(struct outq *q)
@@ -14,10 +16,14 @@ void outq_init(struct outq *q)
 	memset(q, 0, sizeof(*q));
 }
 
+/* Replies may carry decrypted text: a chunk's bytes are wiped when it is
+ * freed or kept for reuse. */
 static void chunk_free(struct outq_chunk *ch)
 {
 	if (ch->free_fn)
 		ch->free_fn(ch->owner);
+	else
+		OPENSSL_cleanse(ch->data, ch->len);
 	free(ch);
 }
 
@@ -116,9 +122,11 @@ void outq_release(struct outq *q, struct outq_chunk *list)
 	while (list) {
 		struct outq_chunk *next = list->next;
 		/* Keeps one standard chunk for the next batch of replies. */
-		if (!q->spare && !list->free_fn && list->cap == OUTQ_CHUNK)
+		if (!q->spare && !list->free_fn && list->cap == OUTQ_CHUNK) {
+			OPENSSL_cleanse(list->data, list->len);
+			list->len = 0;
 			q->spare = list;
-		else
+		} else
 			chunk_free(list);
 		list = next;
 	}

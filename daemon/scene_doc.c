@@ -318,7 +318,7 @@ int scene_doc_read_file(const struct kiln_config *cfg, const char *path, char **
 	size_t off = 0;
 	/* kiln_path_open, not kiln_path_read: the resolved path is wanted too
 	 * (texture key, canonical document, base of relative paths). */
-	int fd = kiln_path_open(cfg, path, O_RDONLY, resolved, msg, sizeof(msg));
+	int fd = kiln_path_open(cfg, path, resolved, msg, sizeof(msg));
 
 	*buf = NULL;
 	if (fd < 0)
@@ -366,18 +366,16 @@ static int load_texture(struct scene_doc_ctx *ctx, const char *path, char **reso
 	rc = full_path(ctx, path, full, sizeof(full), where, err, errlen);
 	if (rc)
 		return rc;
-	/* Shared textures are found by resolved path without decoding again. */
-	resolved = realpath(full, NULL);
-	if (resolved && (idx = kiln_scene_find_texture(ctx->scene, resolved)) >= 0 &&
-	    kiln_path_allowed(ctx->cfg, resolved) == 0) {
-		*resolved_out = resolved;
-		return idx;
-	}
-	free(resolved);
-	resolved = NULL;
+	/* Read (and so checked) every time; a texture the scene has already
+	 * is found by its path and not decoded again. */
 	rc = scene_doc_read_file(ctx->cfg, full, &resolved, &data, &len, where, err, errlen);
 	if (rc)
 		goto out;
+	if ((idx = kiln_scene_find_texture(ctx->scene, resolved)) >= 0) {
+		free(data);
+		*resolved_out = resolved;
+		return idx;
+	}
 	char msg[256];
 	rc = kiln_png_decode_rgb(data, len, ctx->cfg->scene_max_texture_pixels, &w, &h, &rgb, msg,
 				 sizeof(msg));

@@ -15,11 +15,14 @@
 
 #include "action.h"
 #include "config.h"
+#include "creds.h"
+#include "usage.h"
 #include "conn.h"
 #include "job_owner.h"
 #include "jobs.h"
 #include "kiln/error.h"
 #include "log.h"
+#include "sockdir.h"
 #include "sdnotify.h"
 #include "server.h"
 
@@ -80,37 +83,6 @@ size_t server_rss_bytes(void)
 	return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 
-/* Creates the socket's directory if missing.  A directory in /tmp must be
- * ours and private, or another user could have planted it. */
-static int ensure_parent(const char *path, char *err, size_t errlen)
-{
-	char dir[PATH_MAX];
-	char *slash;
-	struct stat st;
-	bool in_tmp;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (!slash || slash == dir)
-		return 0;
-	*slash = '\0';
-	in_tmp = strncmp(dir, "/tmp/", 5) == 0;
-	if (mkdir(dir, in_tmp ? 0700 : 0755) != 0 && errno != EEXIST) {
-		snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
-		return -1;
-	}
-	if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "%s is not a directory", dir);
-		return -1;
-	}
-	if (in_tmp && (st.st_uid != getuid() || (st.st_mode & 077))) {
-		snprintf(err, errlen, "%s must be a private directory owned by uid %u", dir,
-			 (unsigned)getuid());
-		return -1;
-	}
-	return 0;
-}
-
 /* Binds the socket, replacing a stale file from a crashed run but refusing
  * to steal the path from a live daemon. */
 static int bind_socket(const char *path, unsigned mode, char *err, size_t errlen)
@@ -124,7 +96,7 @@ static int bind_socket(const char *path, unsigned mode, char *err, size_t errlen
 		snprintf(err, errlen, "socket path too long (max %zu bytes): %s", sizeof(sa.sun_path) - 1, path);
 		return -1;
 	}
-	if (ensure_parent(path, err, errlen))
+	if (sockdir_prepare(path, err, errlen))
 		return -1;
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -174,6 +146,8 @@ fail:
 	return -1;
 }
 
+/* allowed_uids / allowed_gids; a supplementary group counts as much as the
+ * primary one. */
 static bool peer_allowed(const struct kiln_config *cfg, const struct kiln_peer *p)
 {
 	size_t i;
@@ -186,10 +160,15 @@ static bool peer_allowed(const struct kiln_config *cfg, const struct kiln_peer *
 			return true;
 	}
 	json_array_foreach(cfg->allowed_gids, i, v) {
-		if ((gid_t)json_integer_value(v) == p->gid)
+		if (creds_peer_in_group(p, (gid_t)json_integer_value(v)))
 			return true;
 	}
 	return false;
+}
+
+static bool still_allowed(const struct kiln_peer *p, void *cfg)
+{
+	return peer_allowed(cfg, p);
 }
 
 /* Raises the soft descriptor limit to the hard one: kilnd polls with epoll,
@@ -283,6 +262,10 @@ static void accept_pending(struct server *srv)
 	} else if (conn_count_served() > cfg->max_connections) {
 		log_warn("max_connections (%u) reached", cfg->max_connections);
 		conn_refuse(c, KILN_E_BUSY, "too many connections (max_connections)");
+	} else if (usage_get(peer->uid, USAGE_CONNS) > cfg->max_connections_per_uid) {
+		log_warn("uid %u: max_connections_per_uid (%u) reached", (unsigned)peer->uid,
+			 cfg->max_connections_per_uid);
+		conn_refuse(c, KILN_E_BUSY, "too many connections for this user (max_connections_per_uid)");
 	}
 	conn_start(c);
 }
@@ -422,6 +405,9 @@ static void on_signal(uv_signal_t *s, int signum)
 		config_install(cfg);
 		dispatch_reconfigure(cfg);
 		srv->reload_error[0] = '\0';
+		/* Peers the new lists no longer allow lose their connections. */
+		conn_drop_where(still_allowed, cfg, KILN_E_FORBIDDEN,
+				"this user is no longer allowed to use kilnd (configuration reloaded)");
 		sdnotify_reloaded();
 		return;
 	}

@@ -21,7 +21,7 @@ import os
 import shlex
 import socket
 import subprocess
-from typing import Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 from urllib.parse import unquote, urlsplit
 
 from .errors import ConnectError
@@ -51,6 +51,13 @@ class Transport:
         attachment).  The one place requests reach the socket."""
         for b in buffers:
             self.sock.sendall(b)
+
+    def send_fds(self, line: bytes, fds: List[int]) -> None:
+        """Writes a request line with descriptors (SCM_RIGHTS) attached to
+        its first bytes; local sockets only."""
+        sent = socket.send_fds(self.sock, [line], fds)
+        if sent < len(line):
+            self.sock.sendall(line[sent:])
 
     def peer_closed(self) -> bool:
         """True if the daemon has closed its end (checked without blocking

@@ -23,6 +23,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
+from . import _fds
 from ._base import CANCEL_GRACE, ClientBase, ProgressFn, Request
 from ._compute import ComputeMixin
 from ._corpus import CorpusMixin
@@ -71,8 +72,14 @@ class Client(ComputeMixin, CorpusMixin, SceneMixin, JobsMixin, ClientBase):
     """
 
     def __init__(self, target: Optional[Union[str, "os.PathLike[str]"]] = None, *,
-                 connect_timeout: float = 5.0, ssh_options: Optional[Sequence[str]] = None) -> None:
+                 connect_timeout: float = 5.0, ssh_options: Optional[Sequence[str]] = None,
+                 pass_fds: bool = True) -> None:
+        """pass_fds: open the files requests name here and pass the
+        descriptors (SCM_RIGHTS) with the request, so kilnd uses them with
+        this process's rights; False sends plain paths (kilnd's path_roots
+        then apply).  Over ssh:// paths are always sent plain."""
         ClientBase.__init__(self)
+        self.pass_fds = pass_fds
         self.path = os.fspath(target) if target else default_socket_path()
         self.connect_timeout = connect_timeout
         self.ssh_options = list(ssh_options) if ssh_options is not None else None
@@ -217,7 +224,23 @@ class Client(ComputeMixin, CorpusMixin, SceneMixin, JobsMixin, ClientBase):
     def _submit(self, reqs: Sequence[ProcedureInput],
                 progress: Optional[ProgressFn] = None) -> List[_Pending]:
         """Encodes (refusing bad values before anything is sent), registers
-        and sends requests; one write for a run of lines without attachments."""
+        and sends requests; one write for a run of lines without attachments.
+        Files the requests name are opened here and their descriptors sent
+        with the line (_fds), closed once sent."""
+        fds_of: List[List[int]] = []
+        try:
+            if self.pass_fds and not self.path.startswith("ssh://"):
+                for r in reqs:
+                    r.fd_paths, fds = _fds.open_args(r.action, r.args or {})
+                    fds_of.append(fds)
+            return self._submit_encoded(reqs, fds_of, progress)
+        finally:
+            for fds in fds_of:
+                for fd in fds:
+                    os.close(fd)
+
+    def _submit_encoded(self, reqs: Sequence[ProcedureInput], fds_of: List[List[int]],
+                        progress: Optional[ProgressFn]) -> List[_Pending]:
         lines = [r.encode() for r in reqs]
         with self._cv:
             self._ensure_connected()
@@ -234,7 +257,16 @@ class Client(ComputeMixin, CorpusMixin, SceneMixin, JobsMixin, ClientBase):
         try:
             with self._send_lock:
                 run: List[bytes] = []
-                for r, line in zip(reqs, lines):
+                for i, (r, line) in enumerate(zip(reqs, lines)):
+                    if fds_of and fds_of[i] and t.local:
+                        # The descriptors travel with the line's first bytes.
+                        if run:
+                            t.send(b"".join(run))
+                            run = []
+                        t.send_fds(line, fds_of[i])
+                        if r.attachment is not None:
+                            t.send(memoryview(r.attachment))
+                        continue
                     run.append(line)
                     if r.attachment is not None:
                         t.send(b"".join(run), memoryview(r.attachment))

@@ -29,6 +29,7 @@ class ProcedureInput:
     progress: bool = False
     detach: bool = False
     attachment: Optional[bytes] = None
+    fd_paths: List[str] = field(default_factory=list)  # paths whose descriptors go with the line
 
     def encode(self) -> bytes:
         """The request line (and the raw attachment bytes after it)."""
@@ -53,6 +54,8 @@ class ProcedureInput:
             except TypeError:
                 raise TypeError("attachment must be bytes or a buffer (bytearray, memoryview, "
                                 f"array.array, numpy array), not {type(self.attachment).__name__}") from None
+        if self.fd_paths:
+            obj["fds"] = list(self.fd_paths)
         return encode_line(obj)
 
 

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -85,8 +87,12 @@ int kiln_cquery_new(const char *lit, size_t len, unsigned flags, struct kiln_cqu
 	return 0;
 }
 
+/* The needle is a client's search string: wiped before it is freed. */
 void kiln_cquery_free(struct kiln_cquery *q)
 {
+	if (!q)
+		return;
+	OPENSSL_cleanse(q->needle, q->len);
 	free(q);
 }
 

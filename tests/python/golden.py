@@ -12,7 +12,7 @@ import glob
 import json
 import os
 import sys
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DATA = os.path.join(ROOT, "tests", "data")
@@ -32,25 +32,37 @@ def load(path: str) -> List[Dict[str, Any]]:
         return json.load(f)
 
 
-def _subst(v: Any) -> Any:
+def _subst(v: Any, captures: Optional[Dict[str, Any]] = None) -> Any:
     if isinstance(v, str):
+        if captures and len(v) > 2 and v[0] == "@" == v[-1] and v[1:-1] in captures:
+            return captures[v[1:-1]]
         return v.replace("@DATA@", DATA)
     if isinstance(v, list):
-        return [_subst(x) for x in v]
+        return [_subst(x, captures) for x in v]
     if isinstance(v, dict):
-        return {k: _subst(x) for k, x in v.items()}
+        return {k: _subst(x, captures) for k, x in v.items()}
     return v
 
 
-def request_line(case: Dict[str, Any]) -> bytes:
+def request_line(case: Dict[str, Any], captures: Optional[Dict[str, Any]] = None) -> bytes:
+    """The case's request; a string "@NAME@" becomes the value an earlier
+    reply's "<int:NAME>" captured."""
     send = case["send"]
     if isinstance(send, str):
         return send.replace("@DATA@", DATA).encode() + b"\n"
-    return json.dumps(_subst(send), separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    return json.dumps(_subst(send, captures), separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
 
-def match(expect: Any, actual: Any, where: str = "reply") -> List[str]:
-    """Differences between an expected pattern and an actual value."""
+def match(expect: Any, actual: Any, where: str = "reply",
+          captures: Optional[Dict[str, Any]] = None) -> List[str]:
+    """Differences between an expected pattern and an actual value;
+    "<int:NAME>" matches an integer and stores it in captures[NAME]."""
+    if isinstance(expect, str) and expect.startswith("<int:") and expect.endswith(">"):
+        if not isinstance(actual, int) or isinstance(actual, bool):
+            return [f"{where}: expected an integer, got {actual!r}"]
+        if captures is not None:
+            captures[expect[5:-1]] = actual
+        return []
     if isinstance(expect, str) and expect in TYPES:
         return [] if TYPES[expect](actual) else [f"{where}: expected {expect}, got {actual!r}"]
     if isinstance(expect, dict):
@@ -64,7 +76,7 @@ def match(expect: Any, actual: Any, where: str = "reply") -> List[str]:
             if k not in actual:
                 errs.append(f"{where}.{k}: missing")
             else:
-                errs += match(v, actual[k], f"{where}.{k}")
+                errs += match(v, actual[k], f"{where}.{k}", captures)
         if not more:
             errs += [f"{where}.{k}: unexpected key" for k in actual if k not in expect]
         return errs
@@ -73,7 +85,7 @@ def match(expect: Any, actual: Any, where: str = "reply") -> List[str]:
             return [f"{where}: expected {expect!r}, got {actual!r}"]
         errs = []
         for i, (e, a) in enumerate(zip(expect, actual)):
-            errs += match(e, a, f"{where}[{i}]")
+            errs += match(e, a, f"{where}[{i}]", captures)
         return errs
     if isinstance(expect, float) and isinstance(actual, (int, float)):
         return [] if abs(expect - actual) <= 1e-9 * max(1.0, abs(expect)) else [f"{where}: {expect} != {actual}"]
@@ -82,14 +94,23 @@ def match(expect: Any, actual: Any, where: str = "reply") -> List[str]:
     return []
 
 
-def check_case(case: Dict[str, Any], replies: List[Dict[str, Any]]) -> List[str]:
+def check_case(case: Dict[str, Any], replies: List[Dict[str, Any]],
+               captures: Optional[Dict[str, Any]] = None) -> List[str]:
     exp = _subst(case["expect"])
     if len(replies) != len(exp):
         return [f"{case['name']}: expected {len(exp)} lines, got {len(replies)}: {replies!r}"]
     errs: List[str] = []
     for i, (e, a) in enumerate(zip(exp, replies)):
-        errs += [f"{case['name']}: {m}" for m in match(e, a, f"line{i}")]
+        errs += [f"{case['name']}: {m}" for m in match(e, a, f"line{i}", captures)]
     return errs
+
+
+def captures_from(cases: List[Dict[str, Any]], replies: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """What the replies to `cases` (sent one by one) captured."""
+    captures: Dict[str, Any] = {}
+    for case, got in split_by_job(cases, replies):
+        check_case(case, got, captures)
+    return captures
 
 
 def split_by_job(cases: List[Dict[str, Any]], replies: List[Dict[str, Any]]) -> List[Tuple[Dict[str, Any], List[Dict[str, Any]]]]:
@@ -110,8 +131,9 @@ def main(argv: List[str]) -> int:
         cases = load(argv[2])
         replies = [json.loads(l) for l in sys.stdin.buffer.read().splitlines() if l.strip()]
         errs: List[str] = []
+        captures: Dict[str, Any] = {}
         for case, got in split_by_job(cases, replies):
-            errs += check_case(case, got)
+            errs += check_case(case, got, captures)
         for e in errs:
             print(e)
         print(f"{os.path.basename(argv[2])}: {len(cases)} cases, {len(errs)} mismatches")

@@ -104,7 +104,9 @@ class Daemon:
         raise RuntimeError("kilnd did not start:\n" + self.read_log())
 
     def client(self) -> kiln.Client:
-        return kiln.Client(self.socket_path)
+        # Paths go to kilnd as strings, so tests see its own path rules;
+        # descriptor passing (the client's default) is tested on its own.
+        return kiln.Client(self.socket_path, pass_fds=False)
 
     def read_log(self) -> str:
         with open(self.log_path, "rb") as f:

@@ -19,14 +19,15 @@ class GoldenTest(unittest.TestCase):
         cfg["path_roots"] = [kilntest.DATA]
         for path in files:
             d = kilntest.Daemon(cfg)
+            captures: dict = {}
             try:
                 for case in golden.load(path):
                     with self.subTest(file=os.path.basename(path), case=case["name"]):
-                        replies = kilntest.raw_exchange(d.socket_path, golden.request_line(case),
+                        replies = kilntest.raw_exchange(d.socket_path, golden.request_line(case, captures),
                                                         replies=len(case["expect"]), timeout=60)
                         for r in replies:
                             r.pop("_attachment", None)
-                        self.assertEqual(golden.check_case(case, replies), [])
+                        self.assertEqual(golden.check_case(case, replies, captures), [])
             finally:
                 self.assertEqual(d.stop(), 0, d.read_log()[-3000:])
 

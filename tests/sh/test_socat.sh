@@ -11,8 +11,8 @@ for f in "$ROOT"/proto/examples/*.json; do
 	n=$($PY -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$f")
 	: > "$tmp/replies"
 	for i in $(seq 0 $((n - 1))); do
-		$PY -c 'import sys; sys.path.insert(0, sys.argv[3]); import golden; sys.stdout.buffer.write(golden.request_line(golden.load(sys.argv[1])[int(sys.argv[2])]))' \
-			"$f" "$i" "$ROOT/tests/python" > "$tmp/req"
+		$PY -c 'import json, sys; sys.path.insert(0, sys.argv[3]); import golden; cases = golden.load(sys.argv[1]); i = int(sys.argv[2]); got = [json.loads(l) for l in open(sys.argv[4], "rb").read().splitlines() if l.strip()]; sys.stdout.buffer.write(golden.request_line(cases[i], golden.captures_from(cases[:i], got)))' \
+			"$f" "$i" "$ROOT/tests/python" "$tmp/replies" > "$tmp/req"
 		send < "$tmp/req" >> "$tmp/replies"
 	done
 	$PY "$ROOT/tests/python/golden.py" check "$f" < "$tmp/replies" > "$tmp/check" 2>&1; rc=$?

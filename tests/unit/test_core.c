@@ -16,6 +16,7 @@
 #include "job.h"
 #include "kiln/error.h"
 #include "kiln/utf8.h"
+#include "log.h"
 
 static void setup(void)
 {
@@ -344,6 +345,26 @@ START_TEST(utf8_scrub_and_prefix)
 }
 END_TEST
 
+START_TEST(log_escape_forgeries)
+{
+	/* A newline, a journal priority, a terminal escape, a C1 CSI, U+2028,
+	 * a backslash and a stray byte: none survives as itself; UTF-8 text
+	 * passes through. */
+	const char in[] = "x\nkilnd error: reload failed\r<0>emerg\x1b[2J\xc2\x9b \xe2\x80\xa8 a\\b \xff caf\xc3\xa9";
+	char out[256];
+	size_t n = log_escape(out, sizeof(out), in, sizeof(in) - 1);
+
+	ck_assert_str_eq(out, "x\\nkilnd error: reload failed\\r<0>emerg\\x1b[2J\\u009b \\u2028 a\\\\b \\xff caf\xc3\xa9");
+	ck_assert_uint_eq(n, strlen(out));
+	/* Cut at an escape boundary, never inside one. */
+	n = log_escape(out, 4, "a\nb", 3);
+	ck_assert_str_eq(out, "a\\n");
+	n = log_escape(out, 3, "a\nb", 3);
+	ck_assert_str_eq(out, "a");
+	ck_assert_uint_eq(n, 1);
+}
+END_TEST
+
 /* A family of the test's own, registered like any other: job_fail's
  * error-sign convention (negative -KILN_E_*) seen from a handler. */
 static void act_fail_negative(struct job *job, json_t *args)
@@ -408,6 +429,7 @@ static Suite *core_suite(void)
 	tcase_add_test(tc, disconnect_cancels_work);
 	tcase_add_test(tc, base64_round_trip);
 	tcase_add_test(tc, utf8_scrub_and_prefix);
+	tcase_add_test(tc, log_escape_forgeries);
 	tcase_add_test(tc, job_fail_takes_negative_codes);
 	suite_add_tcase(s, tc);
 #ifndef NDEBUG

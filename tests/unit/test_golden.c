@@ -3,7 +3,9 @@
  * daemon, with the same matching rules as tests/python/golden.py:
  * "<int>", "<number>", "<string>", "<bool>", "<any>" match by type, objects
  * must have exactly the expected keys unless they hold "<more>": true, and
- * "@DATA@" in requests stands for the tests/data directory.
+ * "@DATA@" in requests stands for the tests/data directory.  "<int:NAME>"
+ * matches an integer and captures it: a later request's string "@NAME@"
+ * stands for it (scene ids are random).
  */
 #include <dirent.h>
 #include <math.h>
@@ -16,6 +18,7 @@
 #include "harness.h"
 
 static char data_dir[4096];
+static json_t *captures; /* NAME -> value, per file */
 
 static int matches(json_t *exp, json_t *act, char *why, size_t len, const char *where)
 {
@@ -25,6 +28,17 @@ static int matches(json_t *exp, json_t *act, char *why, size_t len, const char *
 
 	if (json_is_string(exp) && json_string_value(exp)[0] == '<') {
 		const char *t = json_string_value(exp);
+		size_t tl = strlen(t);
+		if (strncmp(t, "<int:", 5) == 0 && tl > 6 && t[tl - 1] == '>') {
+			char name[64];
+			snprintf(name, sizeof(name), "%.*s", (int)(tl - 6), t + 5);
+			if (!json_is_integer(act)) {
+				snprintf(why, len, "%s: expected an integer", where);
+				return 0;
+			}
+			json_object_set(captures, name, act);
+			return 1;
+		}
 		int ok = strcmp(t, "<any>") == 0 || (strcmp(t, "<int>") == 0 && json_is_integer(act)) ||
 			 (strcmp(t, "<number>") == 0 && json_is_number(act)) ||
 			 (strcmp(t, "<string>") == 0 && json_is_string(act)) ||
@@ -119,6 +133,21 @@ static char *request_text(json_t *send)
 		free(sub);
 		sub = again;
 	}
+	/* "@NAME@" strings become the captured values. */
+	const char *name;
+	json_t *v;
+	json_object_foreach(captures, name, v) {
+		char token[80], *p, *out;
+		snprintf(token, sizeof(token), "\"@%s@\"", name);
+		while ((p = strstr(sub, token))) {
+			char *val = json_dumps(v, JSON_ENCODE_ANY);
+			if (asprintf(&out, "%.*s%s%s", (int)(p - sub), sub, val, p + strlen(token)) < 0)
+				abort();
+			free(val);
+			free(sub);
+			sub = out;
+		}
+	}
 	return sub;
 }
 
@@ -174,7 +203,9 @@ START_TEST(golden_examples)
 		snprintf(path, sizeof(path), "proto/examples/%s", de->d_name);
 		/* A fresh daemon per file, so examples that build state start clean. */
 		harness_start(cfg);
+		captures = json_object();
 		failed += replay_file(path);
+		json_decref(captures);
 		harness_stop();
 		files++;
 	}
