@@ -191,7 +191,9 @@ class CorpusTest(kilntest.KilnTestCase):
         # The daemon refuses relative paths (the client resolves them first).
         with self.assertRaises(kiln.InvalidArgs):
             self.client.call("corpus.load", {"name": "rel", "paths": ["relative.txt"]})
-        e = self.expect_load_error("not_found", name="rel", paths=["relative-missing.txt"])
+        # Resolved by the client against its working directory: outside the
+        # roots, so forbidden whether or not it exists (no existence oracle).
+        e = self.expect_load_error("forbidden", name="rel", paths=["relative-missing.txt"])
         self.assertEqual(e.detail["failed"][0]["path"], os.path.abspath("relative-missing.txt"))
         # No corpus was installed by any of the failed loads.
         for name in ("bad", "zero", "dup", "nf", "fb", "rel"):
