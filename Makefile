@@ -249,7 +249,7 @@ proto: $(BUILD)/kilnd
 # goes where /usr/bin/python3 finds it for that prefix
 # (/usr/local/lib/python3.X/dist-packages, /usr/lib/python3/dist-packages),
 # else into $(PREFIX)/lib/python3.X/site-packages (add it to PYTHONPATH).
-VERSION      := $(shell sed -n 's/^\#define KILN_VERSION "\(.*\)"/\1/p' daemon/server.h)
+VERSION      := $(shell sed -n 's/^\#define KILN_VERSION "\(.*\)"/\1/p' include/kiln/version.h)
 BINDIR       ?= $(PREFIX)/bin
 SYSCONFDIR   ?= /etc
 UNITDIR      ?= $(PREFIX)/lib/systemd/system
@@ -417,7 +417,7 @@ INCLUDEDIR ?= $(PREFIX)/include
 LIBDIR     ?= $(PREFIX)/lib
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 PC_SED = -e 's|@PREFIX@|$(PREFIX)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-	-e 's|@VERSION@|$(shell cat daemon/*.h | sed -n 's/^\#define KILN_VERSION "\(.*\)"/\1/p')|' \
+	-e 's|@VERSION@|$(shell sed -n 's/^\#define KILN_VERSION "\(.*\)"/\1/p' include/kiln/version.h)|' \
 	-e 's|@ABI@|$(KILN_MODULE_ABI)|'
 
 install: install-dev

@@ -143,6 +143,11 @@ static int walk(int rootfd, const char *rest, int flags, mode_t mode)
 		if (!next) {
 			fd = openat(stack[depth], comp, flags | O_NOFOLLOW | O_CLOEXEC, mode);
 			fd = fd < 0 ? -errno : fd;
+			/* O_DIRECTORY on a symlink says ENOTDIR: a link is a way
+			 * out, as openat2 reports it, not a missing file. */
+			if ((fd == -ENOTDIR || fd == -ELOOP) &&
+			    fstatat(stack[depth], comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+				fd = -ELOOP;
 			goto out;
 		}
 		if (depth + 1 >= MAX_DEPTH) {
