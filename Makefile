@@ -418,7 +418,7 @@ LIBDIR     ?= $(PREFIX)/lib
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 PC_SED = -e 's|@PREFIX@|$(PREFIX)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	-e 's|@VERSION@|$(shell sed -n 's/^\#define KILN_VERSION "\(.*\)"/\1/p' include/kiln/version.h)|' \
-	-e 's|@ABI@|$(KILN_MODULE_ABI)|'
+	-e 's|@ABI@|$(KILN_MODULE_ABI)|' -e 's|@DOCDIR@|$(DOCDIR)|'
 
 install: install-dev
 uninstall: uninstall-dev

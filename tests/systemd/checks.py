@@ -596,8 +596,10 @@ def check_user_service() -> str:
     expect(states and os.listdir(states[0]), f"no job record in the user's state directory {states}")
     expect(os.stat(states[0]).st_uid == uid, "state directory not the user's")
     sh(*as_user, "systemctl", "--user", "reload", "kilnd.service")
-    # The system daemon must not read the user's file (ProtectHome=yes).
-    with client() as c:
+    # The system daemon must not open the user's file itself (ProtectHome=yes):
+    # a plain path, not a passed descriptor (with one, the client's own
+    # rights decide, which is the point of passing it).
+    with kiln.Client(SOCK, connect_timeout=10, pass_fds=False) as c:
         try:
             c.corpus_load("theirs", [f"{home}/notes.txt"])
             raise Failure("the system kilnd read a file under /home")
