@@ -264,62 +264,10 @@ void request_clear(struct request *req)
 /* Appends a string literal (its length known at compile time). */
 #define PUT(q, lit) outq_append((q), (lit), sizeof(lit) - 1)
 
-/* Appends `s` as a JSON string.  Messages quote client input cut to byte
- * limits ("%.100s"), which can split a UTF-8 sequence, and may name files:
- * invalid UTF-8 becomes U+FFFD, so a reply line is always valid JSON. */
-static void put_string(struct outq *q, const char *s)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t n = strlen(s);
-	/* Worst case: every byte becomes a 6-byte escape, plus the quotes. */
-	char *p = outq_reserve(q, 6 * n + 2), *start = p;
-	const unsigned char *u = (const unsigned char *)s, *end = u + n;
-	uint32_t cp;
-
-	*p++ = '"';
-	while (u < end) {
-		unsigned char ch = *u;
-		size_t len;
-		if (ch >= 0x20 && ch < 0x80 && ch != '"' && ch != '\\') {
-			*p++ = (char)*u++;
-			continue;
-		}
-		if (ch < 0x80) {
-			*p++ = '\\';
-			switch (ch) {
-			case '"': *p++ = '"'; break;
-			case '\\': *p++ = '\\'; break;
-			case '\n': *p++ = 'n'; break;
-			case '\t': *p++ = 't'; break;
-			case '\r': *p++ = 'r'; break;
-			default:
-				*p++ = 'u';
-				*p++ = '0';
-				*p++ = '0';
-				*p++ = hex[ch >> 4];
-				*p++ = hex[ch & 15];
-			}
-			u++;
-			continue;
-		}
-		len = kiln_utf8_decode(u, (size_t)(end - u), &cp);
-		if (len == 0) {
-			memcpy(p, "\xef\xbf\xbd", 3);
-			p += 3;
-			u++;
-			continue;
-		}
-		memcpy(p, u, len);
-		p += len;
-		u += len;
-	}
-	*p++ = '"';
-	outq_commit(q, (size_t)(p - start));
-}
-
 /* Appends s[0..n) as a JSON string escaped as jansson's encoder escapes it
- * (\\ \" \b \f \n \r \t, other controls as \u00XX); invalid UTF-8
- * (only a string made unchecked can hold it) becomes U+FFFD. */
+ * (\\ \" \b \f \n \r \t, other controls as \u00XX).  Invalid UTF-8
+ * becomes U+FFFD, so a reply line is always valid JSON: messages quote
+ * client input cut to byte limits ("%.100s"), which can split a sequence. */
 static void put_json_string(struct outq *q, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";
@@ -490,9 +438,9 @@ void envelope_write_reply(struct outq *q, const json_int_t *job_id, const struct
 	/* The envelope is written as text and only the payload objects go
 	 * through jansson: this is the hot path of every request. */
 	put_job_id(q, job_id);
-	put_string(q, r->result);
+	put_json_string(q, r->result, strlen(r->result));
 	PUT(q, ",\"message\":");
-	put_string(q, r->message ? r->message : "");
+	put_json_string(q, r->message ? r->message : "", r->message ? strlen(r->message) : 0);
 	PUT(q, ",\"failed_hosts\":");
 	if (r->failed_hosts)
 		put_json(q, r->failed_hosts);
