@@ -12,10 +12,10 @@ import os
 import socket
 import time
 import unittest
-import zlib
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List
 
 import kilntest
+import pngio
 import kiln
 from kiln._scene import material as _material
 
@@ -23,71 +23,6 @@ SCENES = os.path.join(kilntest.DATA, "scenes")
 GOLDEN = os.path.join(kilntest.DATA, "golden")
 TOLERANCE = 6          # per channel, out of 255
 MAX_OFF_PIXELS = 0.01  # fraction of pixels allowed beyond the tolerance
-
-
-def png_rgba(data: bytes) -> Tuple[int, int, bytes]:
-    """Decodes an 8-bit RGBA or 8-bit palette, non-interlaced PNG (what kilnd
-    writes, and tests/data/scenes/palette.png) to RGBA with the standard
-    library only, so the test needs no Pillow."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    pos, idat, width = 8, b"", 0
-    height = ctype = 0
-    plte, trns = b"", b""
-    while pos < len(data):
-        n = int.from_bytes(data[pos:pos + 4], "big")
-        kind = data[pos + 4:pos + 8]
-        body = data[pos + 8:pos + 8 + n]
-        if kind == b"IHDR":
-            width, height = int.from_bytes(body[0:4], "big"), int.from_bytes(body[4:8], "big")
-            ctype = body[9]
-            assert body[8] == 8 and ctype in (3, 6) and body[12] == 0, "expected 8-bit RGBA or palette"
-        elif kind == b"PLTE":
-            plte = body
-        elif kind == b"tRNS":
-            trns = body
-        elif kind == b"IDAT":
-            idat += body
-        pos += 12 + n
-    raw = zlib.decompress(idat)
-    bpp = 4 if ctype == 6 else 1
-    stride = width * bpp
-    out = bytearray()
-    prev = bytearray(stride)
-    for y in range(height):
-        f = raw[y * (stride + 1)]
-        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
-        for i in range(stride):
-            a = line[i - bpp] if i >= bpp else 0
-            b = prev[i]
-            c = prev[i - bpp] if i >= bpp else 0
-            if f == 1:
-                line[i] = (line[i] + a) & 255
-            elif f == 2:
-                line[i] = (line[i] + b) & 255
-            elif f == 3:
-                line[i] = (line[i] + (a + b) // 2) & 255
-            elif f == 4:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        prev = line
-        if ctype == 6:
-            out += line
-            continue
-        for k in line:
-            out += plte[3 * k:3 * k + 3] + bytes([trns[k] if k < len(trns) else 255])
-    return width, height, bytes(out)
-
-
-def png_rgb_encode(width: int, height: int, rgb: bytes) -> bytes:
-    """An 8-bit truecolour PNG (no filter), standard library only."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (len(body).to_bytes(4, "big") + kind + body
-                + (zlib.crc32(kind + body) & 0xffffffff).to_bytes(4, "big"))
-    rows = b"".join(b"\0" + rgb[y * width * 3:(y + 1) * width * 3] for y in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", width.to_bytes(4, "big") + height.to_bytes(4, "big")
-                                          + bytes([8, 2, 0, 0, 0]))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
 def basic_doc() -> Dict[str, Any]:
@@ -134,11 +69,11 @@ def compare(testcase: unittest.TestCase, name: str, width: int, height: int, rgb
         # render with it would pass whatever kilnd drew: write, then fail.
         rgb = b"".join(rgba[i:i + 3] for i in range(0, len(rgba), 4))
         with open(path, "wb") as f:
-            f.write(png_rgb_encode(width, height, rgb))
+            f.write(pngio.encode_rgb(width, height, rgb))
         testcase.fail(f"{path} rewritten from this render (KILN_UPDATE_GOLDEN is set), so it was not "
                       "compared: look at it, commit it, and run again without KILN_UPDATE_GOLDEN")
     with open(path, "rb") as f:
-        gw, gh, golden = png_rgba(f.read())
+        gw, gh, golden = pngio.decode_rgba(f.read())
     testcase.assertEqual((gw, gh), (width, height))
     off = 0
     worst = 0
@@ -255,7 +190,7 @@ class SceneTest(kilntest.KilnTestCase):
     def test_png_and_region(self) -> None:
         with self.load(basic_doc()) as s:
             full = s.render()
-            w, h, rgba = png_rgba(s.render_png())
+            w, h, rgba = pngio.decode_rgba(s.render_png())
             self.assertEqual((w, h), (64, 48))
             self.assertEqual(rgba, full)
             part = s.render(region={"x": 10, "y": 5, "width": 20, "height": 30})
@@ -272,7 +207,7 @@ class SceneTest(kilntest.KilnTestCase):
             with open(path, "rb") as f:
                 png = f.read()
             self.assertEqual(data["bytes"], len(png))
-            self.assertEqual(png_rgba(png)[2], s.render())
+            self.assertEqual(pngio.decode_rgba(png)[2], s.render())
             with self.assertRaises(kiln.Forbidden):
                 s.render_output(output="/etc/kiln-test-should-not-exist.png")
 
@@ -336,12 +271,12 @@ class SceneTest(kilntest.KilnTestCase):
         # the same texture decoded here and written as a truecolour PNG
         # renders to the same bytes, and shows several colours.
         with open(os.path.join(SCENES, "palette.png"), "rb") as f:
-            w, h, rgba = png_rgba(f.read())
+            w, h, rgba = pngio.decode_rgba(f.read())
         rgb = b"".join(rgba[i:i + 3] for i in range(0, len(rgba), 4))
         self.assertGreater(len({rgb[i:i + 3] for i in range(0, len(rgb), 3)}), 3)
         truecolour = os.path.join(self.daemon.dir, "palette-rgb.png")
         with open(truecolour, "wb") as f:
-            f.write(png_rgb_encode(w, h, rgb))
+            f.write(pngio.encode_rgb(w, h, rgb))
         images = []
         for tex in (os.path.join(SCENES, "palette.png"), truecolour):
             with self.client.scene(width=32, height=32) as s:
