@@ -24,30 +24,40 @@ struct iarr {
 	size_t n, cap;
 };
 
+/* The array `v` (n elements of `size` bytes used, *cap allocated) with room
+ * for one more, doubling: `v` itself, a reallocated copy (*cap updated), or
+ * NULL when out of memory (`v` unchanged). */
+static void *grow(void *v, size_t n, size_t *cap, size_t size)
+{
+	size_t ncap;
+
+	if (n < *cap)
+		return v;
+	ncap = *cap ? *cap * 2 : 256;
+	v = realloc(v, ncap * size);
+	if (v)
+		*cap = ncap;
+	return v;
+}
+
 static int dpush(struct darr *a, double x)
 {
-	if (a->n == a->cap) {
-		size_t ncap = a->cap ? a->cap * 2 : 256;
-		double *p = realloc(a->v, ncap * sizeof(*p));
-		if (!p)
-			return -1;
-		a->v = p;
-		a->cap = ncap;
-	}
+	double *p = grow(a->v, a->n, &a->cap, sizeof(*p));
+
+	if (!p)
+		return -1;
+	a->v = p;
 	a->v[a->n++] = x;
 	return 0;
 }
 
 static int ipush(struct iarr *a, int32_t x)
 {
-	if (a->n == a->cap) {
-		size_t ncap = a->cap ? a->cap * 2 : 256;
-		int32_t *p = realloc(a->v, ncap * sizeof(*p));
-		if (!p)
-			return -1;
-		a->v = p;
-		a->cap = ncap;
-	}
+	int32_t *p = grow(a->v, a->n, &a->cap, sizeof(*p));
+
+	if (!p)
+		return -1;
+	a->v = p;
 	a->v[a->n++] = x;
 	return 0;
 }
