@@ -51,6 +51,9 @@ static void setup(void)
 	ck_assert_int_eq(symlink("../outside.txt", q), 0);
 	snprintf(q, sizeof(q), "%s/root/inner", base);
 	ck_assert_int_eq(symlink("sub/b.txt", q), 0);
+	/* A directory link leading out of the root. */
+	snprintf(q, sizeof(q), "%s/root/dirlink", base);
+	ck_assert_int_eq(symlink(base, q), 0);
 	snprintf(conf, sizeof(conf), "%s/kiln.json", base);
 	snprintf(p, sizeof(p), "{\"path_roots\": [\"%s/root\"]}", base);
 	FILE *f = fopen(conf, "w");
@@ -119,6 +122,14 @@ static void check_all(void)
 	snprintf(p, sizeof(p), "%s/escape.txt", base);
 	ck_assert_int_eq(access(p, F_OK), -1);
 	unlink(p);
+	/* Through a symlinked directory: a way out, not a missing file, for
+	 * writes (the target's directory) and directory listings alike. */
+	snprintf(p, sizeof(p), "%s/root/dirlink/escape.txt", base);
+	ck_assert_int_eq(kiln_path_create(cfg, p, true, &out, NULL, err, sizeof(err)), -KILN_E_FORBIDDEN);
+	snprintf(p, sizeof(p), "%s/escape.txt", base);
+	ck_assert_int_eq(access(p, F_OK), -1);
+	snprintf(p, sizeof(p), "%s/root/dirlink", base);
+	ck_assert_int_eq(kiln_path_opendir(cfg, p, err, sizeof(err)), -KILN_E_FORBIDDEN);
 }
 
 START_TEST(with_openat2)
