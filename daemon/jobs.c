@@ -337,7 +337,7 @@ static void keep_within_limit(struct jobrec *r)
 	snprintf(msg, sizeof(msg), "the reply (%zu bytes) was not kept: uid %u keeps %zu bytes of records "
 		 "(max_detached_record_bytes_per_uid %zu)", r->bytes, (unsigned)r->uid, have, limit);
 	json_t *err = envelope_error_object(KILN_E_TOO_LARGE,
-					   json_pack("{s:s}", "limit", "max_detached_record_bytes_per_uid"));
+					   config_limit_detail(config_current(), "max_detached_record_bytes_per_uid"));
 	struct reply rep = { "error", msg, NULL, NULL, err };
 	json_decref(r->reply);
 	r->reply = envelope_reply_json(id ? &jid : NULL, &rep, NULL, 0, NULL);
@@ -353,14 +353,14 @@ int jobs_detach_allowed(const struct kiln_peer *peer, json_t **detail, char *msg
 	if (running_count(peer->uid) >= cfg->max_detached_per_uid) {
 		snprintf(msg, msglen, "uid %u has %u detached jobs running (max_detached_per_uid)",
 			 (unsigned)peer->uid, cfg->max_detached_per_uid);
-		*detail = json_pack("{s:s}", "limit", "max_detached_per_uid");
+		*detail = config_limit_detail(cfg, "max_detached_per_uid");
 		return -KILN_E_BUSY;
 	}
 	if (stored_bytes(peer->uid) >= cfg->max_detached_record_bytes_per_uid) {
 		snprintf(msg, msglen, "uid %u keeps %zu bytes of detached-job records "
 			 "(max_detached_record_bytes_per_uid); fetch or let them expire first",
 			 (unsigned)peer->uid, stored_bytes(peer->uid));
-		*detail = json_pack("{s:s}", "limit", "max_detached_record_bytes_per_uid");
+		*detail = config_limit_detail(cfg, "max_detached_record_bytes_per_uid");
 		return -KILN_E_TOO_LARGE;
 	}
 	return 0;

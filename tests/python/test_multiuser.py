@@ -849,7 +849,7 @@ class RecordBytesTest(MultiUserCase):
             r = c.job_wait({r["data"]["job"]}, timeout=30, check=False)
             out = [r.result, (r.error or {{}}).get("code"), (r.error or {{}}).get("detail")]
         """)
-        self.assertEqual(done, ["error", "too_large", {"limit": "max_detached_record_bytes_per_uid"}])
+        self.assertEqual(done, ["error", "too_large", {"limit": "max_detached_record_bytes_per_uid", "max": 4000}])
         small = self.b.call("pi", {"digits": 10}, detach=True)
         self.assertEqual(small["result"], "accepted", small)
         self.b.run(f"c.job_wait({small['data']['job']}, timeout=30)")
