@@ -258,7 +258,7 @@ static void run_stage(struct job *job, struct load_ctx *L, job_batch_fn work, si
 /* Work items for a per-file stage: one per pool thread, at most one per file. */
 static size_t stage_items(size_t files)
 {
-	size_t p = (size_t)config_pool_threads();
+	size_t p = (size_t)job_parallelism();
 
 	return p < files ? p : files;
 }

@@ -83,7 +83,7 @@ static void query_start(struct job *job, struct corpus *c, part_fn run, finish_f
 			void (*free_state)(void *))
 {
 	struct query *q = calloc(1, sizeof *q);
-	size_t parts = (size_t)config_pool_threads();
+	size_t parts = (size_t)job_parallelism();
 
 	if (parts > c->ndocs)
 		parts = c->ndocs ? c->ndocs : 1;
@@ -413,7 +413,7 @@ void corpus_act_search(struct job *job, json_t *args)
 		search_state_free(s);
 		return;
 	}
-	size_t parts = (size_t)config_pool_threads();
+	size_t parts = (size_t)job_parallelism();
 	s->hits = calloc(parts + 1, sizeof *s->hits); /* NULL-terminated */
 	s->nhits = calloc(parts, sizeof *s->nhits);
 	s->total = calloc(parts, sizeof *s->total);

@@ -256,7 +256,7 @@ static void comp_end(struct pi_comp *c)
 /* Parallel parts of a computation: the pool size, at most 64. */
 static unsigned pool_threads(void)
 {
-	unsigned n = config_pool_threads();
+	unsigned n = job_parallelism();
 
 	return n > 64 ? 64 : n;
 }

@@ -57,7 +57,6 @@ static struct {
 	unsigned count;
 	unsigned pending_loads; /* slots reserved by scene.load in flight */
 	size_t memory;          /* sum of memory over the table */
-	unsigned workers;       /* render work items per request (pool size) */
 } st;
 
 static void entry_unref(struct scene_entry *e)
@@ -777,7 +776,7 @@ static void render_start(struct job *job, struct render_ctx *r)
 	r->tiles = kiln_render_tile_count(&r->cur);
 	atomic_store(&r->next_tile, 0);
 	atomic_store(&r->tiles_done, 0);
-	n = st.workers < r->tiles ? st.workers : r->tiles;
+	n = job_parallelism() < r->tiles ? job_parallelism() : r->tiles;
 	if (job_queue_batch(job, n ? n : 1, render_work, render_done, r) == 0)
 		return;
 	job_fail(job, -KILN_E_INTERNAL, NULL, "cannot queue work");
@@ -1111,7 +1110,6 @@ static void act_render(struct job *job, json_t *args)
 static int scene_init(const struct kiln_config *cfg)
 {
 	(void)cfg;
-	st.workers = config_pool_threads();
 	return 0;
 }
 

@@ -43,7 +43,8 @@ static const struct key keys[] = {
 	  "permissions of the socket file, as an octal string" },
 	{ "log_level", K_LEVEL, OFF(log_level), 0, 0, "\"info\"", "error, warn, info or debug" },
 	{ "threads", K_UINT, OFF(threads), 0, 1024, "0",
-	  "thread-pool size for CPU work; 0 means the number of CPUs (read at startup only)" },
+	  "thread-pool size for CPU work; 0 means the number of CPUs plus one, so that one user's share "
+	  "(pool_threads_per_uid) covers every CPU (read at startup only)" },
 	{ "pool_threads_per_uid", K_UINT, OFF(pool_threads_per_uid), 0, 1024, "0",
 	  "thread-pool work items one uid may have running at once (more wait their turn), so one "
 	  "user's long jobs never take every thread; 0 means the pool size minus one (at least 1)" },
@@ -466,7 +467,10 @@ unsigned config_pool_threads(void)
 {
 	if (!config_state.pool_threads) {
 		const struct kiln_config *cfg = config_state.current;
-		long n = cfg && cfg->threads ? (long)cfg->threads : sysconf(_SC_NPROCESSORS_ONLN);
+		/* Automatic: one thread per CPU, plus one, so that one user's
+		 * share (every thread but one, pool_threads_per_uid) still
+		 * covers every CPU while another user's work can start. */
+		long n = cfg && cfg->threads ? (long)cfg->threads : sysconf(_SC_NPROCESSORS_ONLN) + 1;
 		config_state.pool_threads = n < 1 ? 1 : n > 1024 ? 1024 : (unsigned)n;
 	}
 	return config_state.pool_threads;

@@ -485,8 +485,13 @@ static unsigned uid_share(void)
 	unsigned set = config_current()->pool_threads_per_uid, pool = config_pool_threads();
 
 	if (set)
-		return set;
+		return set < pool ? set : pool;
 	return pool > 1 ? pool - 1 : 1;
+}
+
+unsigned job_parallelism(void)
+{
+	return uid_share();
 }
 
 static int submit(struct work *w)

@@ -94,6 +94,11 @@ int job_queue_batch(struct job *job, unsigned count, job_batch_fn work, job_done
  * returns): a finished job with no work pending is freed at once. */
 void job_release_on_pool(struct job *job, void (*release)(void *obj), void *obj);
 
+/* How many work items one uid runs at once (pool_threads_per_uid, by
+ * default every pool thread but one): what a job splits its work into.
+ * Loop thread. */
+unsigned job_parallelism(void);
+
 /* True once the job is cancelled (any thread). */
 bool job_cancelled(const struct job *job);
 /* The flag as a token for compute functions (any thread). */
