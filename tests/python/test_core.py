@@ -295,6 +295,39 @@ class OutputBufferTest(KilnTestCase):
             s.close()
 
 
+class PoolShareTest(KilnTestCase):
+    """With the automatic pool (threads 0) one user's work runs on every
+    CPU at once: the pool is CPUs + 1 and a uid's share every thread but
+    one, so one thread stays free for other users (test_multiuser)."""
+
+    @unittest.skipUnless(os.getuid() == 0, "stats.per_uid is shown to root and admins only")
+    def test_one_user_uses_every_cpu(self) -> None:
+        ncpu = os.sysconf("SC_NPROCESSORS_ONLN")
+        clients = [kiln.Client(self.socket_path) for _ in range(ncpu + 1)]
+        try:
+            threads = [threading.Thread(target=c.call, args=("sleep", {"seconds": 2.0}), kwargs={"timeout": 30})
+                       for c in clients]
+            for t in threads:
+                t.start()
+            deadline = time.monotonic() + 10
+            workers = 0
+            while time.monotonic() < deadline:
+                per_uid = self.client.stats().get("per_uid", {})
+                workers = per_uid.get(str(os.getuid()), {}).get("pool_workers", 0)
+                if workers >= ncpu:
+                    break
+                time.sleep(0.05)
+            # Every CPU, and not one more: the last sleep waits its turn.
+            self.assertEqual(workers, ncpu)
+            time.sleep(0.3)
+            self.assertEqual(self.client.stats()["per_uid"][str(os.getuid())]["pool_workers"], ncpu)
+            for t in threads:
+                t.join(30)
+        finally:
+            for c in clients:
+                c.close()
+
+
 class DefaultTimeoutTest(KilnTestCase):
     CONFIG = {"default_timeout": 0.3}
 
